@@ -1,0 +1,188 @@
+"""An adaptation run: evaluate before → adapt → evaluate after → one folder with model and results.
+
+The run folder holds the adapted model and processor (``save_pretrained``; loadable by
+``transformers.pipeline("automatic-speech-recognition", model=folder)``), ``run_config.json``,
+``results.json`` (WER/CER as fractions before and after on every evaluation set), per-utterance
+hypotheses under ``hyps/`` and a short ``report.md``. While training it also holds ``checkpoint/``
+(for ``--resume``) and ``best/``; both are removed when the run finishes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from speechtl.adapt.train import BEST, CHECKPOINT, TrainConfig, train
+from speechtl.data.dataset import load_utterance_audio
+from speechtl.data.manifest import Utterance, read_manifest, total_minutes
+from speechtl.eval import EvalResult, evaluate, write_hypotheses
+from speechtl.fileio import atomic_write_json, atomic_write_text
+from speechtl.models import load_model
+from speechtl.runtime import pick_device, resolve_precision
+from speechtl.text import find_oov, normalize, text_to_model_alphabet
+
+__all__ = ["AdaptConfig", "run_adaptation", "labels_for", "VocabularyError"]
+
+
+@dataclass
+class AdaptConfig:
+    model: str = "speechtl/en-us-synth"  # folder, hub id (e.g. facebook/wav2vec2-base-960h) or shipped model
+    train_manifest: str = ""  # labelled target-domain training manifest (.jsonl or .csv)
+    dev_manifest: str = ""  # target dev manifest: picks the best checkpoint and early stopping
+    test_manifests: list[str] = field(default_factory=list)  # target evaluation manifests
+    source_test_manifest: str = ""  # source-domain evaluation manifest, to measure forgetting
+    out: str = "runs/adapt"  # run folder
+    resume: bool = False  # continue an interrupted run from out/checkpoint
+    on_error: str = "fail"  # unreadable audio: fail (stop, naming the file) or skip (leave out, list in results)
+    eval_batch_seconds: float = 120.0  # padded audio seconds per evaluation batch
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class VocabularyError(ValueError):
+    """Transcripts contain characters the model cannot output."""
+
+
+def labels_for(utts: list[Utterance], tokenizer) -> list[list[int]]:
+    """Token ids of the normalised transcripts, in the model's letter case."""
+    vocab = tokenizer.get_vocab()
+    return [tokenizer(text_to_model_alphabet(normalize(u.text), vocab)).input_ids for u in utts]
+
+
+def _check_vocabulary(sets: dict[str, list[Utterance]], tokenizer, model_name: str) -> None:
+    vocab = tokenizer.get_vocab()
+    for name, utts in sets.items():
+        report = find_oov([(u.id, u.text) for u in utts], vocab)
+        if report:
+            raise VocabularyError(
+                f"{name}: {report.describe()}. The model {model_name!r} cannot write these; they would be "
+                f"trained and scored as <unk>. Fix the transcripts, or adapt to a new alphabet (language adaptation)."
+            )
+
+
+def _set_names(cfg: AdaptConfig) -> dict[str, tuple[str, str]]:
+    """Evaluation set name -> (role, manifest path); names come from the manifest file names."""
+    named: dict[str, tuple[str, str]] = {}
+    entries = [("target", p) for p in cfg.test_manifests]
+    if cfg.source_test_manifest:
+        entries.append(("source", cfg.source_test_manifest))
+    for role, path in entries:
+        name = Path(path).stem
+        while name in named:
+            name += "_"
+        named[name] = (role, path)
+    return named
+
+
+def _scores(result: EvalResult) -> dict:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in result.summary().items()}
+
+
+def run_adaptation(cfg: AdaptConfig, progress: bool = True) -> dict:
+    """Evaluate, adapt and evaluate again; write the run folder and return ``results.json``'s content."""
+    start = time.perf_counter()
+    out = Path(cfg.out)
+    if not cfg.train_manifest:
+        raise ValueError("a training manifest is needed (--train-manifest)")
+    if not cfg.test_manifests and not cfg.dev_manifest:
+        raise ValueError("give at least one evaluation set (--test-manifests or --dev-manifest)")
+    model, processor = load_model(cfg.model)
+    device = pick_device("cpu" if cfg.train.cpu else None)
+    model.to(device)
+    precision = resolve_precision(cfg.train.precision, device)
+
+    eval_sets = _set_names(cfg)
+    manifests = {"train": cfg.train_manifest, **({"dev": cfg.dev_manifest} if cfg.dev_manifest else {}),
+                 **{name: path for name, (_, path) in eval_sets.items()}}
+    utts = {name: read_manifest(path) for name, path in manifests.items()}
+    _check_vocabulary(utts, processor.tokenizer, cfg.model)
+    audio, skipped = {}, []
+    for name in utts:
+        utts[name], audio[name], bad = load_utterance_audio(utts[name], cfg.on_error, progress, f"loading {name}")
+        skipped += [dict(s, set=name) for s in bad]
+        if not utts[name]:
+            raise ValueError(f"{manifests[name]}: no readable audio left ({len(bad)} file(s) skipped)")
+    for s in skipped:
+        print(f"skipped {s['set']}/{s['id']}: {s['reason']}", file=sys.stderr)
+
+    def score_all(when: str) -> dict[str, dict]:
+        scores = {}
+        for name in eval_sets:
+            r = evaluate(model, processor, utts[name], cfg.eval_batch_seconds, precision, progress,
+                         audio[name], desc=f"{when}: {name}")
+            write_hypotheses(r, out / "hyps" / f"{name}.{when}.tsv")
+            scores[name] = _scores(r)
+        return scores
+
+    before = score_all("before")
+    result = train(
+        model, processor, utts["train"], labels_for(utts["train"], processor.tokenizer), out, cfg.train,
+        train_audio=audio["train"], dev_utts=utts.get("dev", ()), dev_audio=audio.get("dev"),
+        resume=cfg.resume, progress=progress,
+    )
+    model.to(device)
+    after = score_all("after")
+
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    sets = {name: {"role": role, "manifest": str(path), "before": before[name], "after": after[name]}
+            for name, (role, path) in eval_sets.items()}
+    results = {
+        "model": cfg.model,
+        "sets": sets,
+        "target": next((dict(before=s["before"], after=s["after"]) for s in sets.values() if s["role"] == "target"),
+                       None),
+        "source": next((dict(before=s["before"], after=s["after"]) for s in sets.values() if s["role"] == "source"),
+                       None),
+        "labelled_minutes": round(total_minutes(utts["train"]), 3),
+        "trainable_params": result.trainable_params,
+        "train": {k: v for k, v in asdict(result).items()},
+        "skipped": skipped,
+        "seed": cfg.train.seed,
+        "device": str(device),
+        "precision": precision,
+        "wall_s": round(time.perf_counter() - start, 1),
+        "command": " ".join(sys.argv),
+    }
+    atomic_write_json(out / "run_config.json", asdict(cfg))
+    atomic_write_json(out / "results.json", results)
+    atomic_write_text(out / "report.md", render_report(results))
+    for folder in (CHECKPOINT, BEST):
+        shutil.rmtree(out / folder, ignore_errors=True)
+    return results
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def _rel(before: float, after: float) -> str:
+    return "–" if not before else f"{100 * (after - before) / before:+.0f}%"
+
+
+def render_report(results: dict) -> str:
+    """A short markdown table: WER/CER (%) before → after per evaluation set."""
+    lines = [
+        f"# Adaptation of `{results['model']}`",
+        "",
+        "| set | role | WER before | WER after | change | CER before | CER after | words |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, s in results["sets"].items():
+        b, a = s["before"], s["after"]
+        lines.append(f"| {name} | {s['role']} | {_pct(b['wer'])} | {_pct(a['wer'])} | {_rel(b['wer'], a['wer'])} "
+                     f"| {_pct(b['cer'])} | {_pct(a['cer'])} | {b['num_words']} |")
+    t = results["train"]
+    lines += [
+        "",
+        f"Labelled minutes: {results['labelled_minutes']:.1f} · trainable parameters: {results['trainable_params']:,} · "
+        f"steps: {t['steps']} (best dev step: {t['best_step']}) · wall time: {results['wall_s']:.0f} s · "
+        f"seed: {results['seed']} · {results['device']}/{results['precision']}",
+    ]
+    if results["skipped"]:
+        lines += ["", f"Skipped {len(results['skipped'])} unreadable file(s):"]
+        lines += [f"- {s['set']}/{s['id']}: {s['reason']}" for s in results["skipped"]]
+    lines += ["", f"Command: `{results['command']}`", ""]
+    return "\n".join(lines)

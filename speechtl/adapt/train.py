@@ -1,0 +1,276 @@
+"""The fine-tuning loop: CTC on length-grouped batches, built on accelerate.
+
+One loop serves every use (accent adaptation, training the shipped source model from scratch):
+AdamW, linear warm-up then linear decay, optional gradient accumulation, bf16 autocast for the
+forward pass with the CTC loss in fp32, dev WER every ``eval_every`` steps keeping the best weights,
+early stopping, and an atomically written checkpoint that ``resume=True`` continues from exactly
+(same data order, optimizer, scheduler and random state). ``accelerate launch`` runs it on several
+processes/GPUs with no code change.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from speechtl.audio import load_audio
+from speechtl.data.dataset import AudioDataset, CtcCollator, length_grouped_batches
+from speechtl.data.manifest import Utterance
+from speechtl.decode import forward_logits, uses_attention_mask
+from speechtl.eval import evaluate
+from speechtl.fileio import atomic_dir, atomic_write_json
+from speechtl.runtime import resolve_precision, set_threads
+
+__all__ = ["TrainConfig", "TrainResult", "train", "ctc_loss", "trainable_parameters"]
+
+CHECKPOINT = "checkpoint"  # folder inside the run folder: the state to resume from
+BEST = "best"  # folder inside the run folder: weights with the best dev WER so far
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 1e-4  # peak learning rate (AdamW)
+    max_steps: int = 300  # optimizer steps
+    warmup_ratio: float = 0.1  # share of max_steps with linearly rising learning rate
+    batch_seconds: float = 120.0  # padded audio seconds per batch (per process)
+    grad_accum: int = 1  # batches per optimizer step
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    eval_every: int = 50  # steps between dev evaluations and checkpoints
+    patience: int = 0  # stop after this many evaluations without dev improvement (0: never)
+    freeze_feature_encoder: bool = True  # keep the convolutional feature encoder fixed
+    precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
+    seed: int = 0
+    threads: int = 0  # CPU threads for torch (0: torch's default)
+    cpu: bool = False  # train on the CPU even when CUDA is present
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of the current epoch already consumed
+    best_wer: float | None = None
+    best_cer: float | None = None
+    best_step: int | None = None
+    bad_evals: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    best_step: int | None
+    best_dev_wer: float | None
+    trainable_params: int
+    wall_s: float
+    history: list[dict]
+    stopped_early: bool
+
+
+def trainable_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def ctc_loss(logits: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor, label_lengths: torch.Tensor, blank: int):
+    """Mean CTC loss per target token, always in fp32 (outside autocast). logits (B, T, V), labels (B, L) padded -100."""
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # (T, B, V)
+        targets = labels.masked_select(labels >= 0)
+        loss = F.ctc_loss(
+            log_probs, targets, lengths, label_lengths, blank=blank, reduction="sum", zero_infinity=True
+        )
+    return loss / label_lengths.sum().clamp(min=1)
+
+
+def _rng_state() -> tuple[dict, dict]:
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda{i}"] = s
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    tensors["numpy"] = torch.from_numpy(keys.astype(np.int64))
+    meta = {"numpy": [kind, int(pos), int(has_gauss), float(gauss)], "python": _to_json(random.getstate())}
+    return tensors, meta
+
+
+def _to_json(x):
+    return [_to_json(v) for v in x] if isinstance(x, tuple) else x
+
+
+def _set_rng_state(tensors: dict, meta: dict) -> None:
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("cuda"))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    kind, pos, has_gauss, gauss = meta["numpy"]
+    np.random.set_state((kind, tensors["numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = meta["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def _state_dict(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def _save_checkpoint(folder: Path, model, optimizer, scheduler, state: TrainState) -> None:
+    with atomic_dir(folder) as tmp:
+        save_file(_state_dict(model), tmp / "model.safetensors")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        rng_tensors, rng_meta = _rng_state()
+        save_file(rng_tensors, tmp / "rng.safetensors")
+        atomic_write_json(tmp / "trainer_state.json", {
+            "state": asdict(state), "scheduler": scheduler.state_dict(), "rng": rng_meta,
+        })
+
+
+def _load_checkpoint(folder: Path, model, optimizer, scheduler) -> TrainState:
+    model.load_state_dict(load_file(folder / "model.safetensors"))
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    meta = json.loads((folder / "trainer_state.json").read_text())
+    scheduler.load_state_dict(meta["scheduler"])
+    _set_rng_state(load_file(folder / "rng.safetensors"), meta["rng"])
+    return TrainState(**meta["state"])
+
+
+def train(
+    model,
+    processor,
+    train_utts: Sequence[Utterance],
+    labels: Sequence[Sequence[int]],
+    out_dir: str | Path,
+    cfg: TrainConfig,
+    train_audio: Sequence[np.ndarray] | None = None,
+    dev_utts: Sequence[Utterance] = (),
+    dev_audio: Sequence[np.ndarray] | None = None,
+    resume: bool = False,
+    on_step: Callable[[TrainState], None] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Fine-tune ``model`` in place; at the end it holds the best-dev weights (or the last ones without dev).
+
+    ``train_audio``/``dev_audio``: the utterances' audio already loaded (else read from disk as needed).
+    """
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    set_threads(cfg.threads)
+    set_seed(cfg.seed)
+    accelerator = Accelerator(cpu=cfg.cpu, gradient_accumulation_steps=cfg.grad_accum)
+    precision = resolve_precision(cfg.precision, accelerator.device)
+    if cfg.freeze_feature_encoder:
+        model.freeze_feature_encoder()
+    model.config.ctc_zero_infinity = True
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    raw_model = accelerator.unwrap_model(model)
+
+    state = TrainState()
+    if resume and (out_dir / CHECKPOINT / "trainer_state.json").is_file():
+        state = _load_checkpoint(out_dir / CHECKPOINT, raw_model, optimizer, scheduler)
+        accelerator.print(f"resuming from step {state.step} ({out_dir / CHECKPOINT})")
+
+    dataset = AudioDataset(train_utts, labels, audio=train_audio)
+    durations = [u.duration_s for u in train_utts]
+    collate = CtcCollator(processor.feature_extractor)
+    pass_mask = uses_attention_mask(processor)
+    blank = raw_model.config.pad_token_id
+    if dev_utts and dev_audio is None:
+        dev_audio = [load_audio(u.audio_path) for u in dev_utts]
+
+    bar = tqdm(total=cfg.max_steps, initial=state.step, desc="adapting", unit="step",
+               disable=not (progress and accelerator.is_main_process))
+    losses: list[float] = []
+    stopped_early = False
+    model.train()
+    while state.step < cfg.max_steps and not stopped_early:
+        batches = length_grouped_batches(durations, cfg.batch_seconds, seed=cfg.seed * 100_003 + state.epoch)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches[state.batch_in_epoch :], collate_fn=collate)
+        for batch in accelerator.prepare_data_loader(loader, device_placement=False):
+            with accelerator.accumulate(model):
+                logits, lengths = forward_logits(model, batch, pass_mask, precision)
+                loss = ctc_loss(logits, lengths, batch["labels"].to(logits.device),
+                                batch["label_lengths"].to(logits.device), blank)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and cfg.max_grad_norm:
+                    accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            state.batch_in_epoch += 1
+            losses.append(loss.item())
+            if not accelerator.sync_gradients:
+                continue
+            state.step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+            if state.step % cfg.eval_every == 0 or state.step == cfg.max_steps:
+                stopped_early = _evaluate_and_save(
+                    accelerator, model, raw_model, processor, optimizer, scheduler, state, cfg, out_dir,
+                    dev_utts, dev_audio, precision, losses,
+                )
+                losses = []
+                bar.set_postfix(loss=state.history[-1]["train_loss"], dev_wer=state.history[-1].get("dev_wer"))
+            if on_step is not None:
+                on_step(state)
+            if state.step >= cfg.max_steps or stopped_early:
+                break
+        else:
+            state.epoch += 1
+            state.batch_in_epoch = 0
+    bar.close()
+
+    if state.best_step is not None and (out_dir / BEST / "model.safetensors").is_file():
+        raw_model.load_state_dict(load_file(out_dir / BEST / "model.safetensors"))
+    raw_model.eval()
+    return TrainResult(
+        steps=state.step,
+        best_step=state.best_step,
+        best_dev_wer=state.best_wer,
+        trainable_params=trainable_parameters(raw_model),
+        wall_s=time.perf_counter() - start,
+        history=state.history,
+        stopped_early=stopped_early,
+    )
+
+
+def _evaluate_and_save(
+    accelerator, model, raw_model, processor, optimizer, scheduler, state, cfg, out_dir, dev_utts, dev_audio,
+    precision, losses,
+) -> bool:
+    """Score dev, keep the best weights, write the checkpoint. Returns True when early stopping triggers."""
+    entry = {"step": state.step, "train_loss": round(float(np.mean(losses)), 4) if losses else None,
+             "lr": scheduler.get_last_lr()[0]}
+    stop = False
+    if dev_utts:
+        result = evaluate(raw_model, processor, dev_utts, cfg.batch_seconds, precision, audio=dev_audio)
+        model.train()
+        entry.update(dev_wer=result.wer, dev_cer=result.cer)
+        improved = state.best_wer is None or (result.wer, result.cer) < (state.best_wer, state.best_cer)
+        if improved:
+            state.best_wer, state.best_cer, state.best_step, state.bad_evals = result.wer, result.cer, state.step, 0
+            if accelerator.is_main_process:
+                with atomic_dir(out_dir / BEST) as tmp:
+                    save_file(_state_dict(raw_model), tmp / "model.safetensors")
+        else:
+            state.bad_evals += 1
+            stop = bool(cfg.patience) and state.bad_evals >= cfg.patience
+    state.history.append(entry)
+    if accelerator.is_main_process:
+        _save_checkpoint(out_dir / CHECKPOINT, raw_model, optimizer, scheduler, state)
+    accelerator.wait_for_everyone()
+    return stop

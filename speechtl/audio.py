@@ -1,0 +1,146 @@
+"""Audio I/O: any file libsndfile reads → float32 mono 1-D numpy array at 16 kHz.
+
+Reading uses soundfile (libsndfile: WAV, FLAC, OGG/Vorbis, Opus, MP3, AIFF, NIST Sphere, ...);
+resampling uses ``torchaudio.functional.resample`` (band-limited sinc interpolation).
+Headerless ``.raw`` / ``.pcm`` files are read as 16-bit little-endian mono PCM at 16 kHz.
+Every problem with a file raises :class:`AudioError` whose one-line message names the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from speechtl.data.manifest import Utterance
+
+__all__ = ["SAMPLE_RATE", "SILENCE_THRESHOLD", "AudioError", "AudioInfo", "load_audio", "audio_info", "add_durations"]
+
+SAMPLE_RATE = 16_000  # what wav2vec2-family models expect
+SILENCE_THRESHOLD = 1e-6  # a file whose peak |sample| stays below this is rejected as silent
+RAW_SUFFIXES = (".raw", ".pcm")  # headerless: 16-bit little-endian mono PCM at RAW_SAMPLE_RATE
+RAW_SAMPLE_RATE = 16_000
+_SF_COUNT_MAX = 2**63 - 1  # libsndfile's "frame count unknown" (e.g. some MP3 streams)
+_BLOCK_FRAMES = 1 << 16
+
+PathLike = str | os.PathLike
+
+
+class AudioError(ValueError):
+    """An audio file is missing, unreadable or unusable; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    duration_s: float
+    sampling_rate: int
+    channels: int
+    format: str  # "<container>/<encoding>", e.g. "WAV/PCM_16", "MP3/MPEG_LAYER_III", "OGG/OPUS"
+    num_samples: int  # frames per channel
+
+
+def _reason(e: Exception) -> str:
+    """libsndfile's own short message (soundfile's str() repeats the path)."""
+    return (getattr(e, "error_string", None) or str(e)).strip().rstrip(".")
+
+
+def _open(path: PathLike) -> sf.SoundFile:
+    p = Path(path)
+    if not p.is_file():
+        raise AudioError(f"{p}: {'not a regular file' if p.exists() else 'no such audio file'}")
+    try:
+        if p.suffix.lower() in RAW_SUFFIXES:
+            return sf.SoundFile(p, samplerate=RAW_SAMPLE_RATE, channels=1, format="RAW", subtype="PCM_16", endian="LITTLE")
+        return sf.SoundFile(p)
+    except (sf.SoundFileError, RuntimeError, ValueError) as e:
+        raise AudioError(f"{p}: cannot read audio ({_reason(e)})") from e
+
+
+def _known_frames(f: sf.SoundFile) -> int | None:
+    """Frame count from the header, or None when the header has none."""
+    return f.frames if 0 < f.frames < _SF_COUNT_MAX else None
+
+
+def _decode(f: sf.SoundFile) -> np.ndarray:
+    """All frames as float32 (frames, channels), ints scaled to [-1, 1]; block-wise without a frame count."""
+    if _known_frames(f) is not None:
+        return f.read(dtype="float32", always_2d=True)
+    blocks = []
+    while len(block := f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)):
+        blocks.append(block)
+    return np.concatenate(blocks) if blocks else np.zeros((0, f.channels), np.float32)
+
+
+def load_audio(path: PathLike, sampling_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read ``path`` as a float32 mono 1-D array (T,) at ``sampling_rate`` Hz.
+
+    Channels are averaged; rejects empty, non-finite and silent audio with :class:`AudioError`.
+    """
+    with _open(path) as f:
+        try:
+            data = _decode(f)
+        except (sf.SoundFileError, RuntimeError, ValueError) as e:
+            raise AudioError(f"{path}: cannot decode audio ({_reason(e)})") from e
+        orig_rate = f.samplerate
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    if mono.size == 0:
+        raise AudioError(f"{path}: empty audio (0 samples)")
+    if not np.isfinite(mono).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    if np.abs(mono).max() < SILENCE_THRESHOLD:
+        raise AudioError(f"{path}: silent audio (every sample below {SILENCE_THRESHOLD:g})")
+    if orig_rate == sampling_rate:
+        return mono
+    with torch.inference_mode():
+        return AF.resample(torch.from_numpy(mono), orig_rate, sampling_rate).numpy()
+
+
+def audio_info(path: PathLike) -> AudioInfo:
+    """Header facts of ``path`` without decoding (decodes only when the header has no frame count)."""
+    with _open(path) as f:
+        frames = _known_frames(f)
+        if frames is None:
+            frames = len(_decode(f))
+        return AudioInfo(
+            duration_s=frames / f.samplerate,
+            sampling_rate=f.samplerate,
+            channels=f.channels,
+            format=f"{f.format}/{f.subtype}",
+            num_samples=frames,
+        )
+
+
+def add_durations(
+    utts: Sequence[Utterance], on_error: Literal["fail", "skip"] = "fail"
+) -> tuple[list[Utterance], list[tuple[str, str]]]:
+    """Fill ``duration_s`` from the audio header where it is missing.
+
+    Returns (utterances kept, [(utterance id, reason)] skipped). With ``on_error="fail"`` the first
+    unreadable or empty file raises :class:`AudioError` naming the utterance id and the file.
+    """
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+    kept: list[Utterance] = []
+    skipped: list[tuple[str, str]] = []
+    for utt in utts:
+        if utt.duration_s is not None:
+            kept.append(utt)
+            continue
+        try:
+            info = audio_info(utt.audio_path)
+            if info.num_samples == 0:
+                raise AudioError(f"{utt.audio_path}: empty audio (0 samples)")
+        except AudioError as e:
+            if on_error == "fail":
+                raise AudioError(f"utterance {utt.id!r}: {e}") from e
+            skipped.append((utt.id, str(e)))
+            continue
+        kept.append(dataclasses.replace(utt, duration_s=info.duration_s))
+    return kept, skipped

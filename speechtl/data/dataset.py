@@ -1,0 +1,141 @@
+"""Dataset, length-grouped batching under a total-seconds budget, and the collator.
+
+Shapes (legend): B = batch size, S = audio samples at 16 kHz, L = label length.
+A collated batch holds ``input_values`` (B, S) float32, ``attention_mask`` (B, S) long,
+``labels`` (B, L) long padded with -100, ``label_lengths`` (B,) long and ``ids`` (list of B str).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from speechtl.audio import SAMPLE_RATE, AudioError, load_audio
+from speechtl.data.manifest import Utterance
+
+__all__ = ["AudioDataset", "length_grouped_batches", "CtcCollator", "load_utterance_audio", "ON_ERROR"]
+
+
+class AudioDataset(torch.utils.data.Dataset):
+    """Utterances with their label ids. Audio comes from ``audio`` (already loaded) or is read per item."""
+
+    def __init__(
+        self,
+        utts: Sequence[Utterance],
+        labels: Sequence[Sequence[int]] | None = None,
+        audio: Sequence[np.ndarray] | None = None,
+        transform: Callable[[np.ndarray, int], np.ndarray] | None = None,
+    ):
+        self.utts = list(utts)
+        self.labels = list(labels) if labels is not None else None
+        self.audio = list(audio) if audio is not None else None
+        self.transform = transform  # (audio, index) -> audio, e.g. augmentation
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def __getitem__(self, i: int) -> dict:
+        wav = self.audio[i] if self.audio is not None else load_audio(self.utts[i].audio_path)
+        if self.transform is not None:
+            wav = self.transform(wav, i)
+        item = {"id": self.utts[i].id, "audio": wav}
+        if self.labels is not None:
+            item["labels"] = self.labels[i]
+        return item
+
+
+def length_grouped_batches(
+    durations_s: Sequence[float], max_batch_s: float, seed: int | None = 0, pool_factor: int = 50
+) -> list[list[int]]:
+    """Indices grouped into batches of similar length whose *padded* size stays under ``max_batch_s``.
+
+    With a seed: shuffle, sort within pools of ~``pool_factor`` batches, then shuffle the batches —
+    random order with little padding. Without a seed: longest first (for inference). An utterance
+    longer than the budget gets a batch of its own.
+    """
+    order = list(range(len(durations_s)))
+    if seed is None:
+        order.sort(key=lambda i: -durations_s[i])
+        pools = [order]
+    else:
+        rng = random.Random(seed)
+        rng.shuffle(order)
+        mean_s = max(sum(durations_s) / max(len(durations_s), 1), 1e-3)
+        pool = max(1, int(pool_factor * max_batch_s / mean_s))
+        pools = [sorted(order[k : k + pool], key=lambda i: -durations_s[i]) for k in range(0, len(order), pool)]
+    batches: list[list[int]] = []
+    for p in pools:
+        batch: list[int] = []
+        for i in p:  # descending length: the first item of a batch is its longest
+            longest = durations_s[batch[0]] if batch else durations_s[i]
+            if batch and longest * (len(batch) + 1) > max_batch_s:
+                batches.append(batch)
+                batch = []
+            batch.append(i)
+        if batch:
+            batches.append(batch)
+    if seed is not None:
+        random.Random(seed + 1).shuffle(batches)
+    return batches
+
+
+class CtcCollator:
+    """Pads audio with the model's feature extractor (normalisation, attention mask) and labels with -100."""
+
+    def __init__(self, feature_extractor):
+        self.feature_extractor = feature_extractor
+
+    def __call__(self, items: list[dict]) -> dict:
+        feats = self.feature_extractor(
+            [it["audio"] for it in items],
+            sampling_rate=SAMPLE_RATE,
+            padding=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        batch = {
+            "ids": [it["id"] for it in items],
+            "input_values": feats["input_values"],
+            "attention_mask": feats["attention_mask"],
+        }
+        if "labels" in items[0]:
+            lengths = torch.tensor([len(it["labels"]) for it in items], dtype=torch.long)
+            labels = torch.full((len(items), int(lengths.max())), -100, dtype=torch.long)
+            for k, it in enumerate(items):
+                labels[k, : len(it["labels"])] = torch.as_tensor(it["labels"], dtype=torch.long)
+            batch["labels"] = labels
+            batch["label_lengths"] = lengths
+        return batch
+
+
+ON_ERROR = ("fail", "skip")
+
+
+def load_utterance_audio(
+    utts: Sequence[Utterance], on_error: str = "fail", progress: bool = False, desc: str = "loading audio"
+) -> tuple[list[Utterance], list[np.ndarray], list[dict]]:
+    """Decode every utterance's audio once, up front, so a bad file is found before any training.
+
+    Returns the readable utterances (``duration_s`` filled from the audio), their arrays, and the
+    skipped ones as ``{"id", "audio_path", "reason"}``. With ``on_error="fail"`` the first bad file
+    raises :class:`~speechtl.audio.AudioError` naming the utterance and the file.
+    """
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    kept, arrays, skipped = [], [], []
+    for u in tqdm(utts, desc=desc, unit="utt", disable=not progress, leave=False):
+        try:
+            wav = load_audio(u.audio_path)
+        except AudioError as e:
+            if on_error == "fail":
+                raise AudioError(f"utterance {u.id!r}: {e} (use --on-error skip to leave such files out)") from e
+            skipped.append({"id": u.id, "audio_path": str(u.audio_path), "reason": str(e)})
+            continue
+        kept.append(dataclasses.replace(u, duration_s=len(wav) / SAMPLE_RATE))
+        arrays.append(wav)
+    return kept, arrays, skipped

@@ -1,0 +1,211 @@
+"""Typed manifests: one frozen :class:`Utterance` per line of JSONL (or per row of a CSV with a header).
+
+A manifest line looks like::
+
+    {"id": "spk1-0001", "audio_path": "wav/spk1-0001.wav", "text": "hello world",
+     "speaker": "spk1", "accent": "en-gb-scotland", "language": "en", "duration_s": 2.31}
+
+Only ``id``, ``audio_path`` and ``text`` are required. Relative audio paths resolve against the
+manifest's folder, so a data folder can be moved as a whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from speechtl.fileio import atomic_write_text
+
+__all__ = [
+    "Utterance",
+    "ManifestError",
+    "read_manifest",
+    "write_manifest",
+    "speaker_disjoint_split",
+    "sample_minutes",
+    "total_minutes",
+]
+
+
+@dataclass(frozen=True)
+class Utterance:
+    id: str
+    audio_path: Path
+    text: str = ""
+    speaker: str = ""
+    accent: str = ""
+    language: str = ""
+    duration_s: float | None = None
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(Utterance))
+REQUIRED = ("id", "audio_path")
+
+
+class ManifestError(ValueError):
+    """A manifest line is malformed; the message names the file and line."""
+
+
+def _row_to_utterance(row: dict, where: str, base: Path, require_text: bool, check_files: bool) -> Utterance:
+    unknown = sorted(set(row) - set(FIELDS))
+    if unknown:
+        raise ManifestError(f"{where}: unknown column(s) {unknown}; allowed: {list(FIELDS)}")
+    missing = [k for k in REQUIRED if not str(row.get(k) or "").strip()]
+    if missing:
+        raise ManifestError(f"{where}: missing required field(s) {missing}")
+    text = str(row.get("text") or "")
+    if require_text and not text.strip():
+        raise ManifestError(f"{where}: utterance {row['id']!r} has empty text (a labelled manifest needs a transcript)")
+    audio = Path(str(row["audio_path"])).expanduser()
+    if not audio.is_absolute():
+        audio = base / audio
+    if check_files and not audio.is_file():
+        raise ManifestError(f"{where}: audio file of utterance {row['id']!r} not found: {audio}")
+    duration = row.get("duration_s")
+    if duration in ("", None):
+        duration = None
+    else:
+        try:
+            duration = float(duration)
+        except (TypeError, ValueError) as e:
+            raise ManifestError(f"{where}: duration_s must be a number of seconds, got {duration!r}") from e
+        if not math.isfinite(duration) or duration <= 0:
+            raise ManifestError(f"{where}: duration_s must be a positive number of seconds, got {duration!r}")
+    return Utterance(
+        id=str(row["id"]),
+        audio_path=audio,
+        text=text,
+        speaker=str(row.get("speaker") or ""),
+        accent=str(row.get("accent") or ""),
+        language=str(row.get("language") or ""),
+        duration_s=duration,
+    )
+
+
+def _rows(path: Path) -> Iterable[tuple[int, dict]]:
+    """Yield (line number, row dict) from a JSONL or CSV file."""
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            for row in reader:
+                if None in row:
+                    raise ManifestError(f"{path}:{reader.line_num}: more values than header columns")
+                yield reader.line_num, row
+        return
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ManifestError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
+            if not isinstance(row, dict):
+                raise ManifestError(f"{path}:{lineno}: each line must be a JSON object")
+            yield lineno, row
+
+
+def read_manifest(path: str | os.PathLike, require_text: bool = True, check_files: bool = True) -> list[Utterance]:
+    """Read a ``.jsonl`` (or ``.csv``) manifest; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest not found: {path}")
+    base = path.resolve().parent
+    utts, seen = [], {}
+    for lineno, row in _rows(path):
+        where = f"{path}:{lineno}"
+        utt = _row_to_utterance(row, where, base, require_text, check_files)
+        if utt.id in seen:
+            raise ManifestError(f"{where}: duplicate utterance id {utt.id!r} (first on line {seen[utt.id]})")
+        seen[utt.id] = lineno
+        utts.append(utt)
+    if not utts:
+        raise ManifestError(f"{path}: manifest is empty")
+    return utts
+
+
+def write_manifest(utts: Sequence[Utterance], path: str | os.PathLike) -> None:
+    """Write JSONL (or CSV by suffix) atomically; audio under the manifest's folder is stored relative to it."""
+    path = Path(path)
+    base = path.resolve().parent
+
+    def row(u: Utterance) -> dict:
+        d = dataclasses.asdict(u)
+        audio = Path(u.audio_path).resolve()
+        d["audio_path"] = str(audio.relative_to(base)) if audio.is_relative_to(base) else str(audio)
+        return d
+
+    if path.suffix.lower() == ".csv":
+        import io
+
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=FIELDS)
+        writer.writeheader()
+        for u in utts:
+            writer.writerow({k: ("" if v is None else v) for k, v in row(u).items()})
+        atomic_write_text(path, buf.getvalue())
+    else:
+        atomic_write_text(path, "".join(json.dumps(row(u), ensure_ascii=False) + "\n" for u in utts))
+
+
+def total_minutes(utts: Iterable[Utterance]) -> float:
+    return sum(u.duration_s or 0.0 for u in utts) / 60.0
+
+
+def speaker_disjoint_split(
+    utts: Sequence[Utterance], fractions: Sequence[float], seed: int = 0
+) -> list[list[Utterance]]:
+    """Split into len(fractions) parts with no speaker in two parts; parts get ~fractions of the utterances.
+
+    Utterances without a speaker each count as their own speaker.
+    """
+    if abs(sum(fractions) - 1.0) > 1e-6 or any(f < 0 for f in fractions):
+        raise ValueError(f"fractions must be non-negative and sum to 1, got {list(fractions)}")
+    by_speaker: dict[str, list[Utterance]] = defaultdict(list)
+    for u in utts:
+        by_speaker[u.speaker or f"<utt:{u.id}>"].append(u)
+    speakers = sorted(by_speaker)
+    random.Random(seed).shuffle(speakers)
+    parts: list[list[Utterance]] = [[] for _ in fractions]
+    targets = [f * len(utts) for f in fractions]
+    for spk in speakers:
+        # give the speaker to the part furthest below its target
+        i = max(range(len(parts)), key=lambda k: (targets[k] - len(parts[k])) / max(targets[k], 1e-9))
+        parts[i].extend(by_speaker[spk])
+    return parts
+
+
+def sample_minutes(utts: Sequence[Utterance], minutes: float, seed: int = 0) -> list[Utterance]:
+    """A seeded, speaker-stratified sample of about ``minutes`` of audio (needs ``duration_s``).
+
+    Speakers are visited round-robin (in a seeded order), taking one random utterance of each in
+    turn, so a small budget still covers as many speakers as it can.
+    """
+    if any(u.duration_s is None for u in utts):
+        raise ValueError("sample_minutes needs duration_s on every utterance (see speechtl.audio.add_durations)")
+    rng = random.Random(seed)
+    by_speaker: dict[str, list[Utterance]] = defaultdict(list)
+    for u in utts:
+        by_speaker[u.speaker or f"<utt:{u.id}>"].append(u)
+    queues = []
+    for spk in sorted(by_speaker):
+        q = list(by_speaker[spk])
+        rng.shuffle(q)
+        queues.append(q)
+    rng.shuffle(queues)
+    budget_s, taken, total = minutes * 60.0, [], 0.0
+    while total < budget_s and any(queues):
+        for q in queues:
+            if q and total < budget_s:
+                u = q.pop()
+                taken.append(u)
+                total += u.duration_s
+    return taken

@@ -1,0 +1,96 @@
+"""Scoring: corpus WER and CER with jiwer on normalised text, per-utterance rows, real-time factor."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import jiwer
+
+from speechtl.audio import load_audio
+from speechtl.data.manifest import Utterance
+from speechtl.fileio import atomic_write_text
+from speechtl.decode import transcribe_arrays
+from speechtl.text import normalize
+
+__all__ = ["ErrorRates", "error_rates", "EvalResult", "evaluate", "write_hypotheses"]
+
+
+@dataclass(frozen=True)
+class ErrorRates:
+    wer: float  # fraction, e.g. 0.123
+    cer: float
+    num_words: int  # reference words behind the WER
+    num_chars: int  # reference characters (spaces included) behind the CER
+
+
+def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> ErrorRates:
+    """Corpus-level WER/CER (total edits / total reference length) after :func:`speechtl.text.normalize`."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    refs = [normalize(r) for r in refs]
+    hyps = [normalize(h) for h in hyps]
+    empty = [k for k, r in enumerate(refs) if not r]
+    if empty:
+        raise ValueError(f"reference {empty[0]} is empty after normalisation; WER needs words to count")
+    words = jiwer.process_words(refs, hyps)
+    chars = jiwer.process_characters(refs, hyps)
+    num_words = sum(len(r.split()) for r in refs)
+    num_chars = sum(len(r) for r in refs)
+    return ErrorRates(wer=words.wer, cer=chars.cer, num_words=num_words, num_chars=num_chars)
+
+
+@dataclass
+class EvalResult:
+    wer: float
+    cer: float
+    num_utts: int
+    num_words: int
+    audio_s: float
+    rtf: float
+    rows: list[dict] = field(default_factory=list, repr=False)  # id, reference, hypothesis (normalised)
+
+    def summary(self) -> dict:
+        d = asdict(self)
+        d.pop("rows")
+        return d
+
+
+def evaluate(
+    model,
+    processor,
+    utts: Sequence[Utterance],
+    batch_seconds: float = 60.0,
+    precision: str = "fp32",
+    progress: bool = False,
+    audio: Sequence | None = None,
+    desc: str = "evaluating",
+) -> EvalResult:
+    """Transcribe ``utts`` greedily and score them. ``audio`` may hold the already-loaded arrays."""
+    arrays = list(audio) if audio is not None else [load_audio(u.audio_path) for u in utts]
+    out = transcribe_arrays(model, processor, arrays, batch_seconds, precision, progress, desc)
+    refs = [u.text for u in utts]
+    rates = error_rates(refs, out.texts)
+    rows = [
+        {"id": u.id, "reference": normalize(u.text), "hypothesis": normalize(h)} for u, h in zip(utts, out.texts)
+    ]
+    return EvalResult(
+        wer=rates.wer,
+        cer=rates.cer,
+        num_utts=len(utts),
+        num_words=rates.num_words,
+        audio_s=out.audio_s,
+        rtf=out.rtf,
+        rows=rows,
+    )
+
+
+def write_hypotheses(result: EvalResult, path) -> None:
+    """Per-utterance TSV: id, reference, hypothesis (both normalised)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["id", "reference", "hypothesis"], delimiter="\t", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(result.rows)
+    atomic_write_text(path, buf.getvalue())

@@ -1,0 +1,160 @@
+"""Models: load any wav2vec2-family CTC checkpoint with its processor, or build a random one from a config.
+
+Loading is safetensors-only and never runs remote code. A name is a local folder (``config.json``,
+``model.safetensors``, ``vocab.json``, ``preprocessor_config.json``) or a Hugging Face hub id, fetched
+through the usual HF cache (``HF_HUB_OFFLINE=1`` uses the cache alone).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCTC,
+    PreTrainedModel,
+    Wav2Vec2Config,
+    Wav2Vec2CTCTokenizer,
+    Wav2Vec2FeatureExtractor,
+    Wav2Vec2ForCTC,
+    Wav2Vec2Processor,
+)
+
+from speechtl.audio import SAMPLE_RATE
+from speechtl.text import PAD, UNK, WORD_DELIMITER, save_vocab
+
+__all__ = ["SUPPORTED_MODEL_TYPES", "ModelLoadError", "load_model", "build_processor", "random_model", "MODEL_SIZES"]
+
+# wav2vec2-family encoders with a CTC head in transformers (AutoModelForCTC).
+SUPPORTED_MODEL_TYPES = (
+    "wav2vec2",
+    "wav2vec2-conformer",
+    "hubert",
+    "wavlm",
+    "data2vec-audio",
+    "unispeech",
+    "unispeech-sat",
+    "sew",
+    "sew-d",
+)
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+
+
+class ModelLoadError(ValueError):
+    """A model name/folder could not be loaded; the message says why and what is allowed."""
+
+
+def _resolve(name_or_path: str) -> str:
+    """Shipped model names ("speechtl/<name>") resolve to the folder inside the package."""
+    if name_or_path.startswith("speechtl/"):
+        folder = SHIPPED_DIR / name_or_path.split("/", 1)[1]
+        if not folder.is_dir():
+            shipped = sorted(p.name for p in SHIPPED_DIR.glob("*") if p.is_dir()) if SHIPPED_DIR.is_dir() else []
+            raise ModelLoadError(f"no shipped model {name_or_path!r}; shipped: {['speechtl/' + s for s in shipped]}")
+        return str(folder)
+    return name_or_path
+
+
+def load_model(name_or_path: str, attn_implementation: str = "sdpa") -> tuple[PreTrainedModel, Wav2Vec2Processor]:
+    """Load a CTC model and its processor from a folder or a hub id (safetensors only, no remote code)."""
+    source = _resolve(str(name_or_path))
+    where = "folder" if Path(source).is_dir() else "hub id"
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(
+            f"cannot load model {name_or_path!r}: not a model folder and not a reachable hub id "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). Give a folder with config.json and "
+            f"model.safetensors, a hub id such as 'facebook/wav2vec2-base-960h' (online or cached), "
+            f"or a shipped model such as 'speechtl/en-us-synth'"
+        ) from e
+    if config.model_type not in SUPPORTED_MODEL_TYPES:
+        raise ModelLoadError(
+            f"{name_or_path!r} is a {config.model_type!r} model; speechtl adapts CTC models of type "
+            f"{', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
+    try:
+        model = AutoModelForCTC.from_pretrained(
+            source, use_safetensors=True, trust_remote_code=False, attn_implementation=attn_implementation
+        )
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(
+            f"cannot load the weights of {name_or_path!r} ({where}): speechtl loads safetensors only "
+            f"({str(e).splitlines()[0][:200]})"
+        ) from e
+    try:
+        processor = Wav2Vec2Processor.from_pretrained(source, trust_remote_code=False)
+    except (OSError, ValueError, TypeError) as e:
+        raise ModelLoadError(
+            f"{name_or_path!r} has no CTC processor (vocab.json, tokenizer_config.json, preprocessor_config.json): {e}"
+        ) from e
+    if len(processor.tokenizer) > model.config.vocab_size:
+        raise ModelLoadError(
+            f"{name_or_path!r}: tokenizer has {len(processor.tokenizer)} tokens but the CTC head only "
+            f"{model.config.vocab_size} outputs"
+        )
+    return model, processor
+
+
+def build_processor(vocab: Mapping[str, int], return_attention_mask: bool = True) -> Wav2Vec2Processor:
+    """A Wav2Vec2 processor for a character vocabulary (``<pad>`` = CTC blank, ``|`` = space)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab_file = Path(tmp) / "vocab.json"
+        save_vocab(vocab, vocab_file)
+        tokenizer = Wav2Vec2CTCTokenizer(
+            str(vocab_file), unk_token=UNK, pad_token=PAD, word_delimiter_token=WORD_DELIMITER
+        )
+    feature_extractor = Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=SAMPLE_RATE,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=return_attention_mask,
+    )
+    return Wav2Vec2Processor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+
+
+# Named architectures. Frame rate is 320 samples (20 ms) for all: strides 5·4·4·4 like wav2vec2's 5·2·2·2·2·2·2.
+MODEL_SIZES: dict[str, dict] = {
+    # for unit tests: ~60 k parameters
+    "tiny": dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(32, 32, 32, 32), conv_kernel=(10, 8, 4, 4), conv_stride=(5, 4, 4, 4),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, mask_time_prob=0.0,
+    ),
+    # the shipped offline source model (~3.7 M parameters)
+    "small": dict(
+        hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
+        conv_dim=(64, 128, 192, 256), conv_kernel=(10, 8, 4, 4), conv_stride=(5, 4, 4, 4),
+        num_conv_pos_embeddings=64, num_conv_pos_embedding_groups=16,
+    ),
+    # wav2vec2-base sized (~94 M parameters), for benchmarks
+    "base": dict(),
+}
+
+
+def random_model(
+    vocab: Mapping[str, int], size: str = "tiny", seed: int = 0, attn_implementation: str = "sdpa", **overrides
+) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Processor]:
+    """A randomly initialised Wav2Vec2ForCTC of a named size, with a processor for ``vocab`` (no network)."""
+    if size not in MODEL_SIZES:
+        raise ValueError(f"unknown model size {size!r}; choose from {sorted(MODEL_SIZES)}")
+    kwargs = dict(
+        vocab_size=len(vocab),
+        pad_token_id=vocab[PAD],
+        ctc_loss_reduction="mean",
+        ctc_zero_infinity=True,
+        feat_extract_norm="layer",  # padding-invariant: batched output == one-by-one output
+        do_stable_layer_norm=True,
+        layerdrop=0.0,
+    )
+    kwargs.update(MODEL_SIZES[size])
+    kwargs.update(overrides)
+    config = Wav2Vec2Config(**kwargs)
+    torch.manual_seed(seed)
+    model = Wav2Vec2ForCTC._from_config(config, attn_implementation=attn_implementation)
+    return model, build_processor(vocab, return_attention_mask=True)
