@@ -11,12 +11,17 @@ import argparse
 import dataclasses
 import inspect
 import re
+import types
 import typing
 from typing import Any, TypeVar
 
-__all__ = ["add_dataclass_arguments", "dataclass_from_args", "parse_config", "config_to_dict"]
+__all__ = ["ConfigError", "add_dataclass_arguments", "dataclass_from_args", "parse_config", "config_to_dict"]
 
 T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A run was configured in a way that cannot work; the message says what to give instead."""
 
 
 def _field_help(cls) -> dict[str, str]:
@@ -52,7 +57,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, defaults: Any 
             parser.add_argument(flag, dest=f.name, default=value, nargs="*", type=args[0],
                                 help=f"{help_text} (default: {' '.join(map(str, value)) or 'none'})")
         else:
-            if origin is typing.Union or str(origin) == "types.UnionType":
+            if origin is typing.Union or origin is types.UnionType:  # Optional[X] and X | None
                 tp = next(a for a in args if a is not type(None))
             parser.add_argument(flag, dest=f.name, default=value, type=tp,
                                 help=f"{help_text} (default: {value})")

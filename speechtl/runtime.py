@@ -6,6 +6,8 @@ import contextlib
 
 import torch
 
+from speechtl.config import ConfigError
+
 __all__ = ["PRECISIONS", "pick_device", "resolve_precision", "autocast", "set_threads"]
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -21,7 +23,7 @@ def pick_device(device: str | None = None) -> torch.device:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """"auto" → bf16 where the device supports it (CPU: 2–2.4× faster than fp32 for wav2vec2 here), else fp32."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision != "auto":
         return precision
     if device.type == "cuda":

@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from speechtl.config import ConfigError
 from speechtl.adapt.train import BEST, CHECKPOINT, TrainConfig, train
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import Utterance, read_manifest, total_minutes
@@ -30,15 +31,15 @@ __all__ = ["AdaptConfig", "run_adaptation", "labels_for", "VocabularyError"]
 @dataclass
 class AdaptConfig:
     model: str = "speechtl/en-us-synth"  # folder, hub id (e.g. facebook/wav2vec2-base-960h) or shipped model
-    train_manifest: str = ""  # labelled target-domain training manifest (.jsonl or .csv)
-    dev_manifest: str = ""  # target dev manifest: picks the best checkpoint and early stopping
-    test_manifests: list[str] = field(default_factory=list)  # target evaluation manifests
-    source_test_manifest: str = ""  # source-domain evaluation manifest, to measure forgetting
+    train: str = ""  # labelled target-domain training manifest (.jsonl or .csv)
+    dev: str = ""  # target dev manifest: picks the best checkpoint, early stopping
+    test: list[str] = field(default_factory=list)  # target evaluation manifest(s)
+    source_test: str = ""  # source-domain evaluation manifest, to measure forgetting
     out: str = "runs/adapt"  # run folder
     resume: bool = False  # continue an interrupted run from out/checkpoint
     on_error: str = "fail"  # unreadable audio: fail (stop, naming the file) or skip (leave out, list in results)
     eval_batch_seconds: float = 120.0  # padded audio seconds per evaluation batch
-    train: TrainConfig = field(default_factory=TrainConfig)
+    training: TrainConfig = field(default_factory=TrainConfig)
 
 
 class VocabularyError(ValueError):
@@ -51,9 +52,13 @@ def labels_for(utts: list[Utterance], tokenizer) -> list[list[int]]:
     return [tokenizer(text_to_model_alphabet(normalize(u.text), vocab)).input_ids for u in utts]
 
 
-def _check_vocabulary(sets: dict[str, list[Utterance]], tokenizer, model_name: str) -> None:
+def _check_transcripts(sets: dict[str, list[Utterance]], tokenizer, model_name: str) -> None:
+    """Before any work: every transcript has words after normalisation, and the model can spell it."""
     vocab = tokenizer.get_vocab()
     for name, utts in sets.items():
+        empty = next((u for u in utts if not normalize(u.text)), None)
+        if empty is not None:
+            raise VocabularyError(f"{name}: utterance {empty.id!r} has no words after normalisation: {empty.text!r}")
         report = find_oov([(u.id, u.text) for u in utts], vocab)
         if report:
             raise VocabularyError(
@@ -65,9 +70,9 @@ def _check_vocabulary(sets: dict[str, list[Utterance]], tokenizer, model_name: s
 def _set_names(cfg: AdaptConfig) -> dict[str, tuple[str, str]]:
     """Evaluation set name -> (role, manifest path); names come from the manifest file names."""
     named: dict[str, tuple[str, str]] = {}
-    entries = [("target", p) for p in cfg.test_manifests]
-    if cfg.source_test_manifest:
-        entries.append(("source", cfg.source_test_manifest))
+    entries = [("target", p) for p in cfg.test]
+    if cfg.source_test:
+        entries.append(("source", cfg.source_test))
     for role, path in entries:
         name = Path(path).stem
         while name in named:
@@ -84,26 +89,26 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True) -> dict:
     """Evaluate, adapt and evaluate again; write the run folder and return ``results.json``'s content."""
     start = time.perf_counter()
     out = Path(cfg.out)
-    if not cfg.train_manifest:
-        raise ValueError("a training manifest is needed (--train-manifest)")
-    if not cfg.test_manifests and not cfg.dev_manifest:
-        raise ValueError("give at least one evaluation set (--test-manifests or --dev-manifest)")
+    if not cfg.train:
+        raise ConfigError("a training manifest is needed (--train)")
+    if not cfg.test and not cfg.dev:
+        raise ConfigError("give at least one evaluation set (--test or --dev)")
     model, processor = load_model(cfg.model)
-    device = pick_device("cpu" if cfg.train.cpu else None)
+    device = pick_device("cpu" if cfg.training.cpu else None)
     model.to(device)
-    precision = resolve_precision(cfg.train.precision, device)
+    precision = resolve_precision(cfg.training.precision, device)
 
     eval_sets = _set_names(cfg)
-    manifests = {"train": cfg.train_manifest, **({"dev": cfg.dev_manifest} if cfg.dev_manifest else {}),
+    manifests = {"train": cfg.train, **({"dev": cfg.dev} if cfg.dev else {}),
                  **{name: path for name, (_, path) in eval_sets.items()}}
     utts = {name: read_manifest(path) for name, path in manifests.items()}
-    _check_vocabulary(utts, processor.tokenizer, cfg.model)
+    _check_transcripts(utts, processor.tokenizer, cfg.model)
     audio, skipped = {}, []
     for name in utts:
         utts[name], audio[name], bad = load_utterance_audio(utts[name], cfg.on_error, progress, f"loading {name}")
         skipped += [dict(s, set=name) for s in bad]
         if not utts[name]:
-            raise ValueError(f"{manifests[name]}: no readable audio left ({len(bad)} file(s) skipped)")
+            raise ConfigError(f"{manifests[name]}: no readable audio left ({len(bad)} file(s) skipped)")
     for s in skipped:
         print(f"skipped {s['set']}/{s['id']}: {s['reason']}", file=sys.stderr)
 
@@ -118,7 +123,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True) -> dict:
 
     before = score_all("before")
     result = train(
-        model, processor, utts["train"], labels_for(utts["train"], processor.tokenizer), out, cfg.train,
+        model, processor, utts["train"], labels_for(utts["train"], processor.tokenizer), out, cfg.training,
         train_audio=audio["train"], dev_utts=utts.get("dev", ()), dev_audio=audio.get("dev"),
         resume=cfg.resume, progress=progress,
     )
@@ -140,7 +145,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True) -> dict:
         "trainable_params": result.trainable_params,
         "train": {k: v for k, v in asdict(result).items()},
         "skipped": skipped,
-        "seed": cfg.train.seed,
+        "seed": cfg.training.seed,
         "device": str(device),
         "precision": precision,
         "wall_s": round(time.perf_counter() - start, 1),

@@ -199,7 +199,9 @@ def train(
     model.train()
     while state.step < cfg.max_steps and not stopped_early:
         batches = length_grouped_batches(durations, cfg.batch_seconds, seed=cfg.seed * 100_003 + state.epoch)
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches[state.batch_in_epoch :], collate_fn=collate)
+        # own generator: creating a loader must not draw from the global RNG (dropout), or resuming would diverge
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches[state.batch_in_epoch :],
+                                             collate_fn=collate, generator=torch.Generator().manual_seed(cfg.seed))
         for batch in accelerator.prepare_data_loader(loader, device_placement=False):
             with accelerator.accumulate(model):
                 logits, lengths = forward_logits(model, batch, pass_mask, precision)

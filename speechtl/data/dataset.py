@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from speechtl.config import ConfigError
 from speechtl.audio import SAMPLE_RATE, AudioError, load_audio
 from speechtl.data.manifest import Utterance
 
@@ -126,7 +127,7 @@ def load_utterance_audio(
     raises :class:`~speechtl.audio.AudioError` naming the utterance and the file.
     """
     if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     kept, arrays, skipped = [], [], []
     for u in tqdm(utts, desc=desc, unit="utt", disable=not progress, leave=False):
         try:

@@ -5,17 +5,21 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import jiwer
 
 from speechtl.audio import load_audio
-from speechtl.data.manifest import Utterance
-from speechtl.fileio import atomic_write_text
+from speechtl.data.dataset import load_utterance_audio
+from speechtl.data.manifest import Utterance, read_manifest
 from speechtl.decode import transcribe_arrays
+from speechtl.fileio import atomic_write_json, atomic_write_text
+from speechtl.models import load_model
+from speechtl.runtime import pick_device, resolve_precision
 from speechtl.text import normalize
 
-__all__ = ["ErrorRates", "error_rates", "EvalResult", "evaluate", "write_hypotheses"]
+__all__ = ["ErrorRates", "error_rates", "EvalResult", "evaluate", "write_hypotheses", "evaluate_manifests"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +98,37 @@ def write_hypotheses(result: EvalResult, path) -> None:
     writer.writeheader()
     writer.writerows(result.rows)
     atomic_write_text(path, buf.getvalue())
+
+
+def evaluate_manifests(
+    model: str,
+    manifests: Sequence[str],
+    out: str | None = None,
+    on_error: str = "fail",
+    batch_seconds: float = 120.0,
+    precision: str = "auto",
+    device: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Score a model on manifests; with ``out``, write ``results.json`` and per-utterance hypotheses there."""
+    sets: dict[str, tuple[str, list[Utterance]]] = {}
+    for path in manifests:
+        name = Path(path).stem
+        while name in sets:
+            name += "_"
+        sets[name] = (str(path), read_manifest(path))
+    net, processor = load_model(model)
+    dev = pick_device(device)
+    net.to(dev)
+    precision = resolve_precision(precision, dev)
+    results: dict = {"model": model, "sets": {}, "skipped": [], "precision": precision, "device": str(dev)}
+    for name, (path, utts) in sets.items():
+        utts, audio, bad = load_utterance_audio(utts, on_error, progress, f"loading {name}")
+        results["skipped"] += [dict(s, set=name) for s in bad]
+        r = evaluate(net, processor, utts, batch_seconds, precision, progress, audio, desc=f"evaluating {name}")
+        results["sets"][name] = {"manifest": path, **r.summary()}
+        if out:
+            write_hypotheses(r, Path(out) / "hyps" / f"{name}.tsv")
+    if out:
+        atomic_write_json(Path(out) / "results.json", results)
+    return results
