@@ -93,16 +93,15 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True) -> dict:
         raise ConfigError("a training manifest is needed (--train)")
     if not cfg.test and not cfg.dev:
         raise ConfigError("give at least one evaluation set (--test or --dev)")
-    model, processor = load_model(cfg.model)
-    device = pick_device("cpu" if cfg.training.cpu else None)
-    model.to(device)
-    precision = resolve_precision(cfg.training.precision, device)
-
     eval_sets = _set_names(cfg)
     manifests = {"train": cfg.train, **({"dev": cfg.dev} if cfg.dev else {}),
                  **{name: path for name, (_, path) in eval_sets.items()}}
     utts = {name: read_manifest(path) for name, path in manifests.items()}
+    model, processor = load_model(cfg.model)
     _check_transcripts(utts, processor.tokenizer, cfg.model)
+    device = pick_device("cpu" if cfg.training.cpu else None)
+    model.to(device)
+    precision = resolve_precision(cfg.training.precision, device)
     audio, skipped = {}, []
     for name in utts:
         utts[name], audio[name], bad = load_utterance_audio(utts[name], cfg.on_error, progress, f"loading {name}")

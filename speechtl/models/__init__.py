@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
+import transformers
 from transformers import (
     AutoConfig,
     AutoModelForCTC,
@@ -62,6 +63,7 @@ def _resolve(name_or_path: str) -> str:
 def load_model(name_or_path: str, attn_implementation: str = "sdpa") -> tuple[PreTrainedModel, Wav2Vec2Processor]:
     """Load a CTC model and its processor from a folder or a hub id (safetensors only, no remote code)."""
     source = _resolve(str(name_or_path))
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every load
     where = "folder" if Path(source).is_dir() else "hub id"
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False)

@@ -1,0 +1,120 @@
+"""The speechtl command: adapt writes the run folder (loadable by transformers.pipeline), evaluate and
+transcribe print what they should, and a corrupt audio file gives a one-line error or is skipped."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import soundfile as sf
+
+from speechtl.cli import main
+from speechtl.data.manifest import read_manifest, write_manifest
+
+FAST = ["--max-steps", "4", "--eval-every", "2", "--batch-seconds", "4", "--lr", "1e-3", "--quiet"]
+
+
+@pytest.fixture
+def corrupt_train(tone_data, tmp_path):
+    """The tone training set plus one file that is not audio at all."""
+    utts = read_manifest(tone_data["train"])
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio")
+    write_manifest(utts + [utts[0].__class__("broken", bad, "ab")], tmp_path / "train.jsonl")
+    return tmp_path / "train.jsonl"
+
+
+def test_adapt_writes_the_run_folder_and_pipeline_loads_it(tone_data, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["adapt", "--model", str(tiny_model_dir), "--train", str(tone_data["train"]),
+               "--dev", str(tone_data["dev"]), "--test", str(tone_data["test"]),
+               "--source-test", str(tone_data["dev"]), "--out", str(out), *FAST])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "| test | target |" in printed and "| dev | source |" in printed
+    for name in ["config.json", "model.safetensors", "vocab.json", "processor_config.json", "run_config.json",
+                 "results.json", "report.md", "hyps/test.before.tsv", "hyps/test.after.tsv", "hyps/dev.after.tsv"]:
+        assert (out / name).is_file(), name
+    assert not (out / "checkpoint").exists() and not (out / "best").exists()
+    results = json.loads((out / "results.json").read_text())
+    for role in ("target", "source"):
+        for when in ("before", "after"):
+            assert 0.0 <= results[role][when]["cer"] and results[role][when]["wer"] >= 0.0
+    assert results["train"]["steps"] == 4 and results["trainable_params"] > 0 and results["skipped"] == []
+    assert json.loads((out / "run_config.json").read_text())["training"]["max_steps"] == 4
+
+    from transformers import pipeline
+
+    asr = pipeline("automatic-speech-recognition", model=str(out))
+    audio, sr = sf.read(read_manifest(tone_data["test"])[0].audio_path, dtype="float32")
+    assert isinstance(asr({"raw": audio, "sampling_rate": sr})["text"], str)
+
+
+def test_corrupt_audio_fails_with_one_line_naming_the_file(tone_data, tiny_model_dir, corrupt_train, tmp_path, capsys):
+    rc = main(["adapt", "--model", str(tiny_model_dir), "--train", str(corrupt_train),
+               "--test", str(tone_data["test"]), "--out", str(tmp_path / "run"), *FAST])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "broken.wav" in err[0] and "'broken'" in err[0] and "--on-error skip" in err[0]
+
+
+def test_corrupt_audio_skipped_and_listed(tone_data, tiny_model_dir, corrupt_train, tmp_path):
+    out = tmp_path / "run"
+    rc = main(["adapt", "--model", str(tiny_model_dir), "--train", str(corrupt_train),
+               "--test", str(tone_data["test"]), "--out", str(out), "--on-error", "skip", *FAST])
+    assert rc == 0
+    skipped = json.loads((out / "results.json").read_text())["skipped"]
+    assert [s["id"] for s in skipped] == ["broken"] and "broken.wav" in skipped[0]["audio_path"]
+    assert "broken" in (out / "report.md").read_text()
+
+
+def test_unknown_characters_are_reported_before_training(tone_data, tiny_model_dir, tmp_path, capsys):
+    utts = read_manifest(tone_data["train"])
+    write_manifest([utts[0].__class__(u.id, u.audio_path, u.text + " xyz") for u in utts[:2]] + utts[2:],
+                   tmp_path / "train.jsonl")
+    rc = main(["adapt", "--model", str(tiny_model_dir), "--train", str(tmp_path / "train.jsonl"),
+               "--test", str(tone_data["test"]), "--out", str(tmp_path / "run"), *FAST])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "'x'" in err and "2 utterance(s)" in err and utts[0].id in err
+    assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_evaluate_table_and_json(tone_data, tiny_model_dir, tmp_path, capsys):
+    assert main(["evaluate", str(tiny_model_dir), str(tone_data["test"]), "--quiet", "--out", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split()[:4] == ["set", "utts", "words", "WER"] and "test" in table
+    assert main(["evaluate", str(tiny_model_dir), str(tone_data["test"]), "--quiet", "--output-format", "json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results["sets"]["test"]["num_utts"] == 4
+    assert (tmp_path / "results.json").is_file() and (tmp_path / "hyps" / "test.tsv").is_file()
+
+
+def test_transcribe_files_and_folders_skipping_bad_ones(tone_data, tiny_model_dir, tmp_path, capsys):
+    folder = tmp_path / "audio"
+    shutil.copytree(read_manifest(tone_data["test"])[0].audio_path.parent, folder / "nested")
+    (folder / "bad.wav").write_bytes(b"garbage")
+    assert main(["transcribe", str(tiny_model_dir), str(folder), "--quiet", "--on-error", "skip",
+                 "--output-format", "json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert len(out["transcripts"]) == 4 and out["skipped"][0]["path"].endswith("bad.wav")
+    assert "bad.wav" in captured.err
+    assert main(["transcribe", str(tiny_model_dir), str(folder / "bad.wav"), "--quiet"]) == 2
+    assert main(["transcribe", str(tiny_model_dir), str(folder / "nested"), "--quiet"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and all(line.count("\t") == 1 for line in lines)
+
+
+def test_unknown_model_is_a_clear_error(tone_data, tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nope"), str(tone_data["test"]), "--quiet"]) == 2
+    assert "cannot load model" in capsys.readouterr().err
+
+
+def test_help_for_every_subcommand(capsys):
+    for cmd in ("adapt", "evaluate", "transcribe"):
+        with pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0
+    assert "--on-error" in capsys.readouterr().out
