@@ -12,7 +12,6 @@ function, and writes the model folder with a model card (README.md) holding thos
 
 from __future__ import annotations
 
-import string
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,7 +27,7 @@ from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import MODEL_SIZES, random_model
 from speechtl.runtime import pick_device, resolve_precision
 from speechtl.synth import ENGLISH_ACCENTS, synthesize
-from speechtl.text import build_vocab
+from speechtl.text import ENGLISH_CHARS, build_vocab
 
 # Seeds of the synthetic sets: the demo and recipes draw their test sets with other seeds, and the
 # test sentence pool is disjoint from the training pool by construction (speechtl.synth.split_of).
@@ -122,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     paths = _data(cfg, work)
     train_utts, train_audio, _ = load_utterance_audio(read_manifest(paths["train"]), progress=True)
     dev_utts, dev_audio, _ = load_utterance_audio(read_manifest(paths["dev"]))
-    vocab = build_vocab([u.text for u in train_utts] + [string.ascii_lowercase + "'"])
+    vocab = build_vocab([u.text for u in train_utts], ENGLISH_CHARS)
     model, processor = random_model(vocab, size=cfg.size, seed=cfg.training.seed)
     result = train(model, processor, train_utts, labels_for(train_utts, processor.tokenizer), work / "train",
                    cfg.training, train_audio=train_audio, dev_utts=dev_utts, dev_audio=dev_audio, resume=cfg.resume)

@@ -16,6 +16,7 @@ labelled audio, and reports WER/CER before and after, on the target and on the s
 
 EXAMPLES = """\
 examples:
+  speechtl demo                      # offline: adapt to synthetic Scottish English, WER before/after
   speechtl adapt --model speechtl/en-us-synth --train train.jsonl --dev dev.jsonl \\
                  --test test.jsonl --source-test source.jsonl --out runs/scottish
   speechtl evaluate runs/scottish test.jsonl --output-format json
@@ -70,6 +71,19 @@ def _transcribe(args) -> int:
     return 0
 
 
+def _demo(args) -> int:
+    from speechtl.demo import AccentDemoConfig, format_table, run_accent_demo
+
+    cfg = dataclass_from_args(AccentDemoConfig, args)
+    results = run_accent_demo(cfg)
+    if args.output_format == "json":
+        print(json.dumps(results, indent=2))
+    else:
+        print(format_table(results))
+        print(f"results: {cfg.out}/results.json · report: {cfg.out}/report.md · adapted model: {cfg.out}/")
+    return 0
+
+
 def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-error", choices=("fail", "skip"), default="fail",
                    help="unreadable audio: fail naming the file, or skip it and list it (default: fail)")
@@ -94,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-format", choices=("table", "json"), default="table")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_adapt)
+
+    from speechtl.demo import AccentDemoConfig
+
+    p = sub.add_parser("demo", help="offline demo: adapt the shipped model to a synthetic accent, WER before/after",
+                       description="Synthesise a few labelled minutes of a target accent (default en-gb-scotland) "
+                                   "plus dev/test sets and an en-us test set, adapt the shipped source model, and "
+                                   "print WER/CER before → after on the target and the source accent.")
+    add_dataclass_arguments(p, AccentDemoConfig)
+    p.add_argument("--output-format", choices=("table", "json"), default="table")
+    p.set_defaults(func=_demo)
 
     p = sub.add_parser("evaluate", help="WER/CER of a model on labelled manifests",
                        description="Greedy-decode every utterance of each manifest and report corpus WER/CER "

@@ -19,6 +19,7 @@ __all__ = [
     "UNK",
     "WORD_DELIMITER",
     "normalize",
+    "ENGLISH_CHARS",
     "build_vocab",
     "OovReport",
     "find_oov",
@@ -50,9 +51,12 @@ def normalize(text: str) -> str:
     return _SPACE.sub(" ", text.replace("\0", "'")).strip()
 
 
-def build_vocab(texts: Iterable[str]) -> dict[str, int]:
-    """Character vocabulary from (normalised) training text, in Wav2Vec2CTCTokenizer layout."""
-    chars = sorted({c for t in texts for c in normalize(t) if c != " "})
+ENGLISH_CHARS = "abcdefghijklmnopqrstuvwxyz'"
+
+
+def build_vocab(texts: Iterable[str], extra_chars: str = "") -> dict[str, int]:
+    """Character vocabulary from (normalised) training text plus ``extra_chars``, in Wav2Vec2CTCTokenizer layout."""
+    chars = sorted({c for t in texts for c in normalize(t) if c != " "} | set(extra_chars) - {" "})
     vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
     for c in chars:
         vocab.setdefault(c, len(vocab))

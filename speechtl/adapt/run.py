@@ -15,10 +15,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from speechtl.audio import add_durations
 from speechtl.config import ConfigError
 from speechtl.adapt.train import BEST, CHECKPOINT, TrainConfig, train
 from speechtl.data.dataset import load_utterance_audio
-from speechtl.data.manifest import Utterance, read_manifest, total_minutes
+from speechtl.data.manifest import Utterance, read_manifest, sample_minutes, total_minutes, unique_names
 from speechtl.eval import EvalResult, evaluate, write_hypotheses
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import load_model
@@ -35,6 +36,8 @@ class AdaptConfig:
     dev: str = ""  # target dev manifest: picks the best checkpoint, early stopping
     test: list[str] = field(default_factory=list)  # target evaluation manifest(s)
     source_test: str = ""  # source-domain evaluation manifest, to measure forgetting
+    replay: str = ""  # labelled source-domain manifest mixed into training (fights forgetting)
+    replay_ratio: float = 1.0  # replay minutes per labelled target minute (speaker-stratified sample)
     out: str = "runs/adapt"  # run folder
     resume: bool = False  # continue an interrupted run from out/checkpoint
     on_error: str = "fail"  # unreadable audio: fail (stop, naming the file) or skip (leave out, list in results)
@@ -68,25 +71,21 @@ def _check_transcripts(sets: dict[str, list[Utterance]], tokenizer, model_name: 
 
 
 def _set_names(cfg: AdaptConfig) -> dict[str, tuple[str, str]]:
-    """Evaluation set name -> (role, manifest path); names come from the manifest file names."""
-    named: dict[str, tuple[str, str]] = {}
-    entries = [("target", p) for p in cfg.test]
-    if cfg.source_test:
-        entries.append(("source", cfg.source_test))
-    for role, path in entries:
-        name = Path(path).stem
-        while name in named:
-            name += "_"
-        named[name] = (role, path)
-    return named
+    """Evaluation set name -> (role, manifest path); names come from the manifest paths."""
+    entries = [("target", p) for p in cfg.test] + ([("source", cfg.source_test)] if cfg.source_test else [])
+    names = unique_names([p for _, p in entries])
+    return {name: entry for name, entry in zip(names, entries)}
 
 
 def _scores(result: EvalResult) -> dict:
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in result.summary().items()}
 
 
-def run_adaptation(cfg: AdaptConfig, progress: bool = True) -> dict:
-    """Evaluate, adapt and evaluate again; write the run folder and return ``results.json``'s content."""
+def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None = None) -> dict:
+    """Evaluate, adapt and evaluate again; write the run folder and return ``results.json``'s content.
+
+    ``extra``: more top-level fields for results.json (e.g. how a recipe made its data).
+    """
     start = time.perf_counter()
     out = Path(cfg.out)
     if not cfg.train:
@@ -95,6 +94,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True) -> dict:
         raise ConfigError("give at least one evaluation set (--test or --dev)")
     eval_sets = _set_names(cfg)
     manifests = {"train": cfg.train, **({"dev": cfg.dev} if cfg.dev else {}),
+                 **({"replay": cfg.replay} if cfg.replay else {}),
                  **{name: path for name, (_, path) in eval_sets.items()}}
     utts = {name: read_manifest(path) for name, path in manifests.items()}
     model, processor = load_model(cfg.model)
@@ -103,6 +103,11 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True) -> dict:
     model.to(device)
     precision = resolve_precision(cfg.training.precision, device)
     audio, skipped = {}, []
+    if cfg.replay:  # sample the replay share from headers first: a large source set is never decoded whole
+        target_minutes = total_minutes(add_durations(utts["train"], "skip")[0])
+        replay, bad = add_durations(utts["replay"], cfg.on_error)
+        skipped += [{"id": i, "audio_path": "", "reason": r, "set": "replay"} for i, r in bad]
+        utts["replay"] = sample_minutes(replay, cfg.replay_ratio * target_minutes, cfg.training.seed)
     for name in utts:
         utts[name], audio[name], bad = load_utterance_audio(utts[name], cfg.on_error, progress, f"loading {name}")
         skipped += [dict(s, set=name) for s in bad]
@@ -110,6 +115,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True) -> dict:
             raise ConfigError(f"{manifests[name]}: no readable audio left ({len(bad)} file(s) skipped)")
     for s in skipped:
         print(f"skipped {s['set']}/{s['id']}: {s['reason']}", file=sys.stderr)
+    train_utts, train_audio = utts["train"] + utts.get("replay", []), audio["train"] + audio.get("replay", [])
 
     def score_all(when: str) -> dict[str, dict]:
         scores = {}
@@ -122,8 +128,8 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True) -> dict:
 
     before = score_all("before")
     result = train(
-        model, processor, utts["train"], labels_for(utts["train"], processor.tokenizer), out, cfg.training,
-        train_audio=audio["train"], dev_utts=utts.get("dev", ()), dev_audio=audio.get("dev"),
+        model, processor, train_utts, labels_for(train_utts, processor.tokenizer), out, cfg.training,
+        train_audio=train_audio, dev_utts=utts.get("dev", ()), dev_audio=audio.get("dev"),
         resume=cfg.resume, progress=progress,
     )
     model.to(device)
@@ -141,6 +147,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True) -> dict:
         "source": next((dict(before=s["before"], after=s["after"]) for s in sets.values() if s["role"] == "source"),
                        None),
         "labelled_minutes": round(total_minutes(utts["train"]), 3),
+        "replay_minutes": round(total_minutes(train_utts) - total_minutes(utts["train"]), 3),
         "trainable_params": result.trainable_params,
         "train": {k: v for k, v in asdict(result).items()},
         "skipped": skipped,
@@ -149,6 +156,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True) -> dict:
         "precision": precision,
         "wall_s": round(time.perf_counter() - start, 1),
         "command": " ".join(sys.argv),
+        **(extra or {}),
     }
     atomic_write_json(out / "run_config.json", asdict(cfg))
     atomic_write_json(out / "results.json", results)

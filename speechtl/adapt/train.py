@@ -34,7 +34,7 @@ from speechtl.eval import evaluate
 from speechtl.fileio import atomic_dir, atomic_write_json
 from speechtl.runtime import resolve_precision, set_threads
 
-__all__ = ["TrainConfig", "TrainResult", "train", "ctc_loss", "trainable_parameters"]
+__all__ = ["TrainConfig", "TrainResult", "train", "ctc_loss", "l2sp_penalty", "trainable_parameters"]
 
 CHECKPOINT = "checkpoint"  # folder inside the run folder: the state to resume from
 BEST = "best"  # folder inside the run folder: weights with the best dev WER so far
@@ -52,6 +52,7 @@ class TrainConfig:
     eval_every: int = 50  # steps between dev evaluations and checkpoints
     patience: int = 0  # stop after this many evaluations without dev improvement (0: never)
     freeze_feature_encoder: bool = True  # keep the convolutional feature encoder fixed
+    l2sp: float = 0.0  # L2-SP: penalty l2sp·Σ(θ−θ₀)² pulling weights toward the starting model (fights forgetting)
     precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
     seed: int = 0
     threads: int = 0  # CPU threads for torch (0: torch's default)
@@ -94,6 +95,11 @@ def ctc_loss(logits: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor, 
             log_probs, targets, lengths, label_lengths, blank=blank, reduction="sum", zero_infinity=True
         )
     return loss / label_lengths.sum().clamp(min=1)
+
+
+def l2sp_penalty(params: Sequence[torch.Tensor], start: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Σ‖θ − θ₀‖² over the trainable parameters (Li et al. 2018, "explicit inductive bias")."""
+    return sum(((p - p0) ** 2).sum() for p, p0 in zip(params, start))
 
 
 def _rng_state() -> tuple[dict, dict]:
@@ -174,6 +180,7 @@ def train(
         model.freeze_feature_encoder()
     model.config.ctc_zero_infinity = True
     params = [p for p in model.parameters() if p.requires_grad]
+    start_params = [p.detach().clone() for p in params] if cfg.l2sp else []
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -207,6 +214,8 @@ def train(
                 logits, lengths = forward_logits(model, batch, pass_mask, precision)
                 loss = ctc_loss(logits, lengths, batch["labels"].to(logits.device),
                                 batch["label_lengths"].to(logits.device), blank)
+                if cfg.l2sp:
+                    loss = loss + cfg.l2sp * l2sp_penalty(params, start_params)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm:
                     accelerator.clip_grad_norm_(params, cfg.max_grad_norm)

@@ -32,6 +32,8 @@ __all__ = [
     "speaker_disjoint_split",
     "sample_minutes",
     "total_minutes",
+    "set_name",
+    "unique_names",
 ]
 
 
@@ -154,6 +156,24 @@ def write_manifest(utts: Sequence[Utterance], path: str | os.PathLike) -> None:
         atomic_write_text(path, buf.getvalue())
     else:
         atomic_write_text(path, "".join(json.dumps(row(u), ensure_ascii=False) + "\n" for u in utts))
+
+
+def set_name(path: str | os.PathLike) -> str:
+    """A short name for the set in a manifest file: its stem, or its folder's name for ``manifest.jsonl``."""
+    path = Path(path)
+    return path.parent.name if path.stem == "manifest" and path.parent.name else path.stem
+
+
+def unique_names(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """:func:`set_name` of each path, with ``_2``, ``_3``... added where names repeat."""
+    names: list[str] = []
+    for p in paths:
+        name, k = set_name(p), 1
+        while name in names:
+            k += 1
+            name = f"{set_name(p)}_{k}"
+        names.append(name)
+    return names
 
 
 def total_minutes(utts: Iterable[Utterance]) -> float:

@@ -12,7 +12,7 @@ import jiwer
 
 from speechtl.audio import load_audio
 from speechtl.data.dataset import load_utterance_audio
-from speechtl.data.manifest import Utterance, read_manifest
+from speechtl.data.manifest import Utterance, read_manifest, unique_names
 from speechtl.decode import transcribe_arrays
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import load_model
@@ -111,12 +111,7 @@ def evaluate_manifests(
     progress: bool = True,
 ) -> dict:
     """Score a model on manifests; with ``out``, write ``results.json`` and per-utterance hypotheses there."""
-    sets: dict[str, tuple[str, list[Utterance]]] = {}
-    for path in manifests:
-        name = Path(path).stem
-        while name in sets:
-            name += "_"
-        sets[name] = (str(path), read_manifest(path))
+    sets = {name: (str(path), read_manifest(path)) for name, path in zip(unique_names(manifests), manifests)}
     net, processor = load_model(model)
     dev = pick_device(device)
     net.to(dev)

@@ -1,0 +1,32 @@
+"""Accent adaptation: evaluate before → adapt → evaluate after (target and source accent) → results.
+
+    python recipes/accent_adaptation.py                               # offline default (= speechtl demo)
+    python recipes/accent_adaptation.py --accent en-029 --train-minutes 10 --out runs/caribbean
+    python recipes/accent_adaptation.py --smoke                       # seconds, tiny random model
+
+The config is :class:`speechtl.demo.AccentDemoConfig`; every field is a flag (``--help``). The run
+folder gets the adapted model, ``results.json``, ``report.md`` and ``recipe_config.json``. With real
+recordings and a hub model, use ``speechtl adapt`` with your manifests instead (see the README).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from speechtl.config import parse_config
+from speechtl.demo import AccentDemoConfig, format_table, run_accent_demo
+from speechtl.fileio import atomic_write_json
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_config(AccentDemoConfig, argv)
+    results = run_accent_demo(cfg)
+    atomic_write_json(Path(cfg.out) / "recipe_config.json", dataclasses.asdict(cfg))
+    print(format_table(results))
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,67 @@
+"""Smoke runs of the recipes and of `speechtl demo`: the real path, tiny budget (seconds)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+from speechtl.cli import main as cli_main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relpath: str):
+    spec = importlib.util.spec_from_file_location(Path(relpath).stem, ROOT / relpath)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_accent_recipe_smoke(tmp_path):
+    recipe = load_script("recipes/accent_adaptation.py")
+    out = tmp_path / "run"
+    results = recipe.main(["--smoke", "--quiet", "--data", str(tmp_path / "data"), "--out", str(out),
+                           "--accent", "en-029"])
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["demo"]["accent"] == "en-029" and saved["demo"]["source_accent"] == "en-us"
+    for role in ("target", "source"):
+        assert set(saved[role]) == {"before", "after"}
+        assert {"wer", "cer"} <= set(saved[role]["after"])
+    assert saved["labelled_minutes"] > 0 and saved["replay_minutes"] > 0 and saved["trainable_params"] > 0
+    assert saved["seed"] == 0 and saved["wall_s"] > 0
+    assert (out / "recipe_config.json").is_file() and (out / "report.md").is_file()
+    assert results["target"] == saved["target"]
+
+
+def test_demo_command_smoke_is_deterministic(tmp_path, capsys):
+    args = ["demo", "--smoke", "--quiet", "--data", str(tmp_path / "data"), "--replay-ratio", "0"]
+    assert cli_main([*args, "--out", str(tmp_path / "a")]) == 0
+    table = capsys.readouterr().out
+    assert "target  en-gb-scotland" in table and "source  en-us" in table and "labelled minutes" in table
+    assert cli_main([*args, "--out", str(tmp_path / "b")]) == 0
+    a, b = (json.loads((tmp_path / x / "results.json").read_text()) for x in "ab")
+    for role in ("target", "source"):
+        for when in ("before", "after"):
+            assert (a[role][when]["wer"], a[role][when]["cer"]) == (b[role][when]["wer"], b[role][when]["cer"])
+    assert a["replay_minutes"] == 0
+
+
+def test_build_source_model_smoke(tmp_path):
+    script = load_script("scripts/build_source_model.py")
+    scores = script.main(["--smoke", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "model")])
+    assert set(scores["sets"]) == {"test-en-us", "test-en-gb-scotland"}
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "| en-gb-scotland |" in card and "build_source_model.py --smoke" in card
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+
+
+def test_speed_benchmark_smoke(capsys):
+    bench = load_script("benchmarks/train_infer_speed.py")
+    bench.main(["--size", "tiny", "--train-steps", "1", "--warmup-steps", "0", "--infer-minutes", "0.05",
+                "--infer-repeats", "1", "--output-format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert [r["precision"] for r in report["rows"]] == ["fp32", "bf16"]
+    assert all(r["train_audio_s_per_s"] > 0 and r["infer_rtf"] > 0 for r in report["rows"])
