@@ -15,6 +15,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from accelerate import PartialState
+
 from speechtl.audio import add_durations
 from speechtl.config import ConfigError
 from speechtl.adapt.train import BEST, CHECKPOINT, TrainConfig, train
@@ -23,7 +25,7 @@ from speechtl.data.manifest import Utterance, read_manifest, sample_minutes, tot
 from speechtl.eval import EvalResult, evaluate, write_hypotheses
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import load_model
-from speechtl.runtime import pick_device, resolve_precision
+from speechtl.runtime import resolve_precision
 from speechtl.text import find_oov, normalize, text_to_model_alphabet
 
 __all__ = ["AdaptConfig", "run_adaptation", "labels_for", "VocabularyError"]
@@ -81,27 +83,13 @@ def _scores(result: EvalResult) -> dict:
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in result.summary().items()}
 
 
-def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None = None) -> dict:
-    """Evaluate, adapt and evaluate again; write the run folder and return ``results.json``'s content.
-
-    ``extra``: more top-level fields for results.json (e.g. how a recipe made its data).
-    """
-    start = time.perf_counter()
-    out = Path(cfg.out)
-    if not cfg.train:
-        raise ConfigError("a training manifest is needed (--train)")
-    if not cfg.test and not cfg.dev:
-        raise ConfigError("give at least one evaluation set (--test or --dev)")
-    eval_sets = _set_names(cfg)
-    manifests = {"train": cfg.train, **({"dev": cfg.dev} if cfg.dev else {}),
-                 **({"replay": cfg.replay} if cfg.replay else {}),
-                 **{name: path for name, (_, path) in eval_sets.items()}}
-    utts = {name: read_manifest(path) for name, path in manifests.items()}
-    model, processor = load_model(cfg.model)
-    _check_transcripts(utts, processor.tokenizer, cfg.model)
-    device = pick_device("cpu" if cfg.training.cpu else None)
-    model.to(device)
-    precision = resolve_precision(cfg.training.precision, device)
+def _load_data(cfg: AdaptConfig, tokenizer, progress: bool):
+    """Read every manifest, check transcripts, decode all audio once. Returns (utts, audio, skipped) by set name."""
+    named = {"train": cfg.train, **({"dev": cfg.dev} if cfg.dev else {}),
+             **({"replay": cfg.replay} if cfg.replay else {}),
+             **{name: path for name, (_, path) in _set_names(cfg).items()}}
+    utts = {name: read_manifest(path) for name, path in named.items()}
+    _check_transcripts(utts, tokenizer, cfg.model)
     audio, skipped = {}, []
     if cfg.replay:  # sample the replay share from headers first: a large source set is never decoded whole
         target_minutes = total_minutes(add_durations(utts["train"], "skip")[0])
@@ -112,57 +100,81 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         utts[name], audio[name], bad = load_utterance_audio(utts[name], cfg.on_error, progress, f"loading {name}")
         skipped += [dict(s, set=name) for s in bad]
         if not utts[name]:
-            raise ConfigError(f"{manifests[name]}: no readable audio left ({len(bad)} file(s) skipped)")
+            raise ConfigError(f"{named[name]}: no readable audio left ({len(bad)} file(s) skipped)")
     for s in skipped:
         print(f"skipped {s['set']}/{s['id']}: {s['reason']}", file=sys.stderr)
-    train_utts, train_audio = utts["train"] + utts.get("replay", []), audio["train"] + audio.get("replay", [])
+    return utts, audio, skipped
+
+
+def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None = None) -> dict:
+    """Evaluate, adapt and evaluate again; write the run folder and return ``results.json``'s content.
+
+    ``extra``: more top-level fields for results.json (e.g. how a recipe made its data). Under
+    ``accelerate launch`` every process trains its shard; only the main process writes files.
+    """
+    start = time.perf_counter()
+    out = Path(cfg.out)
+    if not cfg.train:
+        raise ConfigError("a training manifest is needed (--train)")
+    if not cfg.test and not cfg.dev:
+        raise ConfigError("give at least one evaluation set (--test or --dev)")
+    state = PartialState(cpu=cfg.training.cpu)  # this process's device, also under accelerate launch / torchrun
+    model, processor = load_model(cfg.model)
+    utts, audio, skipped = _load_data(cfg, processor.tokenizer, progress and state.is_main_process)
+    model.to(state.device)
+    precision = resolve_precision(cfg.training.precision, state.device)
+    eval_sets = _set_names(cfg)
 
     def score_all(when: str) -> dict[str, dict]:
         scores = {}
         for name in eval_sets:
-            r = evaluate(model, processor, utts[name], cfg.eval_batch_seconds, precision, progress,
-                         audio[name], desc=f"{when}: {name}")
-            write_hypotheses(r, out / "hyps" / f"{name}.{when}.tsv")
+            r = evaluate(model, processor, utts[name], cfg.eval_batch_seconds, precision,
+                         progress and state.is_main_process, audio[name], desc=f"{when}: {name}")
+            if state.is_main_process:
+                write_hypotheses(r, out / "hyps" / f"{name}.{when}.tsv")
             scores[name] = _scores(r)
         return scores
 
     before = score_all("before")
+    train_utts, train_audio = utts["train"] + utts.get("replay", []), audio["train"] + audio.get("replay", [])
     result = train(
         model, processor, train_utts, labels_for(train_utts, processor.tokenizer), out, cfg.training,
         train_audio=train_audio, dev_utts=utts.get("dev", ()), dev_audio=audio.get("dev"),
         resume=cfg.resume, progress=progress,
     )
-    model.to(device)
+    model.to(state.device)
     after = score_all("after")
 
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
     sets = {name: {"role": role, "manifest": str(path), "before": before[name], "after": after[name]}
             for name, (role, path) in eval_sets.items()}
+    first = {role: next((dict(before=s["before"], after=s["after"]) for s in sets.values() if s["role"] == role),
+                        None) for role in ("target", "source")}
     results = {
         "model": cfg.model,
         "sets": sets,
-        "target": next((dict(before=s["before"], after=s["after"]) for s in sets.values() if s["role"] == "target"),
-                       None),
-        "source": next((dict(before=s["before"], after=s["after"]) for s in sets.values() if s["role"] == "source"),
-                       None),
+        **first,
         "labelled_minutes": round(total_minutes(utts["train"]), 3),
-        "replay_minutes": round(total_minutes(train_utts) - total_minutes(utts["train"]), 3),
+        "replay_minutes": round(total_minutes(utts.get("replay", [])), 3),
         "trainable_params": result.trainable_params,
-        "train": {k: v for k, v in asdict(result).items()},
+        "train": asdict(result),
         "skipped": skipped,
         "seed": cfg.training.seed,
-        "device": str(device),
+        "device": str(state.device),
+        "processes": state.num_processes,
         "precision": precision,
         "wall_s": round(time.perf_counter() - start, 1),
         "command": " ".join(sys.argv),
         **(extra or {}),
     }
-    atomic_write_json(out / "run_config.json", asdict(cfg))
-    atomic_write_json(out / "results.json", results)
-    atomic_write_text(out / "report.md", render_report(results))
-    for folder in (CHECKPOINT, BEST):
-        shutil.rmtree(out / folder, ignore_errors=True)
+    if state.is_main_process:
+        model.save_pretrained(out)
+        processor.save_pretrained(out)
+        atomic_write_json(out / "run_config.json", asdict(cfg))
+        atomic_write_json(out / "results.json", results)
+        atomic_write_text(out / "report.md", render_report(results))
+        for folder in (CHECKPOINT, BEST):
+            shutil.rmtree(out / folder, ignore_errors=True)
+    state.wait_for_everyone()
     return results
 
 
