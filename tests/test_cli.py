@@ -118,3 +118,20 @@ def test_help_for_every_subcommand(capsys):
             main([cmd, "--help"])
         assert e.value.code == 0
     assert "--on-error" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_adapt_runs_on_two_processes_with_torchrun(tone_data, tiny_model_dir, tmp_path):
+    """No code change for distributed training: torchrun (gloo on CPU) runs the same command."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "speechtl.cli", "adapt",
+           "--model", str(tiny_model_dir), "--train", str(tone_data["train"]), "--dev", str(tone_data["dev"]),
+           "--test", str(tone_data["test"]), "--out", str(out), "--cpu", *FAST]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["processes"] == 2 and results["train"]["steps"] == 4
+    assert results["train"]["history"][0]["lr"] > 0  # the schedule counts optimizer steps, not per-process steps

@@ -63,7 +63,7 @@ class TrainConfig:
 class TrainState:
     step: int = 0
     epoch: int = 0
-    batch_in_epoch: int = 0  # batches of the current epoch already consumed
+    batch_in_epoch: int = 0  # batches of the current epoch's list already consumed (by all processes)
     best_wer: float | None = None
     best_cer: float | None = None
     best_step: int | None = None
@@ -182,7 +182,9 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     start_params = [p.detach().clone() for p in params] if cfg.l2sp else []
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps)
+    # accelerate steps a prepared scheduler once per process per optimizer step: count in those units
+    n = accelerator.num_processes
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * cfg.max_steps) * n, cfg.max_steps * n)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     raw_model = accelerator.unwrap_model(model)
 
@@ -222,7 +224,7 @@ def train(
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            state.batch_in_epoch += 1
+            state.batch_in_epoch += n  # each process takes every n-th batch of the epoch's list
             losses.append(loss.item())
             if not accelerator.sync_gradients:
                 continue

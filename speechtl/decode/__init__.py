@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from accelerate.utils import extract_model_from_parallel
 from tqdm.auto import tqdm
 
 from speechtl.audio import SAMPLE_RATE
@@ -32,7 +33,8 @@ def forward_logits(model, batch: dict, pass_mask: bool, precision: str = "fp32")
     mask = batch["attention_mask"].to(device)
     with autocast(device, precision):
         out = model(inputs, attention_mask=mask if pass_mask else None)
-    lengths = model._get_feat_extract_output_lengths(mask.sum(-1)).to(torch.long)
+    base = extract_model_from_parallel(model)  # DDP/compiled wrappers hide the helper below
+    lengths = base._get_feat_extract_output_lengths(mask.sum(-1)).to(torch.long)
     return out.logits.float(), lengths
 
 
