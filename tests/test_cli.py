@@ -135,3 +135,14 @@ def test_adapt_runs_on_two_processes_with_torchrun(tone_data, tiny_model_dir, tm
     results = json.loads((out / "results.json").read_text())
     assert results["processes"] == 2 and results["train"]["steps"] == 4
     assert results["train"]["history"][0]["lr"] > 0  # the schedule counts optimizer steps, not per-process steps
+
+
+def test_audio_too_short_for_its_transcript_is_reported(tone_data, tiny_model_dir, tmp_path):
+    utts = read_manifest(tone_data["train"])
+    long_text = utts[0].__class__(utts[0].id, utts[0].audio_path, " ".join(["abc"] * 40))
+    write_manifest([long_text] + utts[1:], tmp_path / "train.jsonl")
+    out = tmp_path / "run"
+    assert main(["adapt", "--model", str(tiny_model_dir), "--train", str(tmp_path / "train.jsonl"),
+                 "--test", str(tone_data["test"]), "--out", str(out), *FAST]) == 0
+    warnings = json.loads((out / "results.json").read_text())["warnings"]
+    assert len(warnings) == 1 and utts[0].id in warnings[0] and "1 training utterance" in warnings[0]

@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch
 from accelerate import PartialState
 
 from speechtl.audio import add_durations
@@ -83,6 +84,19 @@ def _scores(result: EvalResult) -> dict:
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in result.summary().items()}
 
 
+def _too_short(model, utts, audio, labels) -> list[str]:
+    """CTC needs at least one output frame per label (more for repeated letters): such utterances teach nothing."""
+    frames = model._get_feat_extract_output_lengths(torch.tensor([len(a) for a in audio])).tolist()
+    bad = [u.id for u, f, lab in zip(utts, frames, labels)
+           if f < len(lab) + sum(a == b for a, b in zip(lab, lab[1:]))]
+    if not bad:
+        return []
+    msg = (f"{len(bad)} training utterance(s) are too short for their transcripts at the model's frame rate "
+           f"and will be ignored by the CTC loss (e.g. {', '.join(bad[:5])}); check audio/transcript pairing")
+    print(f"warning: {msg}", file=sys.stderr)
+    return [msg]
+
+
 def _load_data(cfg: AdaptConfig, tokenizer, progress: bool):
     """Read every manifest, check transcripts, decode all audio once. Returns (utts, audio, skipped) by set name."""
     named = {"train": cfg.train, **({"dev": cfg.dev} if cfg.dev else {}),
@@ -137,8 +151,10 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
 
     before = score_all("before")
     train_utts, train_audio = utts["train"] + utts.get("replay", []), audio["train"] + audio.get("replay", [])
+    labels = labels_for(train_utts, processor.tokenizer)
+    warnings = _too_short(model, train_utts, train_audio, labels)
     result = train(
-        model, processor, train_utts, labels_for(train_utts, processor.tokenizer), out, cfg.training,
+        model, processor, train_utts, labels, out, cfg.training,
         train_audio=train_audio, dev_utts=utts.get("dev", ()), dev_audio=audio.get("dev"),
         resume=cfg.resume, progress=progress,
     )
@@ -158,6 +174,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         "trainable_params": result.trainable_params,
         "train": asdict(result),
         "skipped": skipped,
+        "warnings": warnings,
         "seed": cfg.training.seed,
         "device": str(state.device),
         "processes": state.num_processes,
