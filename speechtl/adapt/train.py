@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from speechtl.adapt.strategies import apply_strategy, finish_strategy
 from speechtl.audio import load_audio
 from speechtl.data.dataset import AudioDataset, CtcCollator, length_grouped_batches
 from speechtl.data.manifest import Utterance
@@ -51,7 +52,12 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     eval_every: int = 50  # steps between dev evaluations and checkpoints
     patience: int = 0  # stop after this many evaluations without dev improvement (0: never)
-    freeze_feature_encoder: bool = True  # keep the convolutional feature encoder fixed
+    strategy: str = "full"  # what trains: full | top_k | head | lora | adapter (see speechtl.adapt.strategies)
+    freeze_feature_encoder: bool = True  # keep the convolutional feature encoder fixed (strategy full)
+    top_k: int = 2  # transformer layers trained by strategy top_k
+    lora_r: int = 8  # LoRA rank
+    lora_alpha: int = 16  # LoRA scaling numerator (update scale = alpha / r)
+    adapter_dim: int = 32  # bottleneck width of strategy adapter
     l2sp: float = 0.0  # L2-SP: penalty l2sp·Σ(θ−θ₀)² pulling weights toward the starting model (fights forgetting)
     precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
     seed: int = 0
@@ -176,9 +182,10 @@ def train(
     set_seed(cfg.seed)
     accelerator = Accelerator(cpu=cfg.cpu, gradient_accumulation_steps=cfg.grad_accum)
     precision = resolve_precision(cfg.precision, accelerator.device)
-    if cfg.freeze_feature_encoder:
-        model.freeze_feature_encoder()
-    model.config.ctc_zero_infinity = True
+    base = model  # the transformers model; `model` becomes what trains (a peft wrapper for LoRA)
+    model = apply_strategy(base, cfg.strategy, cfg.top_k, cfg.lora_r, cfg.lora_alpha, cfg.adapter_dim,
+                           cfg.freeze_feature_encoder)
+    base.config.ctc_zero_infinity = True
     params = [p for p in model.parameters() if p.requires_grad]
     start_params = [p.detach().clone() for p in params] if cfg.l2sp else []
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -197,7 +204,7 @@ def train(
     durations = [u.duration_s for u in train_utts]
     collate = CtcCollator(processor.feature_extractor)
     pass_mask = uses_attention_mask(processor)
-    blank = raw_model.config.pad_token_id
+    blank = base.config.pad_token_id
     if dev_utts and dev_audio is None:
         dev_audio = [load_audio(u.audio_path) for u in dev_utts]
 
@@ -249,12 +256,13 @@ def train(
 
     if state.best_step is not None and (out_dir / BEST / "model.safetensors").is_file():
         raw_model.load_state_dict(load_file(out_dir / BEST / "model.safetensors"))
-    raw_model.eval()
+    trainable = trainable_parameters(raw_model)
+    finish_strategy(raw_model).eval()  # LoRA merged into `base`, the caller's model object
     return TrainResult(
         steps=state.step,
         best_step=state.best_step,
         best_dev_wer=state.best_wer,
-        trainable_params=trainable_parameters(raw_model),
+        trainable_params=trainable,
         wall_s=time.perf_counter() - start,
         history=state.history,
         stopped_early=stopped_early,

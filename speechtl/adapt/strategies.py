@@ -1,0 +1,86 @@
+"""What an adaptation trains: the strategy menu.
+
+- ``full``: every weight but the convolutional feature encoder (unless ``freeze_feature_encoder=False``);
+- ``top_k``: the last ``top_k`` transformer layers, the final layer norm and the CTC head;
+- ``head``: the CTC head alone;
+- ``lora``: low-rank updates (peft) on attention q/k/v/out and feed-forward projections, plus the CTC
+  head; merged into the weights at the end, so the result is a plain model;
+- ``adapter``: MMS-style bottleneck adapters after every transformer layer (transformers'
+  ``adapter_attn_dim``), zero-initialised so training starts from the source model exactly, plus the
+  CTC head.
+
+:func:`apply_strategy` returns the module to train (a peft wrapper for LoRA); :func:`finish_strategy`
+returns the plain model to save.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from speechtl.config import ConfigError
+
+__all__ = ["STRATEGIES", "LORA_TARGETS", "apply_strategy", "finish_strategy"]
+
+STRATEGIES = ("full", "top_k", "head", "lora", "adapter")
+# attention and feed-forward projections of wav2vec2 / HuBERT / WavLM / data2vec-audio encoder layers
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "intermediate_dense", "output_dense"]
+
+
+def _set_trainable(modules, flag: bool) -> None:
+    for m in modules:
+        for p in m.parameters():
+            p.requires_grad = flag
+
+
+def _add_adapters(model, dim: int) -> list[nn.Module]:
+    from transformers.models.wav2vec2.modeling_wav2vec2 import Wav2Vec2AttnAdapterLayer
+
+    if model.config.model_type != "wav2vec2":
+        raise ConfigError(f"the adapter strategy needs a wav2vec2 model (got {model.config.model_type!r}); use lora")
+    model.config.adapter_attn_dim = dim  # saved with the model, so from_pretrained rebuilds the adapters
+    adapters = []
+    for layer in model.base_model.encoder.layers:
+        adapter = Wav2Vec2AttnAdapterLayer(model.config).to(next(layer.parameters()).device)
+        nn.init.zeros_(adapter.linear_2.weight)  # starts as the identity: no change before training
+        nn.init.zeros_(adapter.linear_2.bias)
+        layer.adapter_layer = adapter
+        adapters.append(adapter)
+    return adapters
+
+
+def apply_strategy(model, strategy: str, top_k: int = 2, lora_r: int = 8, lora_alpha: int = 16,
+                   adapter_dim: int = 32, freeze_feature_encoder: bool = True) -> nn.Module:
+    """Set which parameters train; returns the module to train (``model`` itself, or a peft wrapper)."""
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    head = model.lm_head
+    if strategy == "full":
+        _set_trainable([model], True)
+        if freeze_feature_encoder:
+            model.freeze_feature_encoder()
+        return model
+    _set_trainable([model], False)
+    model.freeze_feature_encoder()  # HF's own flag, so the conv stack also runs without building a graph
+    if strategy == "head":
+        _set_trainable([head], True)
+    elif strategy == "top_k":
+        layers = model.base_model.encoder.layers
+        if not 1 <= top_k <= len(layers):
+            raise ConfigError(f"top_k must be 1..{len(layers)} for this model, got {top_k}")
+        _set_trainable([*layers[-top_k:], model.base_model.encoder.layer_norm, head], True)
+    elif strategy == "adapter":
+        _set_trainable([*_add_adapters(model, adapter_dim), head], True)
+    else:  # lora
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.05, target_modules=LORA_TARGETS,
+                            modules_to_save=["lm_head"], bias="none")
+        return get_peft_model(model, config)
+    return model
+
+
+def finish_strategy(trained: nn.Module) -> nn.Module:
+    """The plain transformers model to save: LoRA updates merged into the weights, everything else as is."""
+    from peft import PeftModel
+
+    return trained.merge_and_unload() if isinstance(trained, PeftModel) else trained
