@@ -2,7 +2,8 @@
 
 Everything is made here, offline: a few labelled minutes of the target accent (default
 ``en-gb-scotland``), a target dev and test set, a source-accent (``en-us``) test set to measure
-forgetting and a source replay set, all from :mod:`speechtl.synth`. Then one
+forgetting, a source dev set (checkpoints that forget too much are refused) and a source
+replay set, all from :mod:`speechtl.synth`. Then one
 :func:`~speechtl.adapt.run.run_adaptation` and a table. ``speechtl demo`` and
 ``recipes/accent_adaptation.py`` both run :func:`run_accent_demo`.
 """
@@ -29,6 +30,7 @@ _SETS = {  # name: (split, seed offset, accent role)
     "test": ("test", 2, "target"),
     "source-test": ("test", 3, "source"),
     "replay": ("train", 4, "source"),
+    "source-dev": ("dev", 5, "source"),
 }
 
 
@@ -93,6 +95,7 @@ def run_accent_demo(cfg: AccentDemoConfig) -> dict:
         dev=_synth(cfg, "dev", cfg.dev_minutes),
         test=[_synth(cfg, "test", cfg.test_minutes)],
         source_test=_synth(cfg, "source-test", cfg.source_test_minutes),
+        source_dev=_synth(cfg, "source-dev", cfg.dev_minutes),
         replay=_synth(cfg, "replay", cfg.replay_ratio * cfg.train_minutes) if cfg.replay_ratio > 0 else "",
         replay_ratio=cfg.replay_ratio,
         out=cfg.out,
@@ -119,5 +122,6 @@ def format_table(results: dict) -> str:
         _row(f"source  {demo['source_accent']}", results["source"]),
         f"labelled minutes {results['labelled_minutes']:.1f} (+{results['replay_minutes']:.1f} source replay) · "
         f"trainable parameters {results['trainable_params'] / 1e6:.2f} M · steps {t['steps']} "
-        f"(best {t['best_step']}) · wall time {results['wall_s'] + demo['synthesis_s']:.0f} s · seed {results['seed']}",
+        f"(chosen {t['best_step']}) · wall time {results['wall_s'] + demo['synthesis_s']:.0f} s · seed {results['seed']}",
+        f"verdict: {results['verdict']}",
     ])

@@ -39,6 +39,7 @@ class AdaptConfig:
     dev: str = ""  # target dev manifest: picks the best checkpoint, early stopping
     test: list[str] = field(default_factory=list)  # target evaluation manifest(s)
     source_test: str = ""  # source-domain evaluation manifest, to measure forgetting
+    source_dev: str = ""  # source-domain dev manifest: checkpoints forgetting more than --max-forgetting are refused
     replay: str = ""  # labelled source-domain manifest mixed into training (fights forgetting)
     replay_ratio: float = 1.0  # replay minutes per labelled target minute (speaker-stratified sample)
     out: str = "runs/adapt"  # run folder
@@ -100,6 +101,7 @@ def _too_short(model, utts, audio, labels) -> list[str]:
 def _load_data(cfg: AdaptConfig, tokenizer, progress: bool):
     """Read every manifest, check transcripts, decode all audio once. Returns (utts, audio, skipped) by set name."""
     named = {"train": cfg.train, **({"dev": cfg.dev} if cfg.dev else {}),
+             **({"source_dev": cfg.source_dev} if cfg.source_dev else {}),
              **({"replay": cfg.replay} if cfg.replay else {}),
              **{name: path for name, (_, path) in _set_names(cfg).items()}}
     utts = {name: read_manifest(path) for name, path in named.items()}
@@ -156,6 +158,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     result = train(
         model, processor, train_utts, labels, out, cfg.training,
         train_audio=train_audio, dev_utts=utts.get("dev", ()), dev_audio=audio.get("dev"),
+        source_dev_utts=utts.get("source_dev", ()), source_dev_audio=audio.get("source_dev"),
         resume=cfg.resume, progress=progress,
     )
     model.to(state.device)
@@ -174,6 +177,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         "trainable_params": result.trainable_params,
         "train": asdict(result),
         "skipped": skipped,
+        "verdict": verdict(result.history, result.best_step, cfg.training.max_forgetting),
         "warnings": warnings,
         "seed": cfg.training.seed,
         "device": str(state.device),
@@ -193,6 +197,25 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
             shutil.rmtree(out / folder, ignore_errors=True)
     state.wait_for_everyone()
     return results
+
+
+def verdict(history: list[dict], best_step: int | None, max_forgetting: float) -> str:
+    """One plain sentence on what the dev sets say the adaptation bought (the negative-transfer guard's decision)."""
+    start = next((h for h in history if h["step"] == 0), None)
+    if best_step is None:
+        return ("no dev set: the last step's weights are returned, unchecked" if start is None else
+                "no checkpoint qualified and the guard is off: the last step's weights are returned")
+    chosen = next(h for h in history if h["step"] == best_step)
+    limit = "" if "source_dev_wer" not in chosen else f" (source forgetting limit {100 * max_forgetting:g}%)"
+    if best_step == 0:
+        return (f"negative transfer: no checkpoint beat the starting model's target dev WER "
+                f"{100 * start['dev_wer']:.1f}%{limit}; the starting model is returned unchanged")
+    text = f"adapted: step {best_step} chosen, target dev WER "
+    text += f"{100 * start['dev_wer']:.1f}% → " if start else ""
+    text += f"{100 * chosen['dev_wer']:.1f}%"
+    if "source_dev_wer" in chosen and start:
+        text += f", source dev WER {100 * start['source_dev_wer']:.1f}% → {100 * chosen['source_dev_wer']:.1f}%{limit}"
+    return text
 
 
 def _pct(x: float | None) -> str:
@@ -217,6 +240,8 @@ def render_report(results: dict) -> str:
                      f"| {_pct(b['cer'])} | {_pct(a['cer'])} | {b['num_words']} |")
     t = results["train"]
     lines += [
+        "",
+        f"Verdict: {results['verdict']}.",
         "",
         f"Labelled minutes: {results['labelled_minutes']:.1f} · trainable parameters: {results['trainable_params']:,} · "
         f"steps: {t['steps']} (best dev step: {t['best_step']}) · wall time: {results['wall_s']:.0f} s · "

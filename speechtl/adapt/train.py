@@ -58,6 +58,8 @@ class TrainConfig:
     lora_r: int = 8  # LoRA rank
     lora_alpha: int = 16  # LoRA scaling numerator (update scale = alpha / r)
     adapter_dim: int = 32  # bottleneck width of strategy adapter
+    guard: bool = True  # negative-transfer guard: the starting model competes with every checkpoint on dev
+    max_forgetting: float = 0.05  # with a source dev set: allowed relative rise of its WER (inf: no limit)
     l2sp: float = 0.0  # L2-SP: penalty l2sp·Σ(θ−θ₀)² pulling weights toward the starting model (fights forgetting)
     precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
     seed: int = 0
@@ -74,6 +76,7 @@ class TrainState:
     best_cer: float | None = None
     best_step: int | None = None
     bad_evals: int = 0
+    source_start_wer: float | None = None  # source dev WER of the starting model
     history: list[dict] = field(default_factory=list)
 
 
@@ -168,6 +171,8 @@ def train(
     train_audio: Sequence[np.ndarray] | None = None,
     dev_utts: Sequence[Utterance] = (),
     dev_audio: Sequence[np.ndarray] | None = None,
+    source_dev_utts: Sequence[Utterance] = (),
+    source_dev_audio: Sequence[np.ndarray] | None = None,
     resume: bool = False,
     on_step: Callable[[TrainState], None] | None = None,
     progress: bool = True,
@@ -175,6 +180,9 @@ def train(
     """Fine-tune ``model`` in place; at the end it holds the best-dev weights (or the last ones without dev).
 
     ``train_audio``/``dev_audio``: the utterances' audio already loaded (else read from disk as needed).
+    Checkpoints are chosen by target dev WER; with ``source_dev_utts`` only those whose source dev WER
+    stays within ``cfg.max_forgetting`` of the start qualify, and with ``cfg.guard`` the starting
+    model itself (step 0) is a candidate, so a run that cannot help returns the model it started from.
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -205,13 +213,15 @@ def train(
     collate = CtcCollator(processor.feature_extractor)
     pass_mask = uses_attention_mask(processor)
     blank = base.config.pad_token_id
-    if dev_utts and dev_audio is None:
-        dev_audio = [load_audio(u.audio_path) for u in dev_utts]
+    dev = _DevSets(dev_utts, dev_audio, source_dev_utts, source_dev_audio)
 
     bar = tqdm(total=cfg.max_steps, initial=state.step, desc="adapting", unit="step",
                disable=not (progress and accelerator.is_main_process))
     losses: list[float] = []
     stopped_early = False
+    if state.step == 0 and dev.target and (cfg.guard or dev.source):
+        _evaluate_and_save(accelerator, model, raw_model, processor, optimizer, scheduler, state, cfg, out_dir,
+                           dev, precision, losses)  # step 0: the starting model's scores
     model.train()
     while state.step < cfg.max_steps and not stopped_early:
         batches = length_grouped_batches(durations, cfg.batch_seconds, seed=cfg.seed * 100_003 + state.epoch)
@@ -241,7 +251,7 @@ def train(
             if state.step % cfg.eval_every == 0 or state.step == cfg.max_steps:
                 stopped_early = _evaluate_and_save(
                     accelerator, model, raw_model, processor, optimizer, scheduler, state, cfg, out_dir,
-                    dev_utts, dev_audio, precision, losses,
+                    dev, precision, losses,
                 )
                 losses = []
                 bar.set_postfix(loss=state.history[-1]["train_loss"], dev_wer=state.history[-1].get("dev_wer"))
@@ -269,25 +279,45 @@ def train(
     )
 
 
+class _DevSets:
+    """The target dev set (checkpoint choice) and the optional source dev set (forgetting limit), loaded once."""
+
+    def __init__(self, target, target_audio, source, source_audio):
+        self.target, self.source = list(target), list(source)
+        self.target_audio = target_audio if target_audio is not None else [load_audio(u.audio_path) for u in target]
+        self.source_audio = source_audio if source_audio is not None else [load_audio(u.audio_path) for u in source]
+
+
 def _evaluate_and_save(
-    accelerator, model, raw_model, processor, optimizer, scheduler, state, cfg, out_dir, dev_utts, dev_audio,
-    precision, losses,
+    accelerator, model, raw_model, processor, optimizer, scheduler, state, cfg, out_dir, dev, precision, losses,
 ) -> bool:
-    """Score dev, keep the best weights, write the checkpoint. Returns True when early stopping triggers."""
+    """Score dev, keep the best qualifying weights, write the checkpoint. Returns True when early stopping triggers."""
     entry = {"step": state.step, "train_loss": round(float(np.mean(losses)), 4) if losses else None,
              "lr": scheduler.get_last_lr()[0]}
     stop = False
-    if dev_utts:
-        result = evaluate(raw_model, processor, dev_utts, cfg.batch_seconds, precision, audio=dev_audio)
-        model.train()
+    if dev.target:
+        result = evaluate(raw_model, processor, dev.target, cfg.batch_seconds, precision, audio=dev.target_audio)
         entry.update(dev_wer=result.wer, dev_cer=result.cer)
-        improved = state.best_wer is None or (result.wer, result.cer) < (state.best_wer, state.best_cer)
+        qualifies = True
+        if dev.source:
+            source_wer = evaluate(raw_model, processor, dev.source, cfg.batch_seconds, precision,
+                                  audio=dev.source_audio).wer
+            entry["source_dev_wer"] = source_wer
+            if state.source_start_wer is None:
+                state.source_start_wer = source_wer if state.step == 0 else None
+            if state.source_start_wer is not None:
+                qualifies = source_wer <= state.source_start_wer * (1 + cfg.max_forgetting) + 1e-12
+        model.train()
+        if state.step == 0 and not cfg.guard:
+            qualifies = False  # scored for the forgetting limit only; the start is no candidate
+        entry["qualifies"] = qualifies
+        improved = qualifies and (state.best_wer is None or (result.wer, result.cer) < (state.best_wer, state.best_cer))
         if improved:
             state.best_wer, state.best_cer, state.best_step, state.bad_evals = result.wer, result.cer, state.step, 0
             if accelerator.is_main_process:
                 with atomic_dir(out_dir / BEST) as tmp:
                     save_file(_state_dict(raw_model), tmp / "model.safetensors")
-        else:
+        elif state.step > 0:
             state.bad_evals += 1
             stop = bool(cfg.patience) and state.bad_evals >= cfg.patience
     state.history.append(entry)

@@ -1,0 +1,79 @@
+"""The negative-transfer guard: which checkpoint a run returns, given the dev scores it saw."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import speechtl.adapt.train as train_module
+from speechtl.adapt.run import labels_for, verdict
+from speechtl.adapt.train import TrainConfig, train
+from speechtl.data.dataset import load_utterance_audio
+from speechtl.data.manifest import read_manifest
+from speechtl.models import load_model
+
+
+def scripted_evaluate(monkeypatch, target_wers, source_wers):
+    """Replace dev scoring by scripted WERs: calls alternate target, source at each evaluation."""
+    calls = {"target": iter(target_wers), "source": iter(source_wers)}
+
+    def fake(model, processor, utts, *args, **kwargs):
+        kind = "source" if utts[0].id.startswith("src") else "target"
+        wer = next(calls[kind])
+        return SimpleNamespace(wer=wer, cer=wer / 2)
+
+    monkeypatch.setattr(train_module, "evaluate", fake)
+
+
+def run(tone_data, tiny_model_dir, tmp_path, **cfg):
+    model, processor = load_model(str(tiny_model_dir))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    utts, audio, _ = load_utterance_audio(read_manifest(tone_data["train"]))
+    dev, dev_audio = utts[:2], audio[:2]
+    src = [u.__class__("src" + u.id, u.audio_path, u.text) for u in utts[2:4]]
+    config = TrainConfig(lr=1e-2, max_steps=4, eval_every=2, batch_seconds=4, freeze_feature_encoder=False, **cfg)
+    result = train(model, processor, utts, labels_for(utts, processor.tokenizer), tmp_path, config,
+                   train_audio=audio, dev_utts=dev, dev_audio=dev_audio, source_dev_utts=src,
+                   source_dev_audio=audio[2:4], progress=False)
+    same = all(torch.equal(start[k], v) for k, v in model.state_dict().items())
+    return result, same
+
+
+def test_worse_checkpoints_return_the_starting_model(monkeypatch, tone_data, tiny_model_dir, tmp_path):
+    scripted_evaluate(monkeypatch, [0.50, 0.60, 0.55], [0.20, 0.20, 0.20])
+    result, same = run(tone_data, tiny_model_dir, tmp_path)
+    assert result.best_step == 0 and same
+    assert verdict(result.history, result.best_step, 0.05).startswith("negative transfer")
+
+
+def test_forgetting_beyond_the_limit_disqualifies_a_checkpoint(monkeypatch, tone_data, tiny_model_dir, tmp_path):
+    # step 2 is best on target but raises source WER by 25% (> 5%); step 4 is within the limit
+    scripted_evaluate(monkeypatch, [0.50, 0.30, 0.40], [0.20, 0.25, 0.21])
+    result, same = run(tone_data, tiny_model_dir, tmp_path)
+    assert result.best_step == 4 and not same
+    assert [h["qualifies"] for h in result.history] == [True, False, True]
+    text = verdict(result.history, result.best_step, 0.05)
+    assert text == ("adapted: step 4 chosen, target dev WER 50.0% → 40.0%, source dev WER 20.0% → 21.0% "
+                    "(source forgetting limit 5%)")
+
+
+def test_without_limit_the_best_target_checkpoint_wins(monkeypatch, tone_data, tiny_model_dir, tmp_path):
+    scripted_evaluate(monkeypatch, [0.50, 0.30, 0.40], [0.20, 0.25, 0.21])
+    result, _ = run(tone_data, tiny_model_dir, tmp_path, max_forgetting=float("inf"))
+    assert result.best_step == 2
+
+
+def test_guard_off_never_returns_the_start(monkeypatch, tone_data, tiny_model_dir, tmp_path):
+    scripted_evaluate(monkeypatch, [0.50, 0.60, 0.70], [0.20, 0.20, 0.20])
+    result, same = run(tone_data, tiny_model_dir, tmp_path, guard=False)
+    assert result.best_step == 2 and not same
+
+
+@pytest.mark.parametrize("history,best,expected", [
+    ([], None, "no dev set: the last step's weights are returned, unchecked"),
+    ([{"step": 0, "dev_wer": 0.5}, {"step": 10, "dev_wer": 0.25}], 10, "adapted: step 10 chosen, target dev WER 50.0% → 25.0%"),
+])
+def test_verdict_literals(history, best, expected):
+    assert verdict(history, best, 0.05) == expected
