@@ -38,12 +38,14 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tone_data, tiny_model_dir, tmp_path, precision):
+@pytest.mark.parametrize("precision,augment", [("fp32", False), ("bf16", True)])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tone_data, tiny_model_dir, tmp_path, precision,
+                                                               augment):
     utts, audio = _train_set(tone_data)
     # batch_seconds small enough for several batches per epoch, so resuming mid-epoch is exercised
     cfg = TrainConfig(lr=1e-3, max_steps=12, eval_every=4, batch_seconds=3, freeze_feature_encoder=False,
-                      precision=precision, seed=3)
+                      precision=precision, seed=3, **(dict(speed_perturb=[0.9, 1.0, 1.1], noise_snr_db=10,
+                                                           mask_time_prob=0.05) if augment else {}))
 
     def run(out, on_step=None, resume=False):
         model, processor = load_model(str(tiny_model_dir))

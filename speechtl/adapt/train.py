@@ -28,6 +28,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from speechtl.adapt.strategies import apply_strategy, finish_strategy
 from speechtl.audio import load_audio
+from speechtl.data.augment import make_augment
 from speechtl.data.dataset import AudioDataset, CtcCollator, length_grouped_batches
 from speechtl.data.manifest import Utterance
 from speechtl.decode import forward_logits, uses_attention_mask
@@ -60,6 +61,10 @@ class TrainConfig:
     adapter_dim: int = 32  # bottleneck width of strategy adapter
     guard: bool = True  # negative-transfer guard: the starting model competes with every checkpoint on dev
     max_forgetting: float = 0.05  # with a source dev set: allowed relative rise of its WER (inf: no limit)
+    speed_perturb: list[float] = field(default_factory=list)  # speed factors, e.g. 0.9 1.0 1.1 (none: off)
+    noise_snr_db: float = 0.0  # additive white noise at [snr, snr+10] dB (0: off)
+    mask_time_prob: float = -1.0  # SpecAugment time masking in the model config (<0: keep the model's)
+    mask_feature_prob: float = -1.0  # SpecAugment feature masking (<0: keep the model's)
     l2sp: float = 0.0  # L2-SP: penalty l2sp·Σ(θ−θ₀)² pulling weights toward the starting model (fights forgetting)
     precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
     seed: int = 0
@@ -194,6 +199,9 @@ def train(
     model = apply_strategy(base, cfg.strategy, cfg.top_k, cfg.lora_r, cfg.lora_alpha, cfg.adapter_dim,
                            cfg.freeze_feature_encoder)
     base.config.ctc_zero_infinity = True
+    for name in ("mask_time_prob", "mask_feature_prob"):
+        if getattr(cfg, name) >= 0:
+            setattr(base.config, name, getattr(cfg, name))
     params = [p for p in model.parameters() if p.requires_grad]
     start_params = [p.detach().clone() for p in params] if cfg.l2sp else []
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -208,7 +216,8 @@ def train(
         state = _load_checkpoint(out_dir / CHECKPOINT, raw_model, optimizer, scheduler)
         accelerator.print(f"resuming from step {state.step} ({out_dir / CHECKPOINT})")
 
-    dataset = AudioDataset(train_utts, labels, audio=train_audio)
+    dataset = AudioDataset(train_utts, labels, audio=train_audio,
+                           transform=make_augment(cfg.speed_perturb, cfg.noise_snr_db))
     durations = [u.duration_s for u in train_utts]
     collate = CtcCollator(processor.feature_extractor)
     pass_mask = uses_attention_mask(processor)

@@ -1,0 +1,41 @@
+"""The shipped offline source model: plain transformers loads it, and it transcribes synthetic en-us speech."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
+
+import speechtl
+from speechtl import synth
+from speechtl.eval import error_rates
+from speechtl.models import load_model
+
+MODEL_DIR = Path(speechtl.__file__).resolve().parent / "pretrained" / "en-us-synth"
+CER_BOUND = 0.12  # the model card reports its en-us CER on 4 minutes of held-out sentences (~4-6 %)
+
+
+def test_plain_transformers_loads_it_and_transcribes_en_us_under_a_cer_bound():
+    model = Wav2Vec2ForCTC.from_pretrained(MODEL_DIR, use_safetensors=True).eval()
+    processor = Wav2Vec2Processor.from_pretrained(MODEL_DIR)
+    texts = synth.sentences("en", "test", n=8, seed=4242)  # held-out pool, a seed no build uses
+    hyps = []
+    for k, text in enumerate(texts):
+        audio = synth.speak(text, voice=f"en-us+{('m1', 'f2', 'm3', 'f4')[k % 4]}", rate=165 + 5 * k, pitch=45)
+        inputs = processor(audio, sampling_rate=16_000, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(inputs.input_values, attention_mask=inputs.attention_mask).logits
+        hyps.append(processor.batch_decode(logits.argmax(-1))[0])
+    rates = error_rates(texts, hyps)
+    assert rates.cer < CER_BOUND, list(zip(texts, hyps))
+
+
+def test_shipped_name_resolves_and_the_card_reports_every_accent():
+    model, processor = load_model("speechtl/en-us-synth")
+    assert model.config.model_type == "wav2vec2" and processor.tokenizer.pad_token_id == 0
+    card = (MODEL_DIR / "README.md").read_text()
+    for accent in synth.ENGLISH_ACCENTS:
+        assert f"| {accent} |" in card, accent
+    assert (MODEL_DIR / "model.safetensors").stat().st_size < 25_000_000
+    assert not list(MODEL_DIR.glob("*.bin"))  # safetensors only
