@@ -116,6 +116,17 @@ def l2sp_penalty(params: Sequence[torch.Tensor], start: Sequence[torch.Tensor]) 
     return sum(((p - p0) ** 2).sum() for p, p0 in zip(params, start))
 
 
+def _set_spec_augment(model, mask_time_prob: float, mask_feature_prob: float) -> None:
+    """SpecAugment settings into the model config (<0 keeps the model's); adds the mask embedding if it lacks one."""
+    for name, value in (("mask_time_prob", mask_time_prob), ("mask_feature_prob", mask_feature_prob)):
+        if value >= 0:
+            setattr(model.config, name, value)
+    encoder = model.base_model
+    if (model.config.mask_time_prob > 0 or model.config.mask_feature_prob > 0) and \
+            getattr(encoder, "masked_spec_embed", None) is None:  # built without masking: add it as transformers would
+        encoder.masked_spec_embed = torch.nn.Parameter(torch.empty(model.config.hidden_size).uniform_())
+
+
 def _rng_state() -> tuple[dict, dict]:
     tensors = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -196,12 +207,10 @@ def train(
     accelerator = Accelerator(cpu=cfg.cpu, gradient_accumulation_steps=cfg.grad_accum)
     precision = resolve_precision(cfg.precision, accelerator.device)
     base = model  # the transformers model; `model` becomes what trains (a peft wrapper for LoRA)
+    _set_spec_augment(base, cfg.mask_time_prob, cfg.mask_feature_prob)
     model = apply_strategy(base, cfg.strategy, cfg.top_k, cfg.lora_r, cfg.lora_alpha, cfg.adapter_dim,
                            cfg.freeze_feature_encoder)
     base.config.ctc_zero_infinity = True
-    for name in ("mask_time_prob", "mask_feature_prob"):
-        if getattr(cfg, name) >= 0:
-            setattr(base.config, name, getattr(cfg, name))
     params = [p for p in model.parameters() if p.requires_grad]
     start_params = [p.detach().clone() for p in params] if cfg.l2sp else []
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -217,7 +226,7 @@ def train(
         accelerator.print(f"resuming from step {state.step} ({out_dir / CHECKPOINT})")
 
     dataset = AudioDataset(train_utts, labels, audio=train_audio,
-                           transform=make_augment(cfg.speed_perturb, cfg.noise_snr_db))
+                           transform=make_augment(cfg.speed_perturb, cfg.noise_snr_db, cfg.seed))
     durations = [u.duration_s for u in train_utts]
     collate = CtcCollator(processor.feature_extractor)
     pass_mask = uses_attention_mask(processor)
@@ -234,6 +243,7 @@ def train(
     model.train()
     while state.step < cfg.max_steps and not stopped_early:
         batches = length_grouped_batches(durations, cfg.batch_seconds, seed=cfg.seed * 100_003 + state.epoch)
+        dataset.epoch = state.epoch
         # own generator: creating a loader must not draw from the global RNG (dropout), or resuming would diverge
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches[state.batch_in_epoch :],
                                              collate_fn=collate, generator=torch.Generator().manual_seed(cfg.seed))

@@ -30,12 +30,13 @@ class AudioDataset(torch.utils.data.Dataset):
         utts: Sequence[Utterance],
         labels: Sequence[Sequence[int]] | None = None,
         audio: Sequence[np.ndarray] | None = None,
-        transform: Callable[[np.ndarray, int], np.ndarray] | None = None,
+        transform: Callable[[np.ndarray, tuple[int, int]], np.ndarray] | None = None,
     ):
         self.utts = list(utts)
         self.labels = list(labels) if labels is not None else None
         self.audio = list(audio) if audio is not None else None
-        self.transform = transform  # (audio, index) -> audio, e.g. augmentation
+        self.transform = transform  # (audio, (epoch, index)) -> audio, e.g. augmentation
+        self.epoch = 0  # set by the training loop, so augmentation differs per epoch but not per resume
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -43,7 +44,7 @@ class AudioDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         wav = self.audio[i] if self.audio is not None else load_audio(self.utts[i].audio_path)
         if self.transform is not None:
-            wav = self.transform(wav, i)
+            wav = self.transform(wav, (self.epoch, i))
         item = {"id": self.utts[i].id, "audio": wav}
         if self.labels is not None:
             item["labels"] = self.labels[i]
