@@ -9,6 +9,7 @@ Every problem with a file raises :class:`AudioError` whose one-line message name
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ SAMPLE_RATE = 16_000  # what wav2vec2-family models expect
 SILENCE_THRESHOLD = 1e-6  # a file whose peak |sample| stays below this is rejected as silent
 RAW_SUFFIXES = (".raw", ".pcm")  # headerless: 16-bit little-endian mono PCM at RAW_SAMPLE_RATE
 RAW_SAMPLE_RATE = 16_000
+MAX_RESAMPLE_PHASES = 1000  # reduced input-rate factor above which resampling goes through soxr
 _SF_COUNT_MAX = 2**63 - 1  # libsndfile's "frame count unknown" (e.g. some MP3 streams)
 _BLOCK_FRAMES = 1 << 16
 
@@ -98,6 +100,12 @@ def load_audio(path: PathLike, sampling_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(f"{path}: silent audio (every sample below {SILENCE_THRESHOLD:g})")
     if orig_rate == sampling_rate:
         return mono
+    if orig_rate // math.gcd(orig_rate, sampling_rate) > MAX_RESAMPLE_PHASES:
+        # e.g. 44101 Hz: torchaudio's polyphase kernel would have tens of thousands of phases (GBs);
+        # soxr (librosa's default resampler) handles arbitrary ratios in constant memory
+        import librosa
+
+        return librosa.resample(mono, orig_sr=orig_rate, target_sr=sampling_rate, res_type="soxr_hq")
     with torch.inference_mode():
         return AF.resample(torch.from_numpy(mono), orig_rate, sampling_rate).numpy()
 

@@ -218,3 +218,15 @@ def test_fixture_goforward_raw():
     assert len(y) == path.stat().st_size // 2 == 44580
     assert 0.05 < np.abs(y).max() <= 1.0
     assert audio_info(path).format == "RAW/PCM_16"
+
+
+def test_odd_sample_rate_resamples_without_a_huge_kernel(tmp_path):
+    """44101 Hz shares no useful factor with 16 kHz: soxr takes it (torchaudio would build a GB-sized kernel)."""
+    sr = 44_101
+    t = np.arange(sr) / sr
+    path = tmp_path / "odd.wav"
+    sf.write(path, (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr, subtype="FLOAT")
+    out = load_audio(path)
+    assert out.dtype == np.float32 and abs(len(out) - 16_000) <= 2
+    spectrum = np.abs(np.fft.rfft(out))
+    assert abs(np.argmax(spectrum) * 16_000 / len(out) - 440) < 2
