@@ -20,7 +20,7 @@ from accelerate import PartialState
 
 from speechtl.audio import add_durations
 from speechtl.config import ConfigError
-from speechtl.adapt.train import BEST, CHECKPOINT, TrainConfig, train
+from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, TrainConfig, train
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import Utterance, read_manifest, sample_minutes, total_minutes, unique_names
 from speechtl.eval import EvalResult, evaluate, write_hypotheses
@@ -177,7 +177,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         "trainable_params": result.trainable_params,
         "train": asdict(result),
         "skipped": skipped,
-        "verdict": verdict(result.history, result.best_step, cfg.training.max_forgetting),
+        "verdict": verdict(result.history, result.best_step, cfg.training.max_forgetting, result.best_alpha),
         "warnings": warnings,
         "seed": cfg.training.seed,
         "device": str(state.device),
@@ -193,24 +193,27 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         atomic_write_json(out / "run_config.json", asdict(cfg))
         atomic_write_json(out / "results.json", results)
         atomic_write_text(out / "report.md", render_report(results))
-        for folder in (CHECKPOINT, BEST):
+        for folder in (CHECKPOINT, BEST, BEST_TARGET):
             shutil.rmtree(out / folder, ignore_errors=True)
     state.wait_for_everyone()
     return results
 
 
-def verdict(history: list[dict], best_step: int | None, max_forgetting: float) -> str:
+def verdict(history: list[dict], best_step: int | None, max_forgetting: float, best_alpha: float | None = None) -> str:
     """One plain sentence on what the dev sets say the adaptation bought (the negative-transfer guard's decision)."""
     start = next((h for h in history if h["step"] == 0), None)
     if best_step is None:
         return ("no dev set: the last step's weights are returned, unchecked" if start is None else
                 "no checkpoint qualified and the guard is off: the last step's weights are returned")
-    chosen = next(h for h in history if h["step"] == best_step)
+    chosen = next(h for h in history if h["step"] == best_step and h.get("alpha") == best_alpha)
     limit = "" if "source_dev_wer" not in chosen else f" (source forgetting limit {100 * max_forgetting:g}%)"
     if best_step == 0:
         return (f"negative transfer: no checkpoint beat the starting model's target dev WER "
                 f"{100 * start['dev_wer']:.1f}%{limit}; the starting model is returned unchanged")
-    text = f"adapted: step {best_step} chosen, target dev WER "
+    text = f"adapted: step {best_step} chosen"
+    if best_alpha is not None:
+        text += f", interpolated {best_alpha:g} of the way from the start (WiSE-FT)"
+    text += ", target dev WER "
     text += f"{100 * start['dev_wer']:.1f}% → " if start else ""
     text += f"{100 * chosen['dev_wer']:.1f}%"
     if "source_dev_wer" in chosen and start:

@@ -40,6 +40,7 @@ __all__ = ["TrainConfig", "TrainResult", "train", "ctc_loss", "l2sp_penalty", "t
 
 CHECKPOINT = "checkpoint"  # folder inside the run folder: the state to resume from
 BEST = "best"  # folder inside the run folder: weights with the best dev WER so far
+BEST_TARGET = "best_target"  # the best-on-target checkpoint whatever it forgot (the end point of interpolation)
 
 
 @dataclass
@@ -65,6 +66,8 @@ class TrainConfig:
     noise_snr_db: float = 0.0  # additive white noise at [snr, snr+10] dB (0: off)
     mask_time_prob: float = -1.0  # SpecAugment time masking in the model config (<0: keep the model's)
     mask_feature_prob: float = -1.0  # SpecAugment feature masking (<0: keep the model's)
+    interpolate: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])  # with a source dev set:
+    # weights α tried for θ₀ + α(θ_T − θ₀) between start and best-on-target checkpoint (WiSE-FT); none: off
     l2sp: float = 0.0  # L2-SP: penalty l2sp·Σ(θ−θ₀)² pulling weights toward the starting model (fights forgetting)
     precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
     seed: int = 0
@@ -82,6 +85,9 @@ class TrainState:
     best_step: int | None = None
     bad_evals: int = 0
     source_start_wer: float | None = None  # source dev WER of the starting model
+    target_best_wer: float | None = None  # best target dev WER of any checkpoint, forgetting or not
+    target_best_step: int | None = None
+    best_alpha: float | None = None  # interpolation weight of the chosen weights (None: a checkpoint as trained)
     history: list[dict] = field(default_factory=list)
 
 
@@ -89,6 +95,7 @@ class TrainState:
 class TrainResult:
     steps: int
     best_step: int | None
+    best_alpha: float | None  # set when the returned weights interpolate start and a checkpoint
     best_dev_wer: float | None
     trainable_params: int
     wall_s: float
@@ -212,7 +219,8 @@ def train(
                            cfg.freeze_feature_encoder)
     base.config.ctc_zero_infinity = True
     params = [p for p in model.parameters() if p.requires_grad]
-    start_params = [p.detach().clone() for p in params] if cfg.l2sp else []
+    start_weights = {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
+    start_params = list(start_weights.values())  # the L2-SP anchor, in `params` order
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     # accelerate steps a prepared scheduler once per process per optimizer step: count in those units
     n = accelerator.num_processes
@@ -283,6 +291,11 @@ def train(
             state.batch_in_epoch = 0
     bar.close()
 
+    if dev.source and cfg.interpolate and state.target_best_step is not None:
+        last = _state_dict(raw_model)
+        _interpolate(raw_model, processor, dev, cfg, precision, state, accelerator, out_dir, start_weights)
+        if state.best_step is None:  # nothing qualified (guard off): the last step's weights, as without it
+            raw_model.load_state_dict(last)
     if state.best_step is not None and (out_dir / BEST / "model.safetensors").is_file():
         raw_model.load_state_dict(load_file(out_dir / BEST / "model.safetensors"))
     trainable = trainable_parameters(raw_model)
@@ -290,6 +303,7 @@ def train(
     return TrainResult(
         steps=state.step,
         best_step=state.best_step,
+        best_alpha=state.best_alpha,
         best_dev_wer=state.best_wer,
         trainable_params=trainable,
         wall_s=time.perf_counter() - start,
@@ -307,6 +321,34 @@ class _DevSets:
         self.source_audio = source_audio if source_audio is not None else [load_audio(u.audio_path) for u in source]
 
 
+def _score_dev(raw_model, processor, dev: _DevSets, cfg, precision, state: TrainState) -> dict:
+    """Target dev WER/CER, source dev WER, and whether the weights stay within the forgetting limit."""
+    result = evaluate(raw_model, processor, dev.target, cfg.batch_seconds, precision, audio=dev.target_audio)
+    entry = {"dev_wer": result.wer, "dev_cer": result.cer, "qualifies": True}
+    if dev.source:
+        source_wer = evaluate(raw_model, processor, dev.source, cfg.batch_seconds, precision,
+                              audio=dev.source_audio).wer
+        entry["source_dev_wer"] = source_wer
+        if state.source_start_wer is None and state.step == 0:
+            state.source_start_wer = source_wer
+        if state.source_start_wer is not None:
+            entry["qualifies"] = source_wer <= state.source_start_wer * (1 + cfg.max_forgetting) + 1e-12
+    return entry
+
+
+def _keep_if_best(entry: dict, raw_model, state: TrainState, accelerator, out_dir: Path) -> bool:
+    """Save the weights to BEST when they qualify and beat the best so far (target dev WER, then CER)."""
+    if not entry["qualifies"] or (state.best_wer is not None and
+                                  (entry["dev_wer"], entry["dev_cer"]) >= (state.best_wer, state.best_cer)):
+        return False
+    state.best_wer, state.best_cer, state.best_step = entry["dev_wer"], entry["dev_cer"], entry["step"]
+    state.best_alpha = entry.get("alpha")
+    if accelerator.is_main_process:
+        with atomic_dir(out_dir / BEST) as tmp:
+            save_file(_state_dict(raw_model), tmp / "model.safetensors")
+    return True
+
+
 def _evaluate_and_save(
     accelerator, model, raw_model, processor, optimizer, scheduler, state, cfg, out_dir, dev, precision, losses,
 ) -> bool:
@@ -315,27 +357,17 @@ def _evaluate_and_save(
              "lr": scheduler.get_last_lr()[0]}
     stop = False
     if dev.target:
-        result = evaluate(raw_model, processor, dev.target, cfg.batch_seconds, precision, audio=dev.target_audio)
-        entry.update(dev_wer=result.wer, dev_cer=result.cer)
-        qualifies = True
-        if dev.source:
-            source_wer = evaluate(raw_model, processor, dev.source, cfg.batch_seconds, precision,
-                                  audio=dev.source_audio).wer
-            entry["source_dev_wer"] = source_wer
-            if state.source_start_wer is None:
-                state.source_start_wer = source_wer if state.step == 0 else None
-            if state.source_start_wer is not None:
-                qualifies = source_wer <= state.source_start_wer * (1 + cfg.max_forgetting) + 1e-12
+        entry.update(_score_dev(raw_model, processor, dev, cfg, precision, state))
         model.train()
         if state.step == 0 and not cfg.guard:
-            qualifies = False  # scored for the forgetting limit only; the start is no candidate
-        entry["qualifies"] = qualifies
-        improved = qualifies and (state.best_wer is None or (result.wer, result.cer) < (state.best_wer, state.best_cer))
-        if improved:
-            state.best_wer, state.best_cer, state.best_step, state.bad_evals = result.wer, result.cer, state.step, 0
+            entry["qualifies"] = False  # scored for the forgetting limit only; the start is no candidate
+        if dev.source and state.step > 0 and (state.target_best_wer is None or entry["dev_wer"] < state.target_best_wer):
+            state.target_best_wer, state.target_best_step = entry["dev_wer"], state.step  # for interpolation
             if accelerator.is_main_process:
-                with atomic_dir(out_dir / BEST) as tmp:
+                with atomic_dir(out_dir / BEST_TARGET) as tmp:
                     save_file(_state_dict(raw_model), tmp / "model.safetensors")
+        if _keep_if_best(entry, raw_model, state, accelerator, out_dir):
+            state.bad_evals = 0
         elif state.step > 0:
             state.bad_evals += 1
             stop = bool(cfg.patience) and state.bad_evals >= cfg.patience
@@ -344,3 +376,19 @@ def _evaluate_and_save(
         _save_checkpoint(out_dir / CHECKPOINT, raw_model, optimizer, scheduler, state)
     accelerator.wait_for_everyone()
     return stop
+
+
+@torch.no_grad()
+def _interpolate(raw_model, processor, dev, cfg, precision, state, accelerator, out_dir, start_weights) -> None:
+    """WiSE-FT (Wortsman et al. 2022): θ = θ₀ + α(θ_T − θ₀) between the start and the best-on-target
+    checkpoint; each α that keeps the source within the forgetting limit competes for BEST."""
+    raw_model.load_state_dict(load_file(out_dir / BEST_TARGET / "model.safetensors"))
+    tuned = {k: v.detach().clone() for k, v in raw_model.named_parameters() if k in start_weights}
+    named = dict(raw_model.named_parameters())
+    for alpha in sorted(cfg.interpolate):
+        for k, p0 in start_weights.items():
+            named[k].copy_(p0 + alpha * (tuned[k] - p0))
+        entry = {"step": state.target_best_step, "alpha": alpha,
+                 **_score_dev(raw_model, processor, dev, cfg, precision, state)}
+        state.history.append(entry)
+        _keep_if_best(entry, raw_model, state, accelerator, out_dir)
