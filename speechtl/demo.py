@@ -47,9 +47,9 @@ class AccentDemoConfig:
     accent: str = "en-gb-scotland"  # target accent (an espeak-ng English accent or a foreign voice reading English)
     source_accent: str = "en-us"  # the accent the source model was trained on
     train_minutes: float = 5.0  # labelled target-accent minutes
-    dev_minutes: float = 2.0
-    test_minutes: float = 4.0  # target test set
-    source_test_minutes: float = 4.0  # source-accent test set (forgetting)
+    dev_minutes: float = 4.0  # target dev set, and the source dev set (forgetting limit)
+    test_minutes: float = 6.0  # target test set
+    source_test_minutes: float = 6.0  # source-accent test set (forgetting)
     replay_ratio: float = 1.0  # source replay minutes per labelled target minute (0: no replay)
     num_speakers: int = 20  # synthetic voices per set
     data: str = "runs/data"  # synthetic data cache (reused when present)

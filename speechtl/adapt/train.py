@@ -88,6 +88,7 @@ class TrainState:
     target_best_wer: float | None = None  # best target dev WER of any checkpoint, forgetting or not
     target_best_step: int | None = None
     best_alpha: float | None = None  # interpolation weight of the chosen weights (None: a checkpoint as trained)
+    elapsed_s: float = 0.0  # training wall time up to the last checkpoint, summed over resumed runs
     history: list[dict] = field(default_factory=list)
 
 
@@ -232,6 +233,7 @@ def train(
     if resume and (out_dir / CHECKPOINT / "trainer_state.json").is_file():
         state = _load_checkpoint(out_dir / CHECKPOINT, raw_model, optimizer, scheduler)
         accelerator.print(f"resuming from step {state.step} ({out_dir / CHECKPOINT})")
+    elapsed_before = state.elapsed_s
 
     dataset = AudioDataset(train_utts, labels, audio=train_audio,
                            transform=make_augment(cfg.speed_perturb, cfg.noise_snr_db, cfg.seed))
@@ -276,6 +278,7 @@ def train(
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
             if state.step % cfg.eval_every == 0 or state.step == cfg.max_steps:
+                state.elapsed_s = elapsed_before + time.perf_counter() - start
                 stopped_early = _evaluate_and_save(
                     accelerator, model, raw_model, processor, optimizer, scheduler, state, cfg, out_dir,
                     dev, precision, losses,
@@ -306,7 +309,7 @@ def train(
         best_alpha=state.best_alpha,
         best_dev_wer=state.best_wer,
         trainable_params=trainable,
-        wall_s=time.perf_counter() - start,
+        wall_s=elapsed_before + time.perf_counter() - start,  # over all resumed runs
         history=state.history,
         stopped_early=stopped_early,
     )

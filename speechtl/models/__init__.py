@@ -51,7 +51,7 @@ class ModelLoadError(ValueError):
 
 def _resolve(name_or_path: str) -> str:
     """Shipped model names ("speechtl/<name>") resolve to the folder inside the package."""
-    if name_or_path.startswith("speechtl/"):
+    if name_or_path.startswith("speechtl/") and not Path(name_or_path).is_dir():
         folder = SHIPPED_DIR / name_or_path.split("/", 1)[1]
         if not folder.is_dir():
             shipped = sorted(p.name for p in SHIPPED_DIR.glob("*") if p.is_dir()) if SHIPPED_DIR.is_dir() else []
