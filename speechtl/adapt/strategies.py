@@ -15,6 +15,8 @@ returns the plain model to save.
 
 from __future__ import annotations
 
+import warnings
+
 from torch import nn
 
 from speechtl.config import ConfigError
@@ -75,7 +77,9 @@ def apply_strategy(model, strategy: str, top_k: int = 2, lora_r: int = 8, lora_a
 
         config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.05, target_modules=LORA_TARGETS,
                             modules_to_save=["lm_head"], bias="none")
-        return get_peft_model(model, config)
+        with warnings.catch_warnings():  # peft asks transformers a deprecated question; not ours to answer
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            return get_peft_model(model, config)
     return model
 
 
