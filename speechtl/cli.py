@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from speechtl.adapt.run import VocabularyError
+    from speechtl.adapt.train import BlankCollapseError
     from speechtl.audio import AudioError
     from speechtl.config import ConfigError
     from speechtl.data.manifest import ManifestError
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (AudioError, ManifestError, ModelLoadError, VocabularyError, ConfigError) as e:
+    except (AudioError, ManifestError, ModelLoadError, VocabularyError, ConfigError, BlankCollapseError) as e:
         print(f"speechtl {args.command}: error: {e}", file=sys.stderr)
         return 2
 

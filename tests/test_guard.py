@@ -15,14 +15,17 @@ from speechtl.data.manifest import read_manifest
 from speechtl.models import load_model
 
 
-def scripted_evaluate(monkeypatch, target_wers, source_wers):
-    """Replace dev scoring by scripted WERs: calls alternate target, source at each evaluation."""
+def scripted_evaluate(monkeypatch, target_wers, source_wers, empty=()):
+    """Replace dev scoring by scripted WERs: calls alternate target, source at each evaluation.
+    ``empty``: for each target evaluation, whether every hypothesis is empty (default: none is)."""
     calls = {"target": iter(target_wers), "source": iter(source_wers)}
+    blanks = iter(empty)
 
     def fake(model, processor, utts, *args, **kwargs):
         kind = "source" if utts[0].id.startswith("src") else "target"
         wer = next(calls[kind])
-        return SimpleNamespace(wer=wer, cer=wer / 2)
+        hyp = "" if kind == "target" and next(blanks, False) else "a b"
+        return SimpleNamespace(wer=wer, cer=wer / 2, rows=[{"hypothesis": hyp} for _ in utts])
 
     monkeypatch.setattr(train_module, "evaluate", fake)
 
@@ -78,11 +81,25 @@ def test_interpolation_between_start_and_the_best_target_checkpoint(monkeypatch,
     scripted_evaluate(monkeypatch, [0.50, 0.30, 0.40, 0.35], [0.20, 0.25, 0.26, 0.205])
     result, same = run(tone_data, tiny_model_dir, tmp_path, interpolate=[0.5])
     assert (result.best_step, result.best_alpha) == (2, 0.5) and not same
-    assert result.history[-1] == {"step": 2, "alpha": 0.5, "dev_wer": 0.35, "dev_cer": 0.175,
+    assert result.history[-1] == {"step": 2, "alpha": 0.5, "dev_wer": 0.35, "dev_cer": 0.175, "empty_share": 0.0,
                                   "source_dev_wer": 0.205, "qualifies": True}
     assert verdict(result.history, 2, 0.05, 0.5) == (
         "adapted: step 2 chosen, interpolated 0.5 of the way from the start (WiSE-FT), target dev WER 50.0% → "
         "35.0%, source dev WER 20.0% → 20.5% (source forgetting limit 5%)")
+
+
+def test_blank_collapse_stops_with_a_diagnosis(monkeypatch, tone_data, tiny_model_dir, tmp_path):
+    scripted_evaluate(monkeypatch, [0.5, 1.0], [0.2, 0.2], empty=[False, True])
+    with pytest.raises(train_module.BlankCollapseError, match=r"blank collapse at step 2: 100% .*--lr 0.01"):
+        run(tone_data, tiny_model_dir, tmp_path)
+    assert (tmp_path / "checkpoint" / "trainer_state.json").is_file()
+
+
+def test_a_start_that_writes_nothing_is_no_collapse(monkeypatch, tone_data, tiny_model_dir, tmp_path):
+    """Training from scratch starts all blank: that is not a collapse."""
+    scripted_evaluate(monkeypatch, [1.0, 1.0, 1.0], [1.0, 1.0, 1.0], empty=[True, True, True])
+    result, _ = run(tone_data, tiny_model_dir, tmp_path)
+    assert result.steps == 4
 
 
 @pytest.mark.parametrize("history,best,expected", [

@@ -105,3 +105,12 @@ def test_every_strategy_trains_and_returns_a_plain_model(strategy, tone_data, ti
     assert not torch.equal(after["lm_head.weight"], start["lm_head.weight"])
     frozen = "wav2vec2.feature_extractor.conv_layers.0.conv.weight"
     assert torch.equal(after[frozen], start[frozen])
+
+
+def test_l2sp_penalty_on_a_literal_case():
+    from speechtl.adapt.train import l2sp_penalty
+
+    start = [torch.tensor([1.0, 2.0]), torch.tensor([[0.0]])]
+    now = [torch.tensor([2.0, 0.0]), torch.tensor([[3.0]])]
+    assert l2sp_penalty(now, start).item() == 1.0 + 4.0 + 9.0
+    assert l2sp_penalty(start, start).item() == 0.0

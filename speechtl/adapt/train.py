@@ -36,7 +36,7 @@ from speechtl.eval import evaluate
 from speechtl.fileio import atomic_dir, atomic_write_json
 from speechtl.runtime import resolve_precision, set_threads
 
-__all__ = ["TrainConfig", "TrainResult", "train", "ctc_loss", "l2sp_penalty", "trainable_parameters"]
+__all__ = ["TrainConfig", "TrainResult", "BlankCollapseError", "train", "ctc_loss", "l2sp_penalty", "trainable_parameters"]
 
 CHECKPOINT = "checkpoint"  # folder inside the run folder: the state to resume from
 BEST = "best"  # folder inside the run folder: weights with the best dev WER so far
@@ -315,6 +315,28 @@ def train(
     )
 
 
+class BlankCollapseError(RuntimeError):
+    """Greedy outputs became (almost) all blank although the starting model wrote text: training is broken."""
+
+
+BLANK_COLLAPSE_SHARE = 0.95  # share of empty dev transcripts that counts as collapse
+
+
+def _blank_collapse(history: list[dict], cfg: TrainConfig) -> str:
+    """A diagnosis when the latest dev evaluation is (almost) all blank and the starting model's was not."""
+    start = next((h for h in history if h["step"] == 0 and "empty_share" in h), None)
+    last = history[-1]
+    if start is None or last["step"] == 0 or last.get("empty_share", 0) < BLANK_COLLAPSE_SHARE \
+            or start["empty_share"] >= 0.5:
+        return ""
+    return (f"blank collapse at step {last['step']}: {100 * last['empty_share']:.0f}% of dev transcripts are empty "
+            f"(the starting model: {100 * start['empty_share']:.0f}%). Likely causes: learning rate too high "
+            f"(--lr {cfg.lr:g}: try 3-10x lower, or a longer --warmup-ratio); too much masking "
+            f"(mask_time_prob; --mask-time-prob {cfg.mask_time_prob:g}); transcripts that do not match the audio or "
+            f"the model's alphabet; audio too short for its transcripts (see results.json warnings). The best "
+            f"weights so far are kept in the run folder's best/ and checkpoint/.")
+
+
 class _DevSets:
     """The target dev set (checkpoint choice) and the optional source dev set (forgetting limit), loaded once."""
 
@@ -327,7 +349,8 @@ class _DevSets:
 def _score_dev(raw_model, processor, dev: _DevSets, cfg, precision, state: TrainState) -> dict:
     """Target dev WER/CER, source dev WER, and whether the weights stay within the forgetting limit."""
     result = evaluate(raw_model, processor, dev.target, cfg.batch_seconds, precision, audio=dev.target_audio)
-    entry = {"dev_wer": result.wer, "dev_cer": result.cer, "qualifies": True}
+    empty = sum(not r["hypothesis"] for r in result.rows) / max(len(result.rows), 1)
+    entry = {"dev_wer": result.wer, "dev_cer": result.cer, "empty_share": round(empty, 4), "qualifies": True}
     if dev.source:
         source_wer = evaluate(raw_model, processor, dev.source, cfg.batch_seconds, precision,
                               audio=dev.source_audio).wer
@@ -378,6 +401,9 @@ def _evaluate_and_save(
     if accelerator.is_main_process:
         _save_checkpoint(out_dir / CHECKPOINT, raw_model, optimizer, scheduler, state)
     accelerator.wait_for_everyone()
+    collapse = _blank_collapse(state.history, cfg)
+    if collapse:
+        raise BlankCollapseError(collapse)
     return stop
 
 
