@@ -95,9 +95,11 @@ def test_blank_collapse_stops_with_a_diagnosis(monkeypatch, tone_data, tiny_mode
     assert (tmp_path / "checkpoint" / "trainer_state.json").is_file()
 
 
-def test_a_start_that_writes_nothing_is_no_collapse(monkeypatch, tone_data, tiny_model_dir, tmp_path):
-    """Training from scratch starts all blank: that is not a collapse."""
-    scripted_evaluate(monkeypatch, [1.0, 1.0, 1.0], [1.0, 1.0, 1.0], empty=[True, True, True])
+@pytest.mark.parametrize("start_wer,start_empty", [(1.0, True), (1.3, False)])
+def test_a_random_or_blank_start_is_no_collapse(monkeypatch, tone_data, tiny_model_dir, tmp_path, start_wer,
+                                                start_empty):
+    """Training from scratch starts blank or random, then passes through a blank phase: not a collapse."""
+    scripted_evaluate(monkeypatch, [start_wer, 1.0, 1.0], [1.0, 1.0, 1.0], empty=[start_empty, True, True])
     result, _ = run(tone_data, tiny_model_dir, tmp_path)
     assert result.steps == 4
 

@@ -323,16 +323,16 @@ BLANK_COLLAPSE_SHARE = 0.95  # share of empty dev transcripts that counts as col
 
 
 def _blank_collapse(history: list[dict], cfg: TrainConfig) -> str:
-    """A diagnosis when the latest dev evaluation is (almost) all blank and the starting model's was not."""
+    """A diagnosis when the latest dev evaluation is (almost) all blank and the (competent) starting model's was not."""
     start = next((h for h in history if h["step"] == 0 and "empty_share" in h), None)
     last = history[-1]
     if start is None or last["step"] == 0 or last.get("empty_share", 0) < BLANK_COLLAPSE_SHARE \
-            or start["empty_share"] >= 0.5:
-        return ""
+            or start["empty_share"] >= 0.5 or start["dev_wer"] >= 0.9:
+        return ""  # a random or blank start (training from scratch) passes through a blank phase: normal
     return (f"blank collapse at step {last['step']}: {100 * last['empty_share']:.0f}% of dev transcripts are empty "
             f"(the starting model: {100 * start['empty_share']:.0f}%). Likely causes: learning rate too high "
-            f"(--lr {cfg.lr:g}: try 3-10x lower, or a longer --warmup-ratio); too much masking "
-            f"(mask_time_prob; --mask-time-prob {cfg.mask_time_prob:g}); transcripts that do not match the audio or "
+            f"(--lr {cfg.lr:g}: try 3-10x lower, or a longer --warmup-ratio); too much SpecAugment masking "
+            f"(--mask-time-prob, --mask-feature-prob); transcripts that do not match the audio or "
             f"the model's alphabet; audio too short for its transcripts (see results.json warnings). The best "
             f"weights so far are kept in the run folder's best/ and checkpoint/.")
 
