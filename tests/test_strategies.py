@@ -114,3 +114,17 @@ def test_l2sp_penalty_on_a_literal_case():
     now = [torch.tensor([2.0, 0.0]), torch.tensor([[3.0]])]
     assert l2sp_penalty(now, start).item() == 1.0 + 4.0 + 9.0
     assert l2sp_penalty(start, start).item() == 0.0
+
+
+def test_layer_wise_lr_decay_groups_on_a_literal_case():
+    from speechtl.adapt.strategies import param_groups
+
+    model = apply_strategy(_model(), "full")  # 3 transformer layers
+    groups = param_groups(model, lr=1.0, layer_decay=0.5)
+    by_lr = {g["lr"]: {n for n, p in model.named_parameters() if any(p is q for q in g["params"])} for g in groups}
+    assert sorted(by_lr) == [0.0625, 0.125, 0.25, 0.5, 1.0]
+    assert {"lm_head.weight", "wav2vec2.encoder.layer_norm.weight"} <= by_lr[1.0]
+    assert all(".layers.2." in n for n in by_lr[0.5]) and all(".layers.0." in n for n in by_lr[0.125])
+    assert "wav2vec2.feature_projection.projection.weight" in by_lr[0.0625]
+    assert sum(len(g["params"]) for g in groups) == sum(p.requires_grad for p in model.parameters())
+    assert len(param_groups(model, lr=1.0)) == 1

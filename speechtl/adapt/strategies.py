@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import warnings
 
+import re
+
 from torch import nn
 
 from speechtl.config import ConfigError
 
-__all__ = ["STRATEGIES", "LORA_TARGETS", "apply_strategy", "finish_strategy"]
+__all__ = ["STRATEGIES", "LORA_TARGETS", "apply_strategy", "finish_strategy", "param_groups"]
 
 STRATEGIES = ("full", "top_k", "head", "lora", "adapter")
 # attention and feed-forward projections of wav2vec2 / HuBERT / WavLM / data2vec-audio encoder layers
@@ -88,3 +90,25 @@ def finish_strategy(trained: nn.Module) -> nn.Module:
     from peft import PeftModel
 
     return trained.merge_and_unload() if isinstance(trained, PeftModel) else trained
+
+
+_LAYER = re.compile(r"\.layers\.(\d+)\.")
+
+
+def param_groups(model: nn.Module, lr: float, layer_decay: float = 1.0) -> list[dict]:
+    """Trainable parameters in optimizer groups with layer-wise learning-rate decay.
+
+    The CTC head and the encoder's final layer norm get ``lr``; transformer layer i of N gets
+    ``lr · decay^(N − i)``; everything below the transformer (feature projection, positional
+    convolution, feature encoder) gets ``lr · decay^(N + 1)``. ``layer_decay=1`` gives one group.
+    """
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if layer_decay == 1.0:
+        return [{"params": [p for _, p in trainable], "lr": lr}]
+    depths = {n: int(m.group(1)) + 1 for n, _ in trainable if (m := _LAYER.search(n))}
+    top = max(depths.values(), default=0) + 1
+    groups: dict[int, list] = {}
+    for n, p in trainable:
+        depth = depths.get(n, top if ("lm_head" in n or "encoder.layer_norm" in n) else 0)
+        groups.setdefault(depth, []).append(p)
+    return [{"params": ps, "lr": lr * layer_decay ** (top - d)} for d, ps in sorted(groups.items())]

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from speechtl.adapt.strategies import apply_strategy, finish_strategy
+from speechtl.adapt.strategies import apply_strategy, finish_strategy, param_groups
 from speechtl.audio import load_audio
 from speechtl.data.augment import make_augment
 from speechtl.data.dataset import AudioDataset, CtcCollator, length_grouped_batches
@@ -68,6 +68,7 @@ class TrainConfig:
     mask_feature_prob: float = -1.0  # SpecAugment feature masking (<0: keep the model's)
     interpolate: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])  # with a source dev set:
     # weights α tried for θ₀ + α(θ_T − θ₀) between start and best-on-target checkpoint (WiSE-FT); none: off
+    layer_lr_decay: float = 1.0  # layer-wise lr decay: layer i of N trains at lr·decay^(N−i) (1: off; e.g. 0.8)
     l2sp: float = 0.0  # L2-SP: penalty l2sp·Σ(θ−θ₀)² pulling weights toward the starting model (fights forgetting)
     precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
     seed: int = 0
@@ -222,7 +223,8 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     start_weights = {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
     start_params = list(start_weights.values())  # the L2-SP anchor, in `params` order
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.layer_lr_decay), lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
     # accelerate steps a prepared scheduler once per process per optimizer step: count in those units
     n = accelerator.num_processes
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * cfg.max_steps) * n, cfg.max_steps * n)
