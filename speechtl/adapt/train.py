@@ -10,8 +10,6 @@ processes/GPUs with no code change.
 
 from __future__ import annotations
 
-import json
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from speechtl.adapt.checkpoint import load_checkpoint, save_checkpoint, state_dict_cpu
 from speechtl.adapt.strategies import apply_strategy, finish_strategy, param_groups
 from speechtl.audio import load_audio
 from speechtl.data.augment import make_augment
@@ -33,7 +32,7 @@ from speechtl.data.dataset import AudioDataset, CtcCollator, length_grouped_batc
 from speechtl.data.manifest import Utterance
 from speechtl.decode import forward_logits, uses_attention_mask
 from speechtl.eval import evaluate
-from speechtl.fileio import atomic_dir, atomic_write_json
+from speechtl.fileio import atomic_dir
 from speechtl.runtime import resolve_precision, set_threads
 
 __all__ = ["TrainConfig", "TrainResult", "BlankCollapseError", "train", "ctc_loss", "l2sp_penalty", "trainable_parameters"]
@@ -136,56 +135,6 @@ def _set_spec_augment(model, mask_time_prob: float, mask_feature_prob: float) ->
         encoder.masked_spec_embed = torch.nn.Parameter(torch.empty(model.config.hidden_size).uniform_())
 
 
-def _rng_state() -> tuple[dict, dict]:
-    tensors = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"cuda{i}"] = s
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    tensors["numpy"] = torch.from_numpy(keys.astype(np.int64))
-    meta = {"numpy": [kind, int(pos), int(has_gauss), float(gauss)], "python": _to_json(random.getstate())}
-    return tensors, meta
-
-
-def _to_json(x):
-    return [_to_json(v) for v in x] if isinstance(x, tuple) else x
-
-
-def _set_rng_state(tensors: dict, meta: dict) -> None:
-    torch.set_rng_state(tensors["torch"])
-    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("cuda"))]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
-    kind, pos, has_gauss, gauss = meta["numpy"]
-    np.random.set_state((kind, tensors["numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
-    version, internal, gauss_next = meta["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-
-
-def _state_dict(model) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-
-
-def _save_checkpoint(folder: Path, model, optimizer, scheduler, state: TrainState) -> None:
-    with atomic_dir(folder) as tmp:
-        save_file(_state_dict(model), tmp / "model.safetensors")
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        rng_tensors, rng_meta = _rng_state()
-        save_file(rng_tensors, tmp / "rng.safetensors")
-        atomic_write_json(tmp / "trainer_state.json", {
-            "state": asdict(state), "scheduler": scheduler.state_dict(), "rng": rng_meta,
-        })
-
-
-def _load_checkpoint(folder: Path, model, optimizer, scheduler) -> TrainState:
-    model.load_state_dict(load_file(folder / "model.safetensors"))
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
-    meta = json.loads((folder / "trainer_state.json").read_text())
-    scheduler.load_state_dict(meta["scheduler"])
-    _set_rng_state(load_file(folder / "rng.safetensors"), meta["rng"])
-    return TrainState(**meta["state"])
-
-
 def train(
     model,
     processor,
@@ -233,7 +182,7 @@ def train(
 
     state = TrainState()
     if resume and (out_dir / CHECKPOINT / "trainer_state.json").is_file():
-        state = _load_checkpoint(out_dir / CHECKPOINT, raw_model, optimizer, scheduler)
+        state = TrainState(**load_checkpoint(out_dir / CHECKPOINT, raw_model, optimizer, scheduler))
         accelerator.print(f"resuming from step {state.step} ({out_dir / CHECKPOINT})")
     elapsed_before = state.elapsed_s
 
@@ -297,12 +246,12 @@ def train(
     bar.close()
 
     if dev.source and cfg.interpolate and state.target_best_step is not None:
-        last = _state_dict(raw_model)
+        last = state_dict_cpu(raw_model)
         _interpolate(raw_model, processor, dev, cfg, precision, state, accelerator, out_dir, start_weights)
         if state.best_step is None:  # nothing qualified (guard off): the last step's weights, as without it
-            raw_model.load_state_dict(last)
+            raw_model.loadstate_dict_cpu(last)
     if state.best_step is not None and (out_dir / BEST / "model.safetensors").is_file():
-        raw_model.load_state_dict(load_file(out_dir / BEST / "model.safetensors"))
+        raw_model.loadstate_dict_cpu(load_file(out_dir / BEST / "model.safetensors"))
     trainable = trainable_parameters(raw_model)
     finish_strategy(raw_model).eval()  # LoRA merged into `base`, the caller's model object
     return TrainResult(
@@ -373,7 +322,7 @@ def _keep_if_best(entry: dict, raw_model, state: TrainState, accelerator, out_di
     state.best_alpha = entry.get("alpha")
     if accelerator.is_main_process:
         with atomic_dir(out_dir / BEST) as tmp:
-            save_file(_state_dict(raw_model), tmp / "model.safetensors")
+            save_file(state_dict_cpu(raw_model), tmp / "model.safetensors")
     return True
 
 
@@ -393,7 +342,7 @@ def _evaluate_and_save(
             state.target_best_wer, state.target_best_step = entry["dev_wer"], state.step  # for interpolation
             if accelerator.is_main_process:
                 with atomic_dir(out_dir / BEST_TARGET) as tmp:
-                    save_file(_state_dict(raw_model), tmp / "model.safetensors")
+                    save_file(state_dict_cpu(raw_model), tmp / "model.safetensors")
         if _keep_if_best(entry, raw_model, state, accelerator, out_dir):
             state.bad_evals = 0
         elif state.step > 0:
@@ -401,7 +350,7 @@ def _evaluate_and_save(
             stop = bool(cfg.patience) and state.bad_evals >= cfg.patience
     state.history.append(entry)
     if accelerator.is_main_process:
-        _save_checkpoint(out_dir / CHECKPOINT, raw_model, optimizer, scheduler, state)
+        save_checkpoint(out_dir / CHECKPOINT, raw_model, optimizer, scheduler, asdict(state))
     accelerator.wait_for_everyone()
     collapse = _blank_collapse(state.history, cfg)
     if collapse:
@@ -413,7 +362,7 @@ def _evaluate_and_save(
 def _interpolate(raw_model, processor, dev, cfg, precision, state, accelerator, out_dir, start_weights) -> None:
     """WiSE-FT (Wortsman et al. 2022): θ = θ₀ + α(θ_T − θ₀) between the start and the best-on-target
     checkpoint; each α that keeps the source within the forgetting limit competes for BEST."""
-    raw_model.load_state_dict(load_file(out_dir / BEST_TARGET / "model.safetensors"))
+    raw_model.loadstate_dict_cpu(load_file(out_dir / BEST_TARGET / "model.safetensors"))
     tuned = {k: v.detach().clone() for k, v in raw_model.named_parameters() if k in start_weights}
     named = dict(raw_model.named_parameters())
     for alpha in sorted(cfg.interpolate):

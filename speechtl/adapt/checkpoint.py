@@ -1,0 +1,71 @@
+"""Training checkpoints: everything an exact resume needs, written atomically into one folder.
+
+``model.safetensors`` (weights), ``optimizer.pt`` (AdamW state; loaded with ``weights_only=True``),
+``rng.safetensors`` + ``trainer_state.json`` (torch/CUDA/numpy/python RNG, scheduler, loop state).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from speechtl.fileio import atomic_dir, atomic_write_json
+
+__all__ = ["state_dict_cpu", "save_checkpoint", "load_checkpoint"]
+
+
+def _rng_state() -> tuple[dict, dict]:
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda{i}"] = s
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    tensors["numpy"] = torch.from_numpy(keys.astype(np.int64))
+    meta = {"numpy": [kind, int(pos), int(has_gauss), float(gauss)], "python": _to_json(random.getstate())}
+    return tensors, meta
+
+
+def _to_json(x):
+    return [_to_json(v) for v in x] if isinstance(x, tuple) else x
+
+
+def _set_rng_state(tensors: dict, meta: dict) -> None:
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("cuda"))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    kind, pos, has_gauss, gauss = meta["numpy"]
+    np.random.set_state((kind, tensors["numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = meta["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def state_dict_cpu(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict) -> None:
+    """``state``: the training loop's own state as a JSON-able dict."""
+    with atomic_dir(folder) as tmp:
+        save_file(state_dict_cpu(model), tmp / "model.safetensors")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        rng_tensors, rng_meta = _rng_state()
+        save_file(rng_tensors, tmp / "rng.safetensors")
+        atomic_write_json(tmp / "trainer_state.json", {
+            "state": state, "scheduler": scheduler.state_dict(), "rng": rng_meta,
+        })
+
+
+def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
+    """Restore weights, optimizer, scheduler and RNG in place; returns the loop state saved with them."""
+    model.load_state_dict(load_file(folder / "model.safetensors"))
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    meta = json.loads((folder / "trainer_state.json").read_text())
+    scheduler.load_state_dict(meta["scheduler"])
+    _set_rng_state(load_file(folder / "rng.safetensors"), meta["rng"])
+    return meta["state"]
