@@ -249,9 +249,9 @@ def train(
         last = state_dict_cpu(raw_model)
         _interpolate(raw_model, processor, dev, cfg, precision, state, accelerator, out_dir, start_weights)
         if state.best_step is None:  # nothing qualified (guard off): the last step's weights, as without it
-            raw_model.loadstate_dict_cpu(last)
+            raw_model.load_state_dict(last)
     if state.best_step is not None and (out_dir / BEST / "model.safetensors").is_file():
-        raw_model.loadstate_dict_cpu(load_file(out_dir / BEST / "model.safetensors"))
+        raw_model.load_state_dict(load_file(out_dir / BEST / "model.safetensors"))
     trainable = trainable_parameters(raw_model)
     finish_strategy(raw_model).eval()  # LoRA merged into `base`, the caller's model object
     return TrainResult(
@@ -362,7 +362,7 @@ def _evaluate_and_save(
 def _interpolate(raw_model, processor, dev, cfg, precision, state, accelerator, out_dir, start_weights) -> None:
     """WiSE-FT (Wortsman et al. 2022): θ = θ₀ + α(θ_T − θ₀) between the start and the best-on-target
     checkpoint; each α that keeps the source within the forgetting limit competes for BEST."""
-    raw_model.loadstate_dict_cpu(load_file(out_dir / BEST_TARGET / "model.safetensors"))
+    raw_model.load_state_dict(load_file(out_dir / BEST_TARGET / "model.safetensors"))
     tuned = {k: v.detach().clone() for k, v in raw_model.named_parameters() if k in start_weights}
     named = dict(raw_model.named_parameters())
     for alpha in sorted(cfg.interpolate):
