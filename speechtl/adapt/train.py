@@ -65,8 +65,7 @@ class TrainConfig:
     noise_snr_db: float = 0.0  # additive white noise at [snr, snr+10] dB (0: off)
     mask_time_prob: float = -1.0  # SpecAugment time masking in the model config (<0: keep the model's)
     mask_feature_prob: float = -1.0  # SpecAugment feature masking (<0: keep the model's)
-    interpolate: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])  # with a source dev set:
-    # weights α tried for θ₀ + α(θ_T − θ₀) between start and best-on-target checkpoint (WiSE-FT); none: off
+    interpolate: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])  # WiSE-FT α for θ₀+α(θ_T−θ₀) (source dev only)
     layer_lr_decay: float = 1.0  # layer-wise lr decay: layer i of N trains at lr·decay^(N−i) (1: off; e.g. 0.8)
     l2sp: float = 0.0  # L2-SP: penalty l2sp·Σ(θ−θ₀)² pulling weights toward the starting model (fights forgetting)
     precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
