@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from speechtl.config import ConfigError
-from speechtl.audio import AudioError, load_audio
-from speechtl.data.dataset import ON_ERROR
+from speechtl.audio import AudioError
+from speechtl.data.dataset import load_utterance_audio
+from speechtl.data.manifest import Utterance
 from speechtl.decode import transcribe_arrays
 from speechtl.models import load_model
 from speechtl.runtime import pick_device, resolve_precision
@@ -47,25 +47,15 @@ def transcribe_files(
     progress: bool = True,
 ) -> tuple[list[FileTranscript], list[dict]]:
     """Greedy transcripts of audio files. Returns (transcripts, skipped files as {"path", "reason"})."""
-    if on_error not in ON_ERROR:
-        raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     files = find_audio_files(paths)
     if not files:
         raise AudioError(f"no audio files found in {[str(p) for p in paths]} (suffixes: {', '.join(AUDIO_SUFFIXES)})")
-    kept, arrays, skipped = [], [], []
-    for f in files:
-        try:
-            arrays.append(load_audio(f))
-            kept.append(f)
-        except AudioError as e:
-            if on_error == "fail":
-                raise
-            skipped.append({"path": str(f), "reason": str(e)})
+    kept, arrays, bad = load_utterance_audio([Utterance(str(f), f) for f in files], on_error, progress,
+                                             "loading audio")
     net, processor = load_model(model)
     dev = pick_device(device)
     net.to(dev)
     out = transcribe_arrays(net, processor, arrays, batch_seconds, resolve_precision(precision, dev), progress,
                             desc="transcribing")
-    transcripts = [FileTranscript(str(f), normalize(t), round(len(a) / 16000, 3))
-                   for f, t, a in zip(kept, out.texts, arrays)]
-    return transcripts, skipped
+    transcripts = [FileTranscript(u.id, normalize(t), round(u.duration_s, 3)) for u, t in zip(kept, out.texts)]
+    return transcripts, [{"path": s["audio_path"], "reason": s["reason"]} for s in bad]
