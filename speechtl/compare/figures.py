@@ -89,7 +89,8 @@ def before_after(rows: Sequence[dict], key: str, groups: Sequence[str], models: 
     ax.set_yticks(range(len(groups)), groups, fontsize=9)
     ax.invert_yaxis()
     ax.set_xlabel(f"WER %  (● {baseline} → model; solid: p < {SIGNIFICANT:g}, dashed: not significant)")
-    ax.set_xlim(0, 105)
+    top = max(100 * r["wer"] for r in rows if r[key] in groups)
+    ax.set_xlim(0, max(105.0, 1.08 * top))
     ax.set_title(title, fontsize=11, loc="left")
     handles = [plt.Line2D([], [], color=COLORS[models.index(m) % len(COLORS)], lw=2, label=m) for m in others]
     ax.legend(handles=handles, frameon=False, fontsize=8, ncol=min(len(others), 4), loc="upper left",

@@ -8,6 +8,7 @@ is left out for all models alike), so each comparison is paired.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,17 +38,17 @@ class CompareConfig:
 
     models: list[str] = field(default_factory=list)  # [NAME=]MODEL[+ADAPTER]: folder, hub id or speechtl/en-us-synth
     test: list[str] = field(default_factory=list)  # [NAME=]MANIFEST: labelled test manifests (.jsonl/.csv)
-    baseline: str = ""  # name or spec of the model the others are tested against (default: the first)
+    baseline: str = ""  # name or spec of the model the others are tested against; empty: the first model
     out: str = "runs/compare"  # report folder
     by: list[str] = field(default_factory=lambda: ["accent", "speaker", "gender", "language"])  # breakdown fields
     num_bootstrap: int = NUM_BOOTSTRAP  # bootstrap resamples
     seed: int = 0  # bootstrap seed
-    cache: str = ""  # hypothesis cache folder (default: OUT/cache)
+    cache: str = ""  # hypothesis cache folder; empty: OUT/cache
     top: int = 10  # substitutions/insertions/deletions and changed utterances listed per model
     on_error: str = "fail"  # unreadable audio: fail, or skip it (for every model alike)
     batch_seconds: float = 120.0  # padded audio seconds per batch
     precision: str = "auto"  # auto (bf16 where supported), bf16 or fp32
-    device: str = ""  # cpu, cuda, cuda:1 ... (default: cuda if present, else cpu)
+    device: str = ""  # cpu, cuda, cuda:1 ...; empty: cuda if present, else cpu
     threads: int = 0  # CPU threads for torch (0: torch's default)
     quiet: bool = False  # no progress bars
 
@@ -212,7 +213,24 @@ def _decode_all(cfg: CompareConfig, specs: list[ModelSpec], test_sets: list[Test
     return entries
 
 
-def run_compare(cfg: CompareConfig, command: str | None = None) -> dict:
+def command_line(cfg: CompareConfig) -> str:
+    """The ``speechtl compare`` command that reproduces ``cfg`` (fields that differ from the defaults)."""
+    parts, default = ["speechtl compare"], CompareConfig()
+    for f in dataclasses.fields(CompareConfig):
+        value = getattr(cfg, f.name)
+        if value == getattr(default, f.name) or f.name == "quiet":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, list):
+            parts.append(" ".join([flag] + [shlex.quote(str(v)) for v in value]))
+        else:
+            parts.append(f"{flag} {shlex.quote(str(value))}")
+    return " \\\n    ".join(parts)
+
+
+def run_compare(cfg: CompareConfig) -> dict:
     """Decode (or reuse cached hypotheses), score, test, and write the report folder; returns the results."""
     from speechtl.compare.report import write_report
 
@@ -228,7 +246,7 @@ def run_compare(cfg: CompareConfig, command: str | None = None) -> dict:
     errors, changes = _analysis(cfg, pool, models, baseline.name)
     first = {m: next(iter(e.values())) for m, e in entries.items()}
     results = {
-        "command": command, "config": config_to_dict(cfg), "baseline": baseline.name,
+        "command": command_line(cfg), "config": config_to_dict(cfg), "baseline": baseline.name,
         "models": [{"name": s.name, "spec": s.spec, "base": s.base, "adapter": s.adapter,
                     "params": first[s.name]["params"], "decoded": [k for k, e in entries[s.name].items()
                                                                   if not e["cached"]]} for s in specs],
