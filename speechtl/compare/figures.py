@@ -21,7 +21,7 @@ SIGNIFICANT = 0.05
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
 
@@ -41,7 +41,7 @@ def wer_bars(rows: Sequence[dict], key: str, groups: Sequence[str], models: Sequ
     the reference word count under each group's label."""
     at = _lookup(rows, key)
     width = 0.8 / len(models)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 + 1.1 * len(groups) * max(1, len(models) / 3)), 3.8))
+    fig, ax = plt.subplots(figsize=(min(10.0, max(8.0, 1.5 + 1.2 * len(groups) * max(1, len(models) / 3))), 4.0))
     for k, model in enumerate(models):
         xs = [g + (k - (len(models) - 1) / 2) * width for g in range(len(groups))]
         ys = [100 * at[(g, model)]["wer"] for g in groups]
@@ -68,7 +68,7 @@ def before_after(rows: Sequence[dict], key: str, groups: Sequence[str], models: 
     p < 0.05, dashed and pale otherwise."""
     at = _lookup(rows, key)
     others = [m for m in models if m != baseline]
-    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.45 * len(groups) * max(1, len(others))))
+    fig, ax = plt.subplots(figsize=(10.0, 1.2 + 0.42 * len(groups) * max(1.5, len(others))))
     step = 0.7 / max(1, len(others))
     for g_i, g in enumerate(groups):
         start = 100 * at[(g, baseline)]["wer"]

@@ -95,9 +95,7 @@ def _summary(results: dict) -> list[str]:
     rows = [r for r in results["matrix"] if r["set"] != "all"]
     lines = headline(results, "set", rows) if len(results["models"]) > 1 else []
     if "accent" in results["breakdowns"] and len(results["models"]) > 1:
-        sets = {r["set"] for r in rows}
-        accents = {r["accent"] for r in results["breakdowns"]["accent"]}
-        if accents != sets:
+        if not results.get("accent_is_set"):
             lines += headline(results, "accent", results["breakdowns"]["accent"])
     return lines
 
@@ -134,7 +132,7 @@ table{border-collapse:collapse;font-size:12.5px;margin:4px 0 2px;font-variant-nu
 th,td{padding:4px 10px;border-bottom:1px solid #eee;text-align:right;vertical-align:top}
 th{background:#fafafa;border-bottom:2px solid #ddd}th:first-child,td:first-child{text-align:left}
 td.best{font-weight:700}td.better{color:#1a7f37;font-weight:600}td.worse{color:#c0392b;font-weight:600}
-td.muted{color:#888}.note{font-size:11.5px;color:#777;margin:2px 0 12px}
+td.muted{color:#888}td.text{text-align:left;white-space:normal;min-width:180px}td{white-space:nowrap}.note{font-size:11.5px;color:#777;margin:2px 0 12px}
 details{margin:8px 0}summary{cursor:pointer;color:#4C72B0;font-size:14px}
 pre{background:#f6f8fa;padding:10px;overflow-x:auto;font-size:12px}
 .figs{display:grid;grid-template-columns:1fr;gap:8px}

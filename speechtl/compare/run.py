@@ -166,7 +166,9 @@ def _breakdowns(cfg, pool: _Pool, models, baseline) -> tuple[dict[str, list[dict
     out, skipped = {}, {}
     for name in cfg.by:
         values = pool.values(name)
-        distinct = sorted({v for v in values if v})
+        distinct = list(dict.fromkeys(v for v in values if v))  # in the order of the test sets
+        if name == "speaker":
+            distinct.sort()
         if len(distinct) < 2:
             skipped[name] = f"one value ({distinct[0]})" if distinct else "not in the manifests"
             continue
@@ -256,6 +258,9 @@ def run_compare(cfg: CompareConfig) -> dict:
         "matrix": _matrix(cfg, pool, models, baseline.name, set_names, entries),
         "breakdowns": breakdowns, "not_broken_down": not_broken_down, "errors": errors, "changes": changes,
         "num_bootstrap": cfg.num_bootstrap, "seed": cfg.seed,
+        # each test set is one accent (and vice versa): the accent breakdown repeats the per-set rows
+        "accent_is_set": len(set(zip(pool.sets, pool.values("accent")))) == len(set(pool.sets)) ==
+        len(set(pool.values("accent"))),
     }
     results["wall_s"] = round(time.perf_counter() - start, 1)
     write_report(results, Path(cfg.out), pool)

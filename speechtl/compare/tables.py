@@ -27,6 +27,8 @@ class Table:
             text = text.replace("|", "\\|")
             return f"**{text}**" if style in ("best", "better", "worse") and text else text
 
+        if not self.rows:
+            return "\n".join([f"### {self.title}", ""] + ([self.note] if self.note else []))
         lines = [f"### {self.title}", "", "| " + " | ".join(self.headers) + " |",
                  "|" + "|".join("---" if i == 0 else "---:" for i in range(len(self.headers))) + "|"]
         lines += ["| " + " | ".join(cell(t, s) for t, s in row) + " |" for row in self.rows]
@@ -37,6 +39,8 @@ class Table:
         body = "".join("<tr>" + "".join(f'<td class="{s}">{html.escape(t)}</td>' for t, s in row) + "</tr>"
                        for row in self.rows)
         note = f'<p class="note">{html.escape(self.note)}</p>' if self.note else ""
+        if not self.rows:
+            return f"<h3>{html.escape(self.title)}</h3>{note}"
         return f"<h3>{html.escape(self.title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
 
 
@@ -105,9 +109,9 @@ def model_table(results: dict) -> Table:
     for r in pooled:
         m = params[r["model"]]
         t.rows.append([(r["model"] + (" (baseline)" if r["model"] == results["baseline"] else ""), ""),
-                       (f"{m['params'] / 1e6:.2f} M", ""), (_interval(r), ""), (_interval(r, "cer"), ""),
+                       (f"{m['params'] / 1e6:.2f} M" if m["params"] >= 1e5 else f"{m['params']:,}", ""), (_interval(r), ""), (_interval(r, "cer"), ""),
                        (pct(r["orth_wer"]), ""), (pct(r["orth_cer"]), ""), (f"{r['rtf']:.4f}", ""),
-                       (", ".join(m["decoded"]) or "no (cache)", "")])
+                       (f"{len(m['decoded'])} set(s)" if m["decoded"] else "no (cache)", "")])
     t.note = ("orth. = raw transcripts split on whitespace, case and punctuation kept; RTF = decoding seconds per "
               "audio second, measured when the hypotheses were made (cached ones keep their first RTF).")
     return t
@@ -153,7 +157,7 @@ def changes_table(model: str, baseline: str, change: dict, direction: str) -> Ta
     for e in change[direction]:
         t.rows.append([(f"{e['set']} / {e['id']}", ""), (f"{e['baseline_errors']} → {e['errors']} of {e['words']}",
                                                           "better" if direction == "improved" else "worse"),
-                       (e["reference"], ""), (e["baseline"], ""), (e["hypothesis"], "")])
+                       (e["reference"], "text"), (e["baseline"], "text"), (e["hypothesis"], "text")])
     t.note = (f"{c['improved']} utterances improved ({c['fixed']} fixed: no error left), {c['worsened']} worsened "
               f"({c['broken']} broken: had no error), {c['same']} unchanged in word errors.")
     return t
