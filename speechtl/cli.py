@@ -94,9 +94,11 @@ def _compare(args) -> int:
     if args.output_format == "json":
         print(json.dumps(results, indent=2, ensure_ascii=False))
     else:
-        from speechtl.compare.tables import set_table
+        from speechtl.compare.tables import delta_table, set_table
 
         print(set_table(results, results["matrix"], "set", "WER % per test set").markdown())
+        if len(results["models"]) > 1:
+            print("\n" + delta_table(results, results["matrix"], "set", "Δ WER against the baseline").markdown())
         print(f"report: {cfg.out}/report.html · {cfg.out}/report.md · every number: {cfg.out}/results.json, *.csv")
     return 0
 

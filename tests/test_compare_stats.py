@@ -85,10 +85,20 @@ def test_a_clearly_better_system_is_significant_and_a_tie_on_noise_is_not():
     rng = np.random.default_rng(3)
     worse = rng.binomial(10, 0.5, 200)
     better = rng.binomial(10, 0.2, 200)
-    assert paired_bootstrap(better, worse, lengths).p_value <= 1 / 1001
+    assert paired_bootstrap(better, worse, lengths).p_value == 2 / 1001  # no resample on the far side of 0
     noise = worse + rng.choice([-1, 0, 1], 200).clip(-worse, 10 - worse)
     t = paired_bootstrap(noise, worse, lengths)
     assert t.low < 0 < t.high and t.p_value > 0.05
+
+
+def test_p_value_agrees_with_the_interval():
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        lengths = rng.integers(2, 10, 40)
+        a, b = rng.binomial(lengths, 0.3), rng.binomial(lengths, rng.uniform(0.25, 0.4))
+        t = paired_bootstrap(a, b, lengths, num=1000)
+        excludes_zero = t.low > 0 or t.high < 0
+        assert excludes_zero == (t.p_value < 0.05) or abs(t.p_value - 0.05) < 0.006
 
 
 def test_bootstrap_rejects_mismatched_or_empty_input():

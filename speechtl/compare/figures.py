@@ -49,9 +49,9 @@ def wer_bars(rows: Sequence[dict], key: str, groups: Sequence[str], models: Sequ
         hi = [100 * (at[(g, model)]["wer_high"] - at[(g, model)]["wer"]) for g in groups]
         ax.bar(xs, ys, width * 0.92, color=COLORS[k % len(COLORS)], label=model, zorder=2)
         ax.errorbar(xs, ys, yerr=[lo, hi], fmt="none", ecolor="#222222", elinewidth=1, capsize=3, zorder=3)
-        for x, y in zip(xs, ys):
-            ax.annotate(f"{y:.0f}", (x, y), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
-                        fontsize=7, color="#555555")
+        for x, y, top in zip(xs, ys, hi):
+            ax.annotate(f"{y:.0f}", (x, y + top), xytext=(0, 2), textcoords="offset points", ha="center",
+                        va="bottom", fontsize=7, color="#555555")
     labels = [f"{g}\n{at[(g, models[0])]['num_words']:,} words" for g in groups]
     ax.set_xticks(range(len(groups)), labels, fontsize=9)
     ax.set_ylabel("WER % (95 % interval)")

@@ -226,7 +226,9 @@ def command_line(cfg: CompareConfig) -> str:
         if isinstance(value, bool):
             parts.append(flag if value else "--no-" + flag[2:])
         elif isinstance(value, list):
-            parts.append(" ".join([flag] + [shlex.quote(str(v)) for v in value]))
+            line = " ".join([flag] + [shlex.quote(str(v)) for v in value])
+            parts.append(line if len(line) < 90 else (" \\\n" + " " * (len(flag) + 5)).join(
+                [f"{flag} {shlex.quote(str(value[0]))}"] + [shlex.quote(str(v)) for v in value[1:]]))
         else:
             parts.append(f"{flag} {shlex.quote(str(value))}")
     return " \\\n    ".join(parts)

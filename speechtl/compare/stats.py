@@ -35,7 +35,7 @@ class PairedTest:
     delta: float  # rate(A) − rate(B) on the data: negative = A makes fewer errors
     low: float
     high: float
-    p_value: float  # two-sided: how often a resampled Δ lies at least |Δ| from the observed one
+    p_value: float  # two-sided, from the resampled Δ's sign (the interval excludes 0 about when p < 0.05)
 
 
 def cluster_ids(labels: Sequence[str]) -> np.ndarray:
@@ -101,10 +101,11 @@ def paired_bootstrap(
     seed: int = 0,
     level: float = 0.95,
 ) -> PairedTest:
-    """Paired bootstrap of Δ = rate(A) − rate(B) on the same items (Koehn 2004, shifted to Δ = 0 for the p-value).
+    """Paired bootstrap of Δ = rate(A) − rate(B) on the same items (Koehn 2004).
 
-    p = (1 + #{|Δ* − Δ| ≥ |Δ|}) / (num + 1): the resampled Δ* centred on the observed Δ approximates
-    its distribution under "no difference". Identical systems give Δ = 0 and p = 1.
+    p = min(1, 2 (1 + min(#{Δ* ≤ 0}, #{Δ* ≥ 0})) / (num + 1)): twice the share of resamples on the far
+    side of zero, the p-value dual to the percentile interval (so "interval excludes 0" and "p < 0.05"
+    agree up to one resample). Never 0; identical systems give Δ = 0 and p = 1.
     """
     a, b, n = np.asarray(errors_a, float), np.asarray(errors_b, float), np.asarray(lengths, float)
     _check(a, n, clusters)
@@ -114,5 +115,5 @@ def paired_bootstrap(
     delta = float((a.sum() - b.sum()) / n.sum())
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(deltas, [tail, 100 - tail])
-    extreme = int(np.count_nonzero(np.abs(deltas - delta) >= abs(delta)))
-    return PairedTest(delta, float(low), float(high), (1 + extreme) / (num + 1))
+    far_side = min(int(np.count_nonzero(deltas <= 0)), int(np.count_nonzero(deltas >= 0)))
+    return PairedTest(delta, float(low), float(high), min(1.0, 2 * (1 + far_side) / (num + 1)))

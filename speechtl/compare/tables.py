@@ -35,7 +35,9 @@ class Table:
         return "\n".join(lines + ([f"\n{self.note}"] if self.note else []))
 
     def html(self) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.headers)
+        text_cols = {k for k, (_, style) in enumerate(self.rows[0]) if style == "text"} if self.rows else set()
+        head = "".join(f"<th{' class=text' if k in text_cols else ''}>{html.escape(h)}</th>"
+                       for k, h in enumerate(self.headers))
         body = "".join("<tr>" + "".join(f'<td class="{s}">{html.escape(t)}</td>' for t, s in row) + "</tr>"
                        for row in self.rows)
         note = f'<p class="note">{html.escape(self.note)}</p>' if self.note else ""
@@ -49,7 +51,7 @@ def pct(x: float) -> str:
 
 
 def p_text(p: float, num_bootstrap: int) -> str:
-    floor = 1 / (num_bootstrap + 1)
+    floor = 2 / (num_bootstrap + 1)  # the smallest p the paired bootstrap gives
     return f"≤{floor:.3f}" if p <= floor * 1.0000001 else f"{p:.3f}"
 
 
@@ -146,7 +148,7 @@ def errors_table(model: str, errors: dict) -> Table:
               [f"substitutions ({tot['substitutions']:,})", f"insertions ({tot['insertions']:,})",
                f"deletions ({tot['deletions']:,})"])
     for k in range(max(len(subs), len(ins), len(dels))):
-        t.rows.append([(col[k] if k < len(col) else "", "") for col in (subs, ins, dels)])
+        t.rows.append([(col[k] if k < len(col) else "", "text") for col in (subs, ins, dels)])
     return t
 
 
