@@ -25,7 +25,8 @@ from speechtl.audio import SAMPLE_RATE, AudioError, audio_info, load_audio
 from speechtl.data.manifest import Utterance, read_manifest
 from speechtl.text import find_oov, normalize, text_to_model_alphabet
 
-__all__ = ["Problem", "ManifestSummary", "CheckReport", "check_manifests", "format_report", "infer_role", "short_name", "frames_for", "ROLES"]
+__all__ = ["Problem", "ManifestSummary", "CheckReport", "check_manifests", "format_report", "infer_role", "short_name",
+           "frames_for", "ROLES"]
 
 ROLES = ("train", "dev", "test")
 _ROLE_WORDS = {"train": "train", "training": "train", "dev": "dev", "valid": "dev", "validation": "dev",

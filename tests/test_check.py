@@ -68,7 +68,8 @@ def test_unreadable_audio(tmp_path: Path):
 def test_silent_audio_is_unreadable(tmp_path: Path):
     (tmp_path / "wav").mkdir()
     sf.write(tmp_path / "wav" / "silent.wav", np.zeros(16_000), 16_000)
-    report = check_manifests([str(make_set(tmp_path, "x", [{"id": "s", "text": "ab", "audio_path": "wav/silent.wav"}]))])
+    path = make_set(tmp_path, "x", [{"id": "s", "text": "ab", "audio_path": "wav/silent.wav"}])
+    report = check_manifests([str(path)])
     assert [p.message for p in report.problems if p.check == "audio-unreadable"][0].endswith(
         "silent audio (every sample below 1e-06)")
 

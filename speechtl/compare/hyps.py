@@ -29,7 +29,8 @@ from speechtl.decode import transcribe_arrays
 from speechtl.fileio import atomic_write_json
 from speechtl.models import _resolve, load_model  # _resolve: shipped names → the folder inside the package
 
-__all__ = ["ModelSpec", "split_name", "parse_model_spec", "fingerprint", "TestSet", "Decoding", "model_hypotheses", "CACHE_VERSION"]
+__all__ = ["ModelSpec", "split_name", "parse_model_spec", "fingerprint", "TestSet", "Decoding", "AudioCache",
+           "model_hypotheses", "CACHE_VERSION"]
 
 CACHE_VERSION = 1
 HASH_LIMIT_BYTES = 256 * 2**20  # larger weight files are identified by size + mtime instead of a full hash
@@ -126,7 +127,7 @@ def _cache_path(cache_dir: Path, identity: dict, test_set: TestSet, decoding: De
     return cache_dir / f"{test_set.name}-{digest}.json"
 
 
-class _Audio:
+class AudioCache:
     """Each test set's audio, decoded once per run and shared by every model."""
 
     def __init__(self, on_error: str, progress: bool):
@@ -139,7 +140,7 @@ class _Audio:
         return self.sets[test_set.name]
 
 
-def _decode(spec: ModelSpec, loaded, test_set: TestSet, audio: _Audio, decoding: Decoding, progress: bool) -> dict:
+def _decode(spec: ModelSpec, loaded, test_set: TestSet, audio: AudioCache, decoding: Decoding, progress: bool) -> dict:
     model, processor = loaded
     utts, arrays, skipped = audio.get(test_set)
     out = transcribe_arrays(model, processor, arrays, decoding.batch_seconds, decoding.precision, progress,
@@ -159,7 +160,7 @@ def model_hypotheses(
     test_sets: Sequence[TestSet],
     cache_dir: Path,
     decoding: Decoding,
-    audio: _Audio,
+    audio: AudioCache,
     progress: bool = True,
 ) -> dict[str, dict]:
     """Raw hypotheses of one model on each test set, from the cache where the key matches, else decoded

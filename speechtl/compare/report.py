@@ -132,7 +132,9 @@ table{border-collapse:collapse;font-size:12.5px;margin:4px 0 2px;font-variant-nu
 th,td{padding:4px 10px;border-bottom:1px solid #eee;text-align:right;vertical-align:top}
 th{background:#fafafa;border-bottom:2px solid #ddd}th:first-child,td:first-child{text-align:left}
 td.best{font-weight:700}td.better{color:#1a7f37;font-weight:600}td.worse{color:#c0392b;font-weight:600}
-td.muted{color:#888}td.text,th.text{text-align:left;white-space:normal;min-width:150px}td{white-space:nowrap}.note{font-size:11.5px;color:#777;margin:2px 0 12px}
+td.muted{color:#888}
+td.text,th.text{text-align:left;white-space:normal;min-width:150px}td{white-space:nowrap}
+.note{font-size:11.5px;color:#777;margin:2px 0 12px}
 details{margin:8px 0}summary{cursor:pointer;color:#4C72B0;font-size:14px}
 pre{background:#f6f8fa;padding:10px;overflow-x:auto;font-size:12px}
 .figs{display:grid;grid-template-columns:1fr;gap:8px}.side{display:flex;flex-wrap:wrap;gap:0 28px}

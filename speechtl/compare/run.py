@@ -18,7 +18,7 @@ import numpy as np
 
 from speechtl.compare.analysis import UttScores, error_counts, score_utterances, utterance_changes
 from speechtl.compare.hyps import (
-    Decoding, ModelSpec, TestSet, _Audio, model_hypotheses, parse_model_spec, split_name,
+    Decoding, ModelSpec, TestSet, AudioCache, model_hypotheses, parse_model_spec, split_name,
 )
 from speechtl.compare.stats import NUM_BOOTSTRAP, bootstrap_ci, cluster_ids, paired_bootstrap
 from speechtl.config import ConfigError, config_to_dict
@@ -205,13 +205,14 @@ def _decode_all(cfg: CompareConfig, specs: list[ModelSpec], test_sets: list[Test
     device = pick_device(cfg.device or None)
     decoding = Decoding(cfg.batch_seconds, resolve_precision(cfg.precision, device), str(device))
     cache = Path(cfg.cache) if cfg.cache else Path(cfg.out) / "cache"
-    audio = _Audio(cfg.on_error, progress=not cfg.quiet)
+    audio = AudioCache(cfg.on_error, progress=not cfg.quiet)
     entries = {}
     for spec in specs:
         entries[spec.name] = model_hypotheses(spec, test_sets, cache, decoding, audio, progress=not cfg.quiet)
         decoded = [s for s, e in entries[spec.name].items() if not e["cached"]]
         if not cfg.quiet:
-            print(f"{spec.name}: {'decoded ' + ', '.join(decoded) if decoded else 'all from the cache'}", file=sys.stderr)
+            done = "decoded " + ", ".join(decoded) if decoded else "all from the cache"
+            print(f"{spec.name}: {done}", file=sys.stderr)
     return entries
 
 

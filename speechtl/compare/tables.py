@@ -43,7 +43,8 @@ class Table:
         note = f'<p class="note">{html.escape(self.note)}</p>' if self.note else ""
         if not self.rows:
             return f"<h3>{html.escape(self.title)}</h3>{note}"
-        return f"<h3>{html.escape(self.title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+        table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return f"<h3>{html.escape(self.title)}</h3>{table}{note}"
 
 
 def pct(x: float) -> str:
@@ -111,7 +112,8 @@ def model_table(results: dict) -> Table:
     for r in pooled:
         m = params[r["model"]]
         t.rows.append([(r["model"] + (" (baseline)" if r["model"] == results["baseline"] else ""), ""),
-                       (f"{m['params'] / 1e6:.2f} M" if m["params"] >= 1e5 else f"{m['params']:,}", ""), (_interval(r), ""), (_interval(r, "cer"), ""),
+                       (f"{m['params'] / 1e6:.2f} M" if m["params"] >= 1e5 else f"{m['params']:,}", ""),
+                       (_interval(r), ""), (_interval(r, "cer"), ""),
                        (pct(r["orth_wer"]), ""), (pct(r["orth_cer"]), ""), (f"{r['rtf']:.4f}", ""),
                        (f"{len(m['decoded'])} set(s)" if m["decoded"] else "no (cache)", "")])
     t.note = ("orth. = raw transcripts split on whitespace, case and punctuation kept; RTF = decoding seconds per "
