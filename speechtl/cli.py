@@ -21,6 +21,8 @@ examples:
                  --test test.jsonl --source-test source.jsonl --out runs/scottish
   speechtl evaluate runs/scottish test.jsonl --output-format json
   speechtl transcribe runs/scottish recordings/ --output-format json
+  speechtl check --train train.jsonl --dev dev.jsonl --test test.jsonl --model speechtl/en-us-synth
+  speechtl compare --models speechtl/en-us-synth runs/scottish --test us.jsonl scot.jsonl --out runs/cmp
 Manifests are JSONL lines {"id", "audio_path", "text", "speaker", "accent", "language", "duration_s"}
 (or CSV with that header); relative audio paths resolve against the manifest's folder."""
 
@@ -84,6 +86,39 @@ def _demo(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from speechtl.compare import CompareConfig, run_compare
+
+    cfg = dataclass_from_args(CompareConfig, args)
+    results = run_compare(cfg)
+    if args.output_format == "json":
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        from speechtl.compare.tables import delta_table, set_table
+
+        print(set_table(results, results["matrix"], "set", "WER % per test set").markdown())
+        if len(results["models"]) > 1:
+            print("\n" + delta_table(results, results["matrix"], "set", "Δ WER against the baseline").markdown())
+        print(f"report: {cfg.out}/report.html · {cfg.out}/report.md · every number: {cfg.out}/results.json, *.csv")
+    return 0
+
+
+def _check(args) -> int:
+    from speechtl.check import check_manifests, format_report
+
+    roles = {path: role for role in ("train", "dev", "test") for path in getattr(args, role)}
+    paths = list(dict.fromkeys(args.manifests + list(roles)))
+    if not paths:
+        print("speechtl check: error: give at least one manifest", file=sys.stderr)
+        return 2
+    report = check_manifests(paths, args.model, roles, progress=not args.quiet)
+    if args.output_format == "json":
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(format_report(report))
+    return 1 if report.errors or (args.strict and report.warnings) else 0
+
+
 def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-error", choices=("fail", "skip"), default="fail",
                    help="unreadable audio: fail naming the file, or skip it and list it (default: fail)")
@@ -129,6 +164,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_runtime_flags(p)
     p.set_defaults(func=_evaluate)
+
+    from speechtl.compare import CompareConfig
+
+    p = sub.add_parser("compare", help="compare models on test sets: WER/CER with intervals, paired tests, report",
+                       description="Score every model on every test set (hypotheses cached per model and set), with "
+                                   "95 % bootstrap intervals (speakers resampled when known), a paired bootstrap test "
+                                   "of each model against --baseline, breakdowns by manifest field and an error "
+                                   "analysis; writes report.html, report.md, results.json and CSVs to --out. A model "
+                                   "is [NAME=]MODEL[+ADAPTER_FOLDER], a test set [NAME=]MANIFEST.")
+    add_dataclass_arguments(p, CompareConfig)
+    p.add_argument("--output-format", choices=("table", "json"), default="table")
+    p.set_defaults(func=_compare)
+
+    p = sub.add_parser("check", help="pre-flight check of manifests: audio, durations, text, vocabulary, overlaps",
+                       description="Check labelled manifests before training or scoring: unreadable audio, sample "
+                                   "rates and channels, durations (too short for the transcript at the model's frame "
+                                   "rate, outliers), empty or odd text, characters outside the model's vocabulary, "
+                                   "duplicate ids and audio, speakers/sentences/audio shared between train, dev and "
+                                   "test (roles from --train/--dev/--test or the file names). Exit code 1 when an "
+                                   "error is found (with --strict: also a warning), 0 otherwise.")
+    p.add_argument("manifests", nargs="*", help="manifests (.jsonl/.csv); role from the name (train/dev/test)")
+    for role in ("train", "dev", "test"):
+        p.add_argument(f"--{role}", nargs="+", default=[], metavar="MANIFEST", help=f"manifests used as {role} data")
+    p.add_argument("--model", default=None, help="model whose vocabulary and frame rate to check against")
+    p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    p.add_argument("--output-format", choices=("table", "json"), default="table")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_check)
 
     p = sub.add_parser("transcribe", help="transcribe audio files and folders",
                        description="Greedy CTC transcripts of audio files (folders are searched recursively).")

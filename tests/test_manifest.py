@@ -151,6 +151,22 @@ def test_duplicate_id_names_both_lines(data_dir: Path):
         read_manifest(path)
 
 
+def test_duplicate_ids_are_kept_when_unique_ids_is_false(data_dir: Path):
+    path = write_lines(
+        data_dir / "m.jsonl",
+        ['{"id": "a", "audio_path": "wav/a.wav", "text": "one"}', '{"id": "a", "audio_path": "wav/b.wav", "text": "two"}'],
+    )
+    assert [u.text for u in read_manifest(path, unique_ids=False)] == ["one", "two"]
+
+
+@pytest.mark.parametrize("name", ["m.jsonl", "m.csv"])
+def test_gender_is_an_optional_field_that_round_trips(data_dir: Path, name: str):
+    utts = [Utterance("a", data_dir.resolve() / "wav/a.wav", "hi", gender="f"),
+            Utterance("b", data_dir.resolve() / "wav/b.wav", "ho")]
+    write_manifest(utts, data_dir / name)
+    assert [u.gender for u in read_manifest(data_dir / name)] == ["f", ""]
+
+
 def test_missing_audio_file(data_dir: Path):
     path = write_lines(
         data_dir / "m.jsonl",

@@ -46,10 +46,12 @@ class Utterance:
     accent: str = ""
     language: str = ""
     duration_s: float | None = None
+    gender: str = ""  # optional, free text (e.g. "f", "m"); for breakdowns in `speechtl compare`
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Utterance))
 REQUIRED = ("id", "audio_path")
+OPTIONAL_EXTRA = ("gender",)  # written only when some utterance has it: older manifests stay byte-identical
 
 
 class ManifestError(ValueError):
@@ -89,6 +91,7 @@ def _row_to_utterance(row: dict, where: str, base: Path, require_text: bool, che
         accent=str(row.get("accent") or ""),
         language=str(row.get("language") or ""),
         duration_s=duration,
+        gender=str(row.get("gender") or ""),
     )
 
 
@@ -115,8 +118,13 @@ def _rows(path: Path) -> Iterable[tuple[int, dict]]:
             yield lineno, row
 
 
-def read_manifest(path: str | os.PathLike, require_text: bool = True, check_files: bool = True) -> list[Utterance]:
-    """Read a ``.jsonl`` (or ``.csv``) manifest; errors name the file and line."""
+def read_manifest(
+    path: str | os.PathLike, require_text: bool = True, check_files: bool = True, unique_ids: bool = True
+) -> list[Utterance]:
+    """Read a ``.jsonl`` (or ``.csv``) manifest; errors name the file and line.
+
+    ``unique_ids=False`` keeps repeated ids (for ``speechtl check``, which reports them all).
+    """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest not found: {path}")
@@ -125,9 +133,9 @@ def read_manifest(path: str | os.PathLike, require_text: bool = True, check_file
     for lineno, row in _rows(path):
         where = f"{path}:{lineno}"
         utt = _row_to_utterance(row, where, base, require_text, check_files)
-        if utt.id in seen:
+        if utt.id in seen and unique_ids:
             raise ManifestError(f"{where}: duplicate utterance id {utt.id!r} (first on line {seen[utt.id]})")
-        seen[utt.id] = lineno
+        seen.setdefault(utt.id, lineno)
         utts.append(utt)
     if not utts:
         raise ManifestError(f"{path}: manifest is empty")
@@ -138,9 +146,10 @@ def write_manifest(utts: Sequence[Utterance], path: str | os.PathLike) -> None:
     """Write JSONL (or CSV by suffix) atomically; audio under the manifest's folder is stored relative to it."""
     path = Path(path)
     base = path.resolve().parent
+    fields = [f for f in FIELDS if f not in OPTIONAL_EXTRA or any(getattr(u, f) for u in utts)]
 
     def row(u: Utterance) -> dict:
-        d = dataclasses.asdict(u)
+        d = {k: v for k, v in dataclasses.asdict(u).items() if k in fields}
         audio = Path(u.audio_path).resolve()
         d["audio_path"] = str(audio.relative_to(base)) if audio.is_relative_to(base) else str(audio)
         return d
@@ -149,7 +158,7 @@ def write_manifest(utts: Sequence[Utterance], path: str | os.PathLike) -> None:
         import io
 
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=FIELDS)
+        writer = csv.DictWriter(buf, fieldnames=fields)
         writer.writeheader()
         for u in utts:
             writer.writerow({k: ("" if v is None else v) for k, v in row(u).items()})
