@@ -42,7 +42,7 @@ def _evaluate(args) -> int:
     from speechtl.eval import evaluate_manifests
 
     results = evaluate_manifests(args.model, args.manifests, args.out, args.on_error, args.batch_seconds,
-                                 args.precision, args.device, progress=not args.quiet)
+                                 args.precision, args.device, progress=not args.quiet, language=args.language)
     if args.output_format == "json":
         print(json.dumps(results, indent=2))
         return 0
@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model folder, hub id, or shipped model (speechtl/en-us-synth)")
     p.add_argument("manifests", nargs="+", help="labelled manifests (.jsonl or .csv)")
     p.add_argument("--out", default=None, help="folder for results.json and per-utterance hypotheses")
+    p.add_argument("--language", default=None,
+                   help="text normaliser language (de, es, fr, sv, ...; default: the model's own, else en)")
     p.add_argument("--output-format", choices=("table", "json"), default="table")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_runtime_flags(p)
