@@ -32,6 +32,7 @@ from speechtl.data.manifest import read_manifest, sample_minutes, write_manifest
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import load_model, random_model
 from speechtl.models.head import scratch_model
+from speechtl.runtime import set_threads
 from speechtl.synth import synthesize
 from speechtl.text import ENGLISH_CHARS, build_vocab
 
@@ -112,6 +113,7 @@ def run(cfg: LanguageAdaptConfig, argv: list[str] | None = None) -> dict:
         raise ConfigError(f"conditions must be some of {', '.join(CONDITIONS)} (got {cfg.conditions}) "
                           f"and minutes at least one budget (got {cfg.minutes})")
     start = time.perf_counter()
+    set_threads(cfg.training.threads)  # before the first evaluation too: bf16 results differ slightly by thread count
     budgets = _budgets(cfg)
     dev, test = _synth(cfg, "dev", cfg.dev_minutes, 1), _synth(cfg, "test", cfg.test_minutes, 2)
     models = {"copy": cfg.model, "random": cfg.model}

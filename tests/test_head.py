@@ -160,3 +160,38 @@ def test_keep_mode_refuses_a_new_alphabet_and_names_the_fix(tone_data, tiny_mode
                "--test", str(tone_data["test"]), "--out", str(tmp_path / "run"), "--language", "es", "--quiet"])
     assert rc == 2
     assert "'ñ'" in (err := capsys.readouterr().err) and "--vocab copy or extend" in err
+
+
+def test_resume_with_a_new_head_gives_the_same_weights(tone_data, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    import functools
+
+    import speechtl.adapt.run as run_module
+    from speechtl.adapt.run import AdaptConfig, run_adaptation
+    from speechtl.adapt.train import TrainConfig
+
+    class Interrupt(Exception):
+        pass
+
+    def interrupt_at_2(state):
+        if state.step == 2:
+            raise Interrupt
+
+    def adapt(out, resume=False):
+        training = TrainConfig(lr=1e-3, max_steps=4, eval_every=2, batch_seconds=3, seed=3, guard=False)
+        cfg = AdaptConfig(model=str(tiny_model_dir), train=str(tone_data["train"]), dev=str(tone_data["dev"]),
+                          out=str(out), vocab="random", language="es", resume=resume, training=training)
+        run_adaptation(cfg, progress=False)
+        return load_model(str(out))[0].state_dict()
+
+    straight = adapt(tmp_path / "straight")
+    train = run_module.train
+    monkeypatch.setattr(run_module, "train", functools.partial(train, on_step=interrupt_at_2))
+    with pytest.raises(Interrupt):
+        adapt(tmp_path / "interrupted")
+    monkeypatch.setattr(run_module, "train", train)
+    capsys.readouterr()
+    resumed = adapt(tmp_path / "interrupted", resume=True)
+    assert "resuming from step 2" in capsys.readouterr().out  # the checkpoint fitted the rebuilt head
+    assert straight.keys() == resumed.keys() and straight["lm_head.weight"].shape[0] > 5 + 3
+    for k in straight:
+        assert torch.equal(straight[k], resumed[k]), k
