@@ -42,9 +42,9 @@ VOCAB_MODES = ("keep", "copy", "random", "extend")
 NEW_ROW_BIAS_OFFSET = 1.0  # a new letter's bias starts this far (in nats) below the row it was copied from
 
 
-@dataclass(frozen=True)
+@dataclass
 class HeadTransfer:
-    """What a head transfer did (for results.json)."""
+    """What a head transfer did (for results.json); filled in by :func:`transfer_head`."""
 
     mode: str
     source_size: int  # rows of the source head
