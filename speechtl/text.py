@@ -1,5 +1,8 @@
 """Text: the one normaliser used for training targets *and* scoring, and the character vocabulary.
 
+The normaliser follows a language's row of :data:`TEXT_RULES` (Unicode form, Turkic casing,
+apostrophes, alphabet); without a language it is the English default (``"en"``).
+
 The vocabulary is in the ``Wav2Vec2CTCTokenizer`` format, laid out like facebook/wav2vec2-base-960h's:
 ``<pad>`` is the CTC blank (id 0), ``<s>``/``</s>`` the tokenizer's (unused) sentence markers,
 ``<unk>`` the unknown character and ``|`` the word delimiter that stands for a space.
@@ -14,11 +17,16 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
+from speechtl.config import ConfigError
+
 __all__ = [
     "PAD",
     "UNK",
     "WORD_DELIMITER",
     "normalize",
+    "TextRules",
+    "TEXT_RULES",
+    "text_rules",
     "ENGLISH_CHARS",
     "build_vocab",
     "OovReport",
@@ -38,25 +46,82 @@ _INNER_APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")
 _SPACE = re.compile(r"\s+")
 
 
-def normalize(text: str) -> str:
-    """Lowercase, Unicode NFC, punctuation removed (word-internal apostrophes kept), single spaces.
+def normalize(text: str, language: str | None = None) -> str:
+    """Lowercase, Unicode NFC (NFKC for most languages), punctuation removed (word-internal apostrophes kept),
+    single spaces; ``language`` picks the row of :data:`TEXT_RULES` (default: English).
 
     >>> normalize("  Hello,   World! Don’t-stop. ")
     "hello world don't stop"
+    >>> normalize("¿Qué tal, señor?", "es")
+    'qué tal señor'
     """
-    text = unicodedata.normalize("NFC", text).translate(_APOSTROPHES).lower()
-    text = _INNER_APOSTROPHE.sub("\0", text)  # protect inner apostrophes
+    rules = text_rules(language)
+    text = unicodedata.normalize(rules.unicode_form, text).translate(_APOSTROPHES)
+    if rules.turkic_case:
+        text = text.translate(_TURKIC_UPPER)
+    text = unicodedata.normalize(rules.unicode_form, text.lower())  # lower() can decompose (İ → i + U+0307)
+    if rules.apostrophes:
+        text = _INNER_APOSTROPHE.sub("\0", text)  # protect inner apostrophes
+    else:
+        text = text.replace("'", "")  # not a letter of this language: O'Donnell → odonnell
     # Unicode categories: keep letters (L*), marks (M*), numbers (N*); everything else is a separator.
     text = "".join(c if unicodedata.category(c)[0] in "LMN" or c == "\0" else " " for c in text)
     return _SPACE.sub(" ", text.replace("\0", "'")).strip()
 
 
 ENGLISH_CHARS = "abcdefghijklmnopqrstuvwxyz'"
+_LATIN = "abcdefghijklmnopqrstuvwxyz"
+_TURKIC_UPPER = str.maketrans({"I": "ı", "İ": "i"})  # Turkish/Azerbaijani: dotless and dotted i are two letters
 
 
-def build_vocab(texts: Iterable[str], extra_chars: str = "") -> dict[str, int]:
+@dataclass(frozen=True)
+class TextRules:
+    """How one language's text becomes training targets and scoring text.
+
+    Punctuation is removed by Unicode category in every language (so Spanish ¿¡, German „“ and French « »
+    quotes go), letters with diacritics are letters (é, ñ, ß, å stay), and case is folded with ``lower()``,
+    never ``casefold()`` (which would turn ß into ss).
+    """
+
+    language: str
+    unicode_form: str = "NFKC"  # NFKC also folds ligatures (ﬁ → fi), full-width forms, superscripts; NFC keeps them
+    turkic_case: bool = False  # I → ı and İ → i before lower-casing (Turkish, Azerbaijani)
+    apostrophes: bool = True  # keep word-internal apostrophes (don't, l'homme, c'è); False: drop them (O'Donnell → odonnell)
+    alphabet: str = ""  # the characters the language writes: added to a vocabulary built from its text
+
+
+# One row per language: a small table, not a registry. "en" is the historic default (NFC, unchanged);
+# "und" (undetermined, BCP 47) is the same rules with NFKC and no alphabet, for any other language.
+TEXT_RULES: dict[str, TextRules] = {r.language: r for r in (
+    TextRules("en", unicode_form="NFC", alphabet=ENGLISH_CHARS),
+    TextRules("und"),
+    TextRules("de", alphabet=_LATIN + "äöüß'"),  # ß is a letter (ẞ lower-cases to it); "STRASSE" stays strasse
+    TextRules("es", apostrophes=False, alphabet=_LATIN + "áéíóúüñ"),
+    TextRules("fr", alphabet=_LATIN + "àâæçéèêëîïôœùûüÿ'"),  # élision: l'homme, aujourd'hui stay one word
+    TextRules("it", alphabet=_LATIN + "àèéìíîòóùú'"),  # c'è, l'acqua stay one word
+    TextRules("sv", alphabet=_LATIN + "åäö"),
+    TextRules("nl", alphabet=_LATIN + "äëïöüáéíóú'"),
+    TextRules("pt", alphabet=_LATIN + "áâãàçéêíóôõú'"),
+    TextRules("pl", alphabet=_LATIN + "ąćęłńóśźż"),
+    TextRules("tr", turkic_case=True, alphabet="abcçdefgğhıijklmnoöprsştuüvyz'"),
+)}
+
+
+def text_rules(language: str | None = None) -> TextRules:
+    """The row of :data:`TEXT_RULES` for a language code ("fr", "sv-SE", "pt_BR"); None or "" is English."""
+    if not language:
+        return TEXT_RULES["en"]
+    code = language.lower().replace("_", "-")
+    rules = TEXT_RULES.get(code) or TEXT_RULES.get(code.split("-")[0])
+    if rules is None:
+        raise ConfigError(f"no text normalisation rules for language {language!r}; known: "
+                          f"{', '.join(TEXT_RULES)} ('und' = generic rules for any other language)")
+    return rules
+
+
+def build_vocab(texts: Iterable[str], extra_chars: str = "", language: str | None = None) -> dict[str, int]:
     """Character vocabulary from (normalised) training text plus ``extra_chars``, in Wav2Vec2CTCTokenizer layout."""
-    chars = sorted({c for t in texts for c in normalize(t) if c != " "} | set(extra_chars) - {" "})
+    chars = sorted({c for t in texts for c in normalize(t, language) if c != " "} | set(extra_chars) - {" "})
     vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
     for c in chars:
         vocab.setdefault(c, len(vocab))
@@ -65,7 +130,7 @@ def build_vocab(texts: Iterable[str], extra_chars: str = "") -> dict[str, int]:
 
 def text_to_model_alphabet(text: str, vocab: Mapping[str, int]) -> str:
     """Map normalised text into the model's letter case (e.g. wav2vec2-base-960h has an upper-case vocabulary)."""
-    letters = [t for t in vocab if len(t) == 1 and t.isalpha()]
+    letters = [t for t in vocab if len(t) == 1 and t.lower() != t.upper()]  # letters that have a case
     if letters and all(t.isupper() for t in letters):
         return text.upper()
     return text
@@ -92,13 +157,13 @@ class OovReport:
         )
 
 
-def find_oov(items: Sequence[tuple[str, str]], vocab: Mapping[str, int]) -> OovReport:
+def find_oov(items: Sequence[tuple[str, str]], vocab: Mapping[str, int], language: str | None = None) -> OovReport:
     """items: (utterance id, raw text). Returns which normalised characters the vocabulary cannot spell."""
     chars: Counter[str] = Counter()
     examples: dict[str, list[str]] = {}
     bad_utts = 0
     for utt_id, text in items:
-        target = text_to_model_alphabet(normalize(text), vocab)
+        target = text_to_model_alphabet(normalize(text, language), vocab)
         missing = [c for c in target if c != " " and c not in vocab]
         if missing:
             bad_utts += 1

@@ -10,6 +10,7 @@ from speechtl.audio import AudioError
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import Utterance
 from speechtl.decode import transcribe_arrays
+from speechtl.eval import model_text_language
 from speechtl.models import load_model
 from speechtl.runtime import pick_device, resolve_precision
 from speechtl.text import normalize
@@ -57,5 +58,7 @@ def transcribe_files(
     net.to(dev)
     out = transcribe_arrays(net, processor, arrays, batch_seconds, resolve_precision(precision, dev), progress,
                             desc="transcribing")
-    transcripts = [FileTranscript(u.id, normalize(t), round(u.duration_s, 3)) for u, t in zip(kept, out.texts)]
+    language = model_text_language(net)  # a model adapted to another language keeps that language's rules
+    transcripts = [FileTranscript(u.id, normalize(t, language), round(u.duration_s, 3))
+                   for u, t in zip(kept, out.texts)]
     return transcripts, [{"path": s["audio_path"], "reason": s["reason"]} for s in bad]

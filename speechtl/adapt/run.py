@@ -23,11 +23,12 @@ from speechtl.config import ConfigError
 from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, TrainConfig, train
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import Utterance, read_manifest, sample_minutes, total_minutes, unique_names
-from speechtl.eval import EvalResult, evaluate, write_hypotheses
+from speechtl.eval import EvalResult, evaluate, set_text_language, write_hypotheses
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import load_model
+from speechtl.models.head import adapt_vocabulary
 from speechtl.runtime import resolve_precision
-from speechtl.text import find_oov, normalize, text_to_model_alphabet
+from speechtl.text import find_oov, normalize, text_rules, text_to_model_alphabet
 
 __all__ = ["AdaptConfig", "run_adaptation", "labels_for", "VocabularyError"]
 
@@ -46,6 +47,8 @@ class AdaptConfig:
     resume: bool = False  # continue an interrupted run from out/checkpoint
     on_error: str = "fail"  # unreadable audio: fail (stop, naming the file) or skip (leave out, list in results)
     eval_batch_seconds: float = 120.0  # padded audio seconds per evaluation batch
+    language: str = ""  # target text language: picks the normaliser (de, es, fr, sv, ...; default: the model's, else en)
+    vocab: str = "keep"  # CTC head: keep | copy (shared rows copied) | random (new head) | extend (source rows + new chars)
     training: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -53,24 +56,25 @@ class VocabularyError(ValueError):
     """Transcripts contain characters the model cannot output."""
 
 
-def labels_for(utts: list[Utterance], tokenizer) -> list[list[int]]:
+def labels_for(utts: list[Utterance], tokenizer, language: str | None = None) -> list[list[int]]:
     """Token ids of the normalised transcripts, in the model's letter case."""
     vocab = tokenizer.get_vocab()
-    return [tokenizer(text_to_model_alphabet(normalize(u.text), vocab)).input_ids for u in utts]
+    return [tokenizer(text_to_model_alphabet(normalize(u.text, language), vocab)).input_ids for u in utts]
 
 
-def _check_transcripts(sets: dict[str, list[Utterance]], tokenizer, model_name: str) -> None:
+def _check_transcripts(sets: dict[str, list[Utterance]], tokenizer, model_name: str, language: str | None) -> None:
     """Before any work: every transcript has words after normalisation, and the model can spell it."""
     vocab = tokenizer.get_vocab()
     for name, utts in sets.items():
-        empty = next((u for u in utts if not normalize(u.text)), None)
+        empty = next((u for u in utts if not normalize(u.text, language)), None)
         if empty is not None:
             raise VocabularyError(f"{name}: utterance {empty.id!r} has no words after normalisation: {empty.text!r}")
-        report = find_oov([(u.id, u.text) for u in utts], vocab)
+        report = find_oov([(u.id, u.text) for u in utts], vocab, language)
         if report:
             raise VocabularyError(
                 f"{name}: {report.describe()}. The model {model_name!r} cannot write these; they would be "
-                f"trained and scored as <unk>. Fix the transcripts, or adapt to a new alphabet (language adaptation)."
+                f"trained and scored as <unk>. Fix the transcripts, or give the model a head for the new "
+                f"alphabet (--vocab copy or extend, with --language)."
             )
 
 
@@ -98,14 +102,14 @@ def _too_short(model, utts, audio, labels) -> list[str]:
     return [msg]
 
 
-def _load_data(cfg: AdaptConfig, tokenizer, progress: bool):
+def _load_data(cfg: AdaptConfig, tokenizer, progress: bool, language: str | None):
     """Read every manifest, check transcripts, decode all audio once. Returns (utts, audio, skipped) by set name."""
     named = {"train": cfg.train, **({"dev": cfg.dev} if cfg.dev else {}),
              **({"source_dev": cfg.source_dev} if cfg.source_dev else {}),
              **({"replay": cfg.replay} if cfg.replay else {}),
              **{name: path for name, (_, path) in _set_names(cfg).items()}}
     utts = {name: read_manifest(path) for name, path in named.items()}
-    _check_transcripts(utts, tokenizer, cfg.model)
+    _check_transcripts(utts, tokenizer, cfg.model, language)
     audio, skipped = {}, []
     if cfg.replay:  # sample the replay share from headers first: a large source set is never decoded whole
         target_minutes = total_minutes(add_durations(utts["train"], "skip")[0])
@@ -136,7 +140,10 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         raise ConfigError("give at least one evaluation set (--test or --dev)")
     state = PartialState(cpu=cfg.training.cpu)  # this process's device, also under accelerate launch / torchrun
     model, processor = load_model(cfg.model)
-    utts, audio, skipped = _load_data(cfg, processor.tokenizer, progress and state.is_main_process)
+    language = set_text_language(model, cfg.language)  # saved with the model: scoring uses the same normaliser
+    processor, head = adapt_vocabulary(model, processor, [u.text for u in read_manifest(cfg.train)], cfg.vocab,
+                                       language, cfg.training.seed)
+    utts, audio, skipped = _load_data(cfg, processor.tokenizer, progress and state.is_main_process, language)
     model.to(state.device)
     precision = resolve_precision(cfg.training.precision, state.device)
     eval_sets = _set_names(cfg)
@@ -153,7 +160,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
 
     before = score_all("before")
     train_utts, train_audio = utts["train"] + utts.get("replay", []), audio["train"] + audio.get("replay", [])
-    labels = labels_for(train_utts, processor.tokenizer)
+    labels = labels_for(train_utts, processor.tokenizer, language)
     warnings = _too_short(model, train_utts, train_audio, labels)
     result = train(
         model, processor, train_utts, labels, out, cfg.training,
@@ -175,6 +182,8 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         "labelled_minutes": round(total_minutes(utts["train"]), 3),
         "replay_minutes": round(total_minutes(utts.get("replay", [])), 3),
         "trainable_params": result.trainable_params,
+        "normalizer": asdict(text_rules(language)),
+        "head": head,
         "train": asdict(result),
         "skipped": skipped,
         "verdict": verdict(result.history, result.best_step, cfg.training.max_forgetting, result.best_alpha),

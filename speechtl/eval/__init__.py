@@ -17,9 +17,27 @@ from speechtl.decode import transcribe_arrays
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import load_model
 from speechtl.runtime import pick_device, resolve_precision
-from speechtl.text import normalize
+from speechtl.text import normalize, text_rules
 
-__all__ = ["ErrorRates", "error_rates", "EvalResult", "evaluate", "write_hypotheses", "evaluate_manifests"]
+__all__ = ["ErrorRates", "error_rates", "EvalResult", "evaluate", "write_hypotheses", "evaluate_manifests",
+           "TEXT_LANGUAGE_KEY", "model_text_language", "set_text_language"]
+
+# model.config key naming the language whose normaliser scores (and trained) the model; saved in config.json
+TEXT_LANGUAGE_KEY = "text_language"
+
+
+def model_text_language(model) -> str | None:
+    """The language a model was adapted to (its ``config.text_language``), or None (the English default)."""
+    return getattr(getattr(model, "config", None), TEXT_LANGUAGE_KEY, None) or None
+
+
+def set_text_language(model, language: str | None) -> str | None:
+    """Record ``language`` in the model's config (saved with it, so later scoring uses the same normaliser);
+    returns the language in effect (the given one, else the model's own, else None = English)."""
+    if language:
+        text_rules(language)  # an unknown language stops here, before any work
+        setattr(model.config, TEXT_LANGUAGE_KEY, language)
+    return model_text_language(model)
 
 
 @dataclass(frozen=True)
@@ -30,12 +48,13 @@ class ErrorRates:
     num_chars: int  # reference characters (spaces included) behind the CER
 
 
-def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> ErrorRates:
-    """Corpus-level WER/CER (total edits / total reference length) after :func:`speechtl.text.normalize`."""
+def error_rates(refs: Sequence[str], hyps: Sequence[str], language: str | None = None) -> ErrorRates:
+    """Corpus-level WER/CER (total edits / total reference length) after :func:`speechtl.text.normalize`
+    with ``language``'s rules."""
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-    refs = [normalize(r) for r in refs]
-    hyps = [normalize(h) for h in hyps]
+    refs = [normalize(r, language) for r in refs]
+    hyps = [normalize(h, language) for h in hyps]
     empty = [k for k, r in enumerate(refs) if not r]
     if empty:
         raise ValueError(f"reference {empty[0]} is empty after normalisation; WER needs words to count")
@@ -71,15 +90,18 @@ def evaluate(
     progress: bool = False,
     audio: Sequence | None = None,
     desc: str = "evaluating",
+    language: str | None = None,
 ) -> EvalResult:
-    """Transcribe ``utts`` greedily and score them. ``audio`` may hold the already-loaded arrays."""
+    """Transcribe ``utts`` greedily and score them. ``audio`` may hold the already-loaded arrays.
+
+    ``language`` picks the normaliser; by default the model's own (:func:`model_text_language`)."""
+    language = language or model_text_language(model)
     arrays = list(audio) if audio is not None else [load_audio(u.audio_path) for u in utts]
     out = transcribe_arrays(model, processor, arrays, batch_seconds, precision, progress, desc)
     refs = [u.text for u in utts]
-    rates = error_rates(refs, out.texts)
-    rows = [
-        {"id": u.id, "reference": normalize(u.text), "hypothesis": normalize(h)} for u, h in zip(utts, out.texts)
-    ]
+    rates = error_rates(refs, out.texts, language)
+    rows = [{"id": u.id, "reference": normalize(u.text, language), "hypothesis": normalize(h, language)}
+            for u, h in zip(utts, out.texts)]
     return EvalResult(
         wer=rates.wer,
         cer=rates.cer,
@@ -109,18 +131,23 @@ def evaluate_manifests(
     precision: str = "auto",
     device: str | None = None,
     progress: bool = True,
+    language: str | None = None,
 ) -> dict:
-    """Score a model on manifests; with ``out``, write ``results.json`` and per-utterance hypotheses there."""
+    """Score a model on manifests; with ``out``, write ``results.json`` and per-utterance hypotheses there.
+
+    ``language`` picks the normaliser (default: the model's own, else English); results.json names it."""
     sets = {name: (str(path), read_manifest(path)) for name, path in zip(unique_names(manifests), manifests)}
     net, processor = load_model(model)
     dev = pick_device(device)
     net.to(dev)
     precision = resolve_precision(precision, dev)
-    results: dict = {"model": model, "sets": {}, "skipped": [], "precision": precision, "device": str(dev)}
+    language = language or model_text_language(net)
+    results: dict = {"model": model, "sets": {}, "skipped": [], "precision": precision, "device": str(dev),
+                     "normalizer": asdict(text_rules(language))}
     for name, (path, utts) in sets.items():
         utts, audio, bad = load_utterance_audio(utts, on_error, progress, f"loading {name}")
         results["skipped"] += [dict(s, set=name) for s in bad]
-        r = evaluate(net, processor, utts, batch_seconds, precision, progress, audio, desc=f"evaluating {name}")
+        r = evaluate(net, processor, utts, batch_seconds, precision, progress, audio, f"evaluating {name}", language)
         results["sets"][name] = {"manifest": path, **r.summary()}
         if out:
             write_hypotheses(r, Path(out) / "hyps" / f"{name}.tsv")

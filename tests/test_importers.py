@@ -1,0 +1,158 @@
+"""Importers on small fixtures written here: Common Voice TSV, a folder + id<TAB>text, a Kaldi data folder;
+malformed rows are reported by file and line number; `speechtl prepare` writes a manifest that reads back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechtl.cli import main
+from speechtl.data.importers import prepare_commonvoice, prepare_folder, prepare_kaldi
+from speechtl.data.manifest import ManifestError, read_manifest
+
+CV_HEADER = "client_id\tpath\tsentence_id\tsentence\tsentence_domain\tup_votes\tdown_votes\tage\tgender\taccents\tvariant\tlocale\tsegment"
+
+
+def write_audio(path, seconds: float = 0.5, sr: int = 16_000) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(str(path)))
+    sf.write(path, (0.1 * rng.standard_normal(int(seconds * sr))).astype(np.float32), sr)
+
+
+def cv_row(client: str, clip: str, sentence: str, accents: str = "", locale: str = "es") -> str:
+    return "\t".join([client, clip, "sid", sentence, "", "2", "0", "twenties", "", accents, "", locale, ""])
+
+
+@pytest.fixture
+def commonvoice(tmp_path):
+    root = tmp_path / "cv-corpus" / "es"
+    for k in range(3):
+        write_audio(root / "clips" / f"common_voice_es_{k}.wav", 0.5 + 0.25 * k)
+    rows = [cv_row("abc123", "common_voice_es_0.wav", '¿Dónde está "el" niño?', "España: centro-sur"),
+            cv_row("abc123", "common_voice_es_1.wav", "El señor come piña."),
+            cv_row("def456", "common_voice_es_2.wav", "¡Hola!", "México")]
+    (root / "train.tsv").write_text("\n".join([CV_HEADER, *rows]) + "\n", encoding="utf-8")
+    (root / "clip_durations.tsv").write_text("clip\tduration[ms]\ncommon_voice_es_0.wav\t500\n", encoding="utf-8")
+    return root
+
+
+def test_commonvoice(commonvoice, tmp_path):
+    utts = prepare_commonvoice(commonvoice / "train.tsv", tmp_path / "cv.jsonl")
+    assert [u.id for u in utts] == ["common_voice_es_0", "common_voice_es_1", "common_voice_es_2"]
+    first = utts[0]
+    assert first.text == '¿Dónde está "el" niño?'  # quotes are text, not CSV quoting
+    assert (first.speaker, first.accent, first.language) == ("abc123", "España: centro-sur", "es")
+    assert first.audio_path == commonvoice / "clips" / "common_voice_es_0.wav"
+    assert [u.duration_s for u in utts] == [0.5, 0.75, 1.0]  # listed, then read from the headers
+    assert read_manifest(tmp_path / "cv.jsonl") == utts
+
+
+def test_commonvoice_older_accent_column_and_language_fallback(tmp_path):
+    write_audio(tmp_path / "clips" / "a.mp3.wav")
+    (tmp_path / "dev.tsv").write_text("client_id\tpath\tsentence\taccent\nspk\ta.mp3.wav\tHej då\tsvenska\n",
+                                      encoding="utf-8")
+    (utt,) = prepare_commonvoice(tmp_path / "dev.tsv", language="sv")
+    assert (utt.id, utt.accent, utt.language, utt.text) == ("a.mp3", "svenska", "sv", "Hej då")
+
+
+@pytest.mark.parametrize("line, message", [
+    ("abc\tcommon_voice_es_0.wav\tonly three fields", r"train\.tsv:3: 3 tab-separated field\(s\), the header has 13"),
+    (cv_row("abc", "common_voice_es_1.wav", "   "), r"train\.tsv:3: empty sentence"),
+    (cv_row("abc", "missing.wav", "hola"), r"train\.tsv:3: audio file not found: .*missing\.wav"),
+    (cv_row("abc", "common_voice_es_0.wav", "otra vez"), r"train\.tsv:3: clip 'common_voice_es_0\.wav' listed twice \(first on line 2\)"),
+])
+def test_commonvoice_malformed_row_is_reported_by_line(commonvoice, line, message):
+    tsv = commonvoice / "train.tsv"
+    lines = tsv.read_text(encoding="utf-8").splitlines()
+    tsv.write_text("\n".join([lines[0], lines[1], line, *lines[2:]]) + "\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match=message):
+        prepare_commonvoice(tsv)
+
+
+def test_commonvoice_header_without_required_columns(tmp_path):
+    (tmp_path / "x.tsv").write_text("path\ttext\na.wav\thi\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"x\.tsv:1: header lacks column\(s\) \['client_id', 'sentence'\]"):
+        prepare_commonvoice(tmp_path / "x.tsv")
+
+
+def test_folder(tmp_path):
+    write_audio(tmp_path / "audio" / "spk1" / "utt1.wav")
+    write_audio(tmp_path / "audio" / "spk2" / "utt2.flac", 1.0)
+    write_audio(tmp_path / "audio" / "untranscribed.wav")
+    (tmp_path / "text.tsv").write_text("utt1\tGrüße aus Köln\n\nutt2\tStraße\n", encoding="utf-8")
+    utts = prepare_folder(tmp_path / "audio", tmp_path / "text.tsv", tmp_path / "m.jsonl", language="de")
+    assert [(u.id, u.text, u.audio_path.name, u.language, u.duration_s) for u in utts] == [
+        ("utt1", "Grüße aus Köln", "utt1.wav", "de", 0.5), ("utt2", "Straße", "utt2.flac", "de", 1.0)]
+    assert read_manifest(tmp_path / "m.jsonl") == utts
+
+
+@pytest.mark.parametrize("content, message", [
+    ("utt1\tfine\nutt2 no tab here\n", r"text\.tsv:2: expected 'id<TAB>text', got 'utt2 no tab here'"),
+    ("utt1\tfine\n\nutt9\tno audio\n", r"text\.tsv:3: no audio file named 'utt9'\.\*"),
+    ("utt1\tfine\nutt1\tagain\n", r"text\.tsv:2: duplicate id 'utt1' \(first on line 1\)"),
+    ("utt1\t   \n", r"text\.tsv:1: expected"),
+])
+def test_folder_malformed_row_is_reported_by_line(tmp_path, content, message):
+    write_audio(tmp_path / "audio" / "utt1.wav")
+    write_audio(tmp_path / "audio" / "utt2.wav")
+    (tmp_path / "text.tsv").write_text(content, encoding="utf-8")
+    with pytest.raises(ManifestError, match=message):
+        prepare_folder(tmp_path / "audio", tmp_path / "text.tsv")
+
+
+@pytest.fixture
+def kaldi(tmp_path):
+    data = tmp_path / "data" / "train"
+    data.mkdir(parents=True)
+    write_audio(tmp_path / "wav" / "a1.wav")
+    write_audio(tmp_path / "wav" / "b1.wav", 0.25)
+    (data / "text").write_text("spkA-a1 HEJ DÅ\nspkB-b1 gå på åland\n", encoding="utf-8")
+    (data / "wav.scp").write_text(f"spkA-a1 wav/a1.wav\nspkB-b1 {tmp_path / 'wav' / 'b1.wav'}\n", encoding="utf-8")
+    (data / "utt2spk").write_text("spkA-a1 spkA\nspkB-b1 spkB\n", encoding="utf-8")
+    return data
+
+
+def test_kaldi(kaldi, tmp_path):
+    utts = prepare_kaldi(kaldi, tmp_path / "k.jsonl", audio_root=tmp_path, language="sv")
+    assert [(u.id, u.text, u.speaker, u.duration_s) for u in utts] == [
+        ("spkA-a1", "HEJ DÅ", "spkA", 0.5), ("spkB-b1", "gå på åland", "spkB", 0.25)]
+    assert utts[0].audio_path == tmp_path / "wav" / "a1.wav"
+    assert read_manifest(tmp_path / "k.jsonl") == utts
+
+
+def test_kaldi_refuses_a_pipe_by_line(kaldi, tmp_path):
+    (kaldi / "wav.scp").write_text("spkA-a1 wav/a1.wav\nspkB-b1 sox wav/b1.flac -t wav - |\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"wav\.scp:2: wav\.scp entry is a shell pipe .*does not run commands"):
+        prepare_kaldi(kaldi, audio_root=tmp_path)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("text", "spkA-a1 hej\nspkB-b1\n", r"text:2: expected '<id> <value>', got 'spkB-b1'"),
+    ("text", "spkA-a1 hej\nspkC-c1 nobody\n", r"text:2: utterance 'spkC-c1' has no wav\.scp entry"),
+    ("utt2spk", "spkA-a1 spkA\nspkA-a1 spkB\n", r"utt2spk:2: duplicate id 'spkA-a1' \(first on line 1\)"),
+])
+def test_kaldi_malformed_row_is_reported_by_line(kaldi, tmp_path, name, content, message):
+    (kaldi / name).write_text(content, encoding="utf-8")
+    with pytest.raises(ManifestError, match=message):
+        prepare_kaldi(kaldi, audio_root=tmp_path)
+
+
+def test_kaldi_segments_are_refused(kaldi, tmp_path):
+    (kaldi / "segments").write_text("spkA-a1 rec1 0.0 1.0\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match="segmented recordings are not supported"):
+        prepare_kaldi(kaldi, audio_root=tmp_path)
+
+
+def test_prepare_command(commonvoice, kaldi, tmp_path, capsys):
+    out = tmp_path / "cv.jsonl"
+    assert main(["prepare", "commonvoice", str(commonvoice / "train.tsv"), "--out", str(out)]) == 0
+    assert "3 utterances" in capsys.readouterr().out and len(read_manifest(out)) == 3
+    assert main(["prepare", "kaldi", str(kaldi), "--audio-root", str(tmp_path), "--out", str(tmp_path / "k.jsonl"),
+                 "--language", "sv"]) == 0
+    assert "2 utterances, 0.0 min, 2 speaker(s)" in capsys.readouterr().out
+    (kaldi / "wav.scp").write_text("spkA-a1 cat a1.wav |\n", encoding="utf-8")
+    assert main(["prepare", "kaldi", str(kaldi), "--out", str(tmp_path / "bad.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("speechtl prepare: error: ") and "wav.scp:1" in err and err.count("\n") == 1
+    assert not (tmp_path / "bad.jsonl").exists()
