@@ -27,7 +27,7 @@ from speechtl.eval import EvalResult, evaluate, set_text_language, write_hypothe
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import load_model
 from speechtl.models.head import adapt_vocabulary
-from speechtl.runtime import resolve_precision
+from speechtl.runtime import resolve_precision, set_threads
 from speechtl.text import find_oov, normalize, text_rules, text_to_model_alphabet
 
 __all__ = ["AdaptConfig", "run_adaptation", "labels_for", "VocabularyError"]
@@ -139,6 +139,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     if not cfg.test and not cfg.dev:
         raise ConfigError("give at least one evaluation set (--test or --dev)")
     state = PartialState(cpu=cfg.training.cpu)  # this process's device, also under accelerate launch / torchrun
+    set_threads(cfg.training.threads)  # before the first evaluation: bf16 results differ slightly by thread count
     model, processor = load_model(cfg.model)
     language = set_text_language(model, cfg.language)  # saved with the model: scoring uses the same normaliser
     processor, head = adapt_vocabulary(model, processor, [u.text for u in read_manifest(cfg.train)], cfg.vocab,
