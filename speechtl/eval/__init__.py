@@ -71,10 +71,12 @@ def evaluate(
     progress: bool = False,
     audio: Sequence | None = None,
     desc: str = "evaluating",
+    decode=None,
 ) -> EvalResult:
-    """Transcribe ``utts`` greedily and score them. ``audio`` may hold the already-loaded arrays."""
+    """Transcribe ``utts`` (greedy, or ``decode`` as in :func:`transcribe_arrays`) and score them.
+    ``audio`` may hold the already-loaded arrays."""
     arrays = list(audio) if audio is not None else [load_audio(u.audio_path) for u in utts]
-    out = transcribe_arrays(model, processor, arrays, batch_seconds, precision, progress, desc)
+    out = transcribe_arrays(model, processor, arrays, batch_seconds, precision, progress, desc, decode)
     refs = [u.text for u in utts]
     rates = error_rates(refs, out.texts)
     rows = [
@@ -109,18 +111,28 @@ def evaluate_manifests(
     precision: str = "auto",
     device: str | None = None,
     progress: bool = True,
+    lm: str | None = None,
+    lm_settings=None,
 ) -> dict:
-    """Score a model on manifests; with ``out``, write ``results.json`` and per-utterance hypotheses there."""
+    """Score a model on manifests; with ``out``, write ``results.json`` and per-utterance hypotheses there.
+    With ``lm`` (an ARPA file) decoding is a beam search with that LM (``lm_settings``: an ``LmSettings``)."""
     sets = {name: (str(path), read_manifest(path)) for name, path in zip(unique_names(manifests), manifests)}
     net, processor = load_model(model)
+    decode = None
+    if lm:
+        from speechtl.decode.lm import LmSettings, load_lm_decoder
+
+        decode = load_lm_decoder(lm, processor.tokenizer, lm_settings or LmSettings()).batch_decoder()
     dev = pick_device(device)
     net.to(dev)
     precision = resolve_precision(precision, dev)
     results: dict = {"model": model, "sets": {}, "skipped": [], "precision": precision, "device": str(dev)}
+    if lm:
+        results["lm"] = {"path": str(lm), **asdict(lm_settings or LmSettings())}
     for name, (path, utts) in sets.items():
         utts, audio, bad = load_utterance_audio(utts, on_error, progress, f"loading {name}")
         results["skipped"] += [dict(s, set=name) for s in bad]
-        r = evaluate(net, processor, utts, batch_seconds, precision, progress, audio, desc=f"evaluating {name}")
+        r = evaluate(net, processor, utts, batch_seconds, precision, progress, audio, f"evaluating {name}", decode)
         results["sets"][name] = {"manifest": path, **r.summary()}
         if out:
             write_hypotheses(r, Path(out) / "hyps" / f"{name}.tsv")
