@@ -1,8 +1,9 @@
 """Beam-search CTC decoding with a word n-gram language model (torchaudio's flashlight-text decoder + KenLM).
 
-The lexicon is the LM's own vocabulary spelled in the model's characters, so the decoder writes only
-words the LM knows (closed vocabulary: words with characters the model cannot write are left out and
-counted). Long files are decoded in segments of at most ``SEGMENT_S`` seconds cut in pauses (runs of
+The lexicon is the LM's own vocabulary spelled in the model's characters, each spelling ending in the
+word delimiter ``|`` (without it the beam glues words together: en-us dev WER 7.9 % instead of 0.9 %),
+so the decoder writes only words the LM knows (closed vocabulary: words with characters the model
+cannot write are left out and counted). Long files are decoded in segments of at most ``SEGMENT_S`` seconds cut in pauses (runs of
 blank or word-delimiter frames), so memory stays bounded; each segment's best path is then aligned
 to the frames with ``torchaudio.functional.forced_align`` for word times and confidences.
 
@@ -80,7 +81,7 @@ class LmDecoder:
         for w in words:
             spelled = text_to_model_alphabet(w, vocab)
             if all(c in vocab for c in spelled):
-                lines.append(f"{w}\t{' '.join(spelled)}")
+                lines.append(f"{w}\t{' '.join(spelled)} {WORD_DELIMITER}")  # a word ends with the delimiter
             else:
                 self.unspellable += 1
         if not lines:
