@@ -40,8 +40,8 @@ class LmError(ValueError):
 @dataclass(frozen=True)
 class LmSettings:
     beam_size: int = 50  # hypotheses kept per frame
-    lm_weight: float = 0.5  # weight of the LM's log-probability (tuned on a dev set; see README)
-    word_score: float = 1.0  # bonus per word (counters the LM's preference for fewer words)
+    lm_weight: float = 2.0  # weight of the LM's log-probability (tuned on dev by recipes/lm_decoding.py)
+    word_score: float = -1.0  # score added per word (likewise tuned; ≤ 0 here: few insertions to counter)
     beam_threshold: float = 25.0  # drop hypotheses this far below the best
 
 
