@@ -121,10 +121,11 @@ def _demo(args) -> int:
     return 0
 
 
-def _add_runtime_flags(p: argparse.ArgumentParser, on_error: str = "fail") -> None:
+def _add_runtime_flags(p: argparse.ArgumentParser, on_error: str = "fail", batch_seconds: float = 120.0) -> None:
     p.add_argument("--on-error", choices=("fail", "skip"), default=on_error,
                    help=f"unreadable audio: fail naming the file, or skip it and list it (default: {on_error})")
-    p.add_argument("--batch-seconds", type=float, default=120.0, help="padded audio seconds per batch (default: 120)")
+    p.add_argument("--batch-seconds", type=float, default=batch_seconds,
+                   help=f"padded audio seconds per batch (default: {batch_seconds:g})")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="auto = bf16 autocast where supported (default: auto)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present, else cpu)")
@@ -181,10 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", default=None, help="adapter to load onto the model")
     p.add_argument("--chunk-s", type=float, default=30.0, help="files longer than this are streamed in chunks of this "
                                                                "many seconds (default: 30)")
-    p.add_argument("--stride-s", type=float, default=5.0, help="overlap on each side of a chunk (default: 5)")
+    p.add_argument("--stride-s", type=float, default=3.0, help="overlap on each side of a chunk (default: 3)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_runtime_flags(p, on_error="skip")
+    _add_runtime_flags(p, on_error="skip", batch_seconds=60.0)
     _add_lm_flags(p)
     p.set_defaults(func=_transcribe)
 

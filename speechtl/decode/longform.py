@@ -109,8 +109,8 @@ def file_log_probs(
     processor,
     files: Sequence[str | Path],
     chunk_s: float = 30.0,
-    stride_s: float = 5.0,
-    batch_seconds: float = 120.0,
+    stride_s: float = 3.0,
+    batch_seconds: float = 60.0,
     precision: str = "fp32",
     progress: bool = False,
 ) -> Iterator[FileLogProbs]:
