@@ -249,3 +249,18 @@ def test_srt_to_stdout_for_one_file_but_not_for_many(long_speech, tone_data, tin
     folder = tone_data["test"].parent
     assert main(["transcribe", str(tiny_model_dir), str(folder), "--output-format", "vtt", "--quiet"]) == 2
     assert "--output-dir" in capsys.readouterr().err
+
+
+def test_benchmark_helpers_literal():
+    """benchmarks/transcribe_rtf.py: chunk counts, seam times, where two transcripts differ."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "transcribe_rtf.py"
+    spec = importlib.util.spec_from_file_location("transcribe_rtf", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.num_chunks(25, 30, 5) == 1 and bench.num_chunks(60, 30, 5) == 3 and bench.num_chunks(600, 30, 3) == 25
+    assert bench.seams(70, 30, 5) == [25, 45, 65]
+    assert bench.differing_times("a b c d", "a x c d", [0.0, 1.0, 2.0, 3.0]) == [1.0]
+    assert bench.differing_times("a b", "a b", [0.0, 1.0]) == []
