@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import asdict
 
-from speechtl.config import add_dataclass_arguments, dataclass_from_args
+from speechtl.config import ConfigError, add_dataclass_arguments, dataclass_from_args
 
 DESCRIPTION = """\
 speechtl adapts a pretrained wav2vec2-family CTC model (a Hugging Face hub id, a local folder,
@@ -44,7 +44,8 @@ def _evaluate(args) -> int:
     from speechtl.eval import evaluate_manifests
 
     results = evaluate_manifests(args.model, args.manifests, args.out, args.on_error, args.batch_seconds,
-                                 args.precision, args.device, progress=not args.quiet, language=args.language)
+                                 args.precision, args.device, progress=not args.quiet, language=args.language,
+                                 **({"lm": args.lm, "lm_settings": _lm_settings(args)} if args.lm else {}))
     if args.output_format == "json":
         print(json.dumps(results, indent=2))
         return 0
@@ -58,19 +59,55 @@ def _evaluate(args) -> int:
 
 
 def _transcribe(args) -> int:
-    from speechtl.transcribe import transcribe_files
+    from speechtl.runtime import set_threads
+    from speechtl.transcribe import TranscribeOptions, transcribe_files
+    from speechtl.writers import format_transcript
 
-    transcripts, skipped = transcribe_files(args.model, args.paths, args.on_error, args.batch_seconds,
-                                            args.precision, args.device, progress=not args.quiet)
-    if args.output_format == "json":
+    set_threads(args.threads)
+    options = TranscribeOptions(args.chunk_s, args.stride_s, args.batch_seconds, args.lm, _lm_settings(args),
+                                args.output_format, args.output_dir, args.adapter)
+    transcripts, skipped = transcribe_files(args.model, args.paths, args.on_error, args.precision, args.device,
+                                            progress=not args.quiet, options=options)
+    if args.output_dir:
+        print(f"wrote {len(transcripts)} {args.output_format} file(s) to {args.output_dir}", file=sys.stderr)
+    elif args.output_format == "json":
         print(json.dumps({"transcripts": [asdict(t) for t in transcripts], "skipped": skipped}, indent=2,
                          ensure_ascii=False))
-    else:
+    elif args.output_format == "txt":
         for t in transcripts:
             print(f"{t.path}\t{t.text}")
+    else:
+        print(format_transcript(transcripts[0], args.output_format), end="")
     for s in skipped:
         print(f"skipped {s['path']}: {s['reason']}", file=sys.stderr)
     return 0
+
+
+def _lm_settings(args):
+    from speechtl.decode.lm import LmSettings
+
+    return LmSettings(args.beam_size, args.lm_weight, args.word_score)
+
+
+def _lm_build(args) -> int:
+    from speechtl.decode.ngram import build_arpa, read_text_files
+
+    if args.order < 1:
+        raise ConfigError(f"--order must be at least 1, got {args.order}")
+    info = build_arpa(read_text_files(args.text), args.order, args.out)
+    print(f"wrote {args.out}: order {info['order']}, {info['sentences']} sentences, vocabulary "
+          f"{info['vocabulary']}, n-grams {info['ngrams']}")
+    return 0
+
+
+def _add_lm_flags(p: argparse.ArgumentParser) -> None:
+    from speechtl.decode.lm import LmSettings
+
+    d = LmSettings()
+    p.add_argument("--lm", default=None, help="ARPA word n-gram LM (speechtl lm build): beam search instead of greedy")
+    p.add_argument("--beam-size", type=int, default=d.beam_size, help=f"with --lm (default: {d.beam_size})")
+    p.add_argument("--lm-weight", type=float, default=d.lm_weight, help=f"with --lm (default: {d.lm_weight})")
+    p.add_argument("--word-score", type=float, default=d.word_score, help=f"with --lm (default: {d.word_score})")
 
 
 def _demo(args) -> int:
@@ -152,10 +189,11 @@ def _add_prepare_parser(sub) -> None:
         q.set_defaults(func=_prepare)
 
 
-def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--on-error", choices=("fail", "skip"), default="fail",
-                   help="unreadable audio: fail naming the file, or skip it and list it (default: fail)")
-    p.add_argument("--batch-seconds", type=float, default=120.0, help="padded audio seconds per batch (default: 120)")
+def _add_runtime_flags(p: argparse.ArgumentParser, on_error: str = "fail", batch_seconds: float = 120.0) -> None:
+    p.add_argument("--on-error", choices=("fail", "skip"), default=on_error,
+                   help=f"unreadable audio: fail naming the file, or skip it and list it (default: {on_error})")
+    p.add_argument("--batch-seconds", type=float, default=batch_seconds,
+                   help=f"padded audio seconds per batch (default: {batch_seconds:g})")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="auto = bf16 autocast where supported (default: auto)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present, else cpu)")
@@ -198,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-format", choices=("table", "json"), default="table")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_runtime_flags(p)
+    _add_lm_flags(p)
     p.set_defaults(func=_evaluate)
 
     from speechtl.compare import CompareConfig
@@ -228,16 +267,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_check)
 
-    p = sub.add_parser("transcribe", help="transcribe audio files and folders",
-                       description="Greedy CTC transcripts of audio files (folders are searched recursively).")
+    p = sub.add_parser("transcribe", help="transcribe audio files and folders (any length), with word times",
+                       description="CTC transcripts of audio files (folders are searched recursively): greedy or "
+                                   "beam search with an n-gram LM; files longer than --chunk-s are streamed in "
+                                   "overlapping chunks; word times and confidences in json, srt, vtt and tsv.")
     p.add_argument("model", help="model folder, hub id, or shipped model (speechtl/en-us-synth)")
     p.add_argument("paths", nargs="+", help="audio files or folders")
-    p.add_argument("--output-format", choices=("txt", "json"), default="txt",
-                   help="txt: one 'path<TAB>text' line per file; json: transcripts and skipped files")
+    p.add_argument("--output-format", choices=("txt", "json", "srt", "vtt", "tsv"), default="txt",
+                   help="txt: text (without --output-dir one 'path<TAB>text' line per file); json: text, words with "
+                        "start_s/end_s/confidence; srt/vtt: subtitles; tsv: one word a row (default: txt)")
+    p.add_argument("--output-dir", default=None, help="write one file per input here (folder layout kept)")
+    p.add_argument("--adapter", default=None, help="adapter to load onto the model")
+    p.add_argument("--chunk-s", type=float, default=30.0, help="files longer than this are streamed in chunks of this "
+                                                               "many seconds (default: 30)")
+    p.add_argument("--stride-s", type=float, default=3.0, help="overlap on each side of a chunk (default: 3)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_runtime_flags(p)
+    _add_runtime_flags(p, on_error="skip", batch_seconds=60.0)
+    _add_lm_flags(p)
     p.set_defaults(func=_transcribe)
     _add_prepare_parser(sub)
+
+    p = sub.add_parser("lm", help="n-gram language models for beam-search decoding")
+    lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
+    p = lm_sub.add_parser("build", help="build a word n-gram LM (ARPA, modified Kneser-Ney) from text files",
+                          description="Count word n-grams of plain-text files (one sentence a line, normalised like "
+                                      "the transcripts) and write an ARPA model smoothed with interpolated modified "
+                                      "Kneser-Ney, for --lm at transcribe and evaluate.")
+    p.add_argument("text", nargs="+", help="plain-text files, one sentence per line")
+    p.add_argument("--order", type=int, default=3, help="n-gram order (default: 3)")
+    p.add_argument("--out", required=True, help="the ARPA file to write")
+    p.set_defaults(func=_lm_build)
     return parser
 
 
@@ -250,9 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     from speechtl.data.manifest import ManifestError
     from speechtl.models import ModelLoadError
 
+    from speechtl.decode.lm import LmError
+
     try:
         return args.func(args)
-    except (AudioError, ManifestError, ModelLoadError, VocabularyError, ConfigError, BlankCollapseError) as e:
+    except (AudioError, ManifestError, ModelLoadError, VocabularyError, ConfigError, BlankCollapseError,
+            LmError) as e:
         print(f"speechtl {args.command}: error: {e}", file=sys.stderr)
         return 2
 

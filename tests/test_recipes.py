@@ -65,3 +65,16 @@ def test_speed_benchmark_smoke(capsys):
     report = json.loads(capsys.readouterr().out)
     assert [r["precision"] for r in report["rows"]] == ["fp32", "bf16"]
     assert all(r["train_audio_s_per_s"] > 0 and r["infer_rtf"] > 0 for r in report["rows"])
+
+
+def test_lm_decoding_recipe_smoke(tmp_path):
+    recipe = load_script("recipes/lm_decoding.py")
+    results = recipe.main(["--smoke", "--out", str(tmp_path / "run"), "--accents", "en-us"])
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["test"] == results["test"] and set(saved["test"]["en-us"]) == {"greedy", "lm", "utts", "words"}
+    assert saved["chosen"]["word_score"] in (0.0, 1.0) and len(saved["dev_grid"]) == 2
+    train_text = (tmp_path / "run" / "lm_train.txt").read_text().splitlines()
+    from speechtl.synth import split_of
+
+    assert len(train_text) == 200 and {split_of(s) for s in train_text} == {"train"}  # never a test sentence
+    assert "recipes/lm_decoding.py --smoke" in saved["command"]

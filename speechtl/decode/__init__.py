@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -67,8 +67,12 @@ def transcribe_arrays(
     precision: str = "fp32",
     progress: bool = False,
     desc: str = "decoding",
+    decode: Callable[[torch.Tensor, torch.Tensor], list[str]] | None = None,
 ) -> Transcripts:
-    """Greedy transcripts of 16 kHz mono arrays, batched by length under a padded-seconds budget."""
+    """Transcripts of 16 kHz mono arrays, batched by length under a padded-seconds budget.
+
+    ``decode(logits (B, T, V), lengths (B,))`` turns a batch into texts (default: greedy; see
+    :func:`speechtl.decode.lm.LmDecoder.batch_decoder` for beam search with an LM)."""
     was_training = model.training
     model.eval()
     durations = [len(a) / SAMPLE_RATE for a in arrays]
@@ -81,7 +85,8 @@ def transcribe_arrays(
         for idx in batches:
             batch = collate([{"id": str(i), "audio": arrays[i]} for i in idx])
             logits, lengths = forward_logits(model, batch, pass_mask, precision)
-            for i, text in zip(idx, greedy_decode(logits, lengths, processor.tokenizer)):
+            texts_b = decode(logits, lengths) if decode else greedy_decode(logits, lengths, processor.tokenizer)
+            for i, text in zip(idx, texts_b):
                 texts[i] = text
             bar.update(sum(durations[i] for i in idx))
     model.train(was_training)

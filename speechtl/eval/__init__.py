@@ -91,13 +91,15 @@ def evaluate(
     audio: Sequence | None = None,
     desc: str = "evaluating",
     language: str | None = None,
+    decode=None,
 ) -> EvalResult:
-    """Transcribe ``utts`` greedily and score them. ``audio`` may hold the already-loaded arrays.
+    """Transcribe ``utts`` (greedy, or ``decode`` as in :func:`transcribe_arrays`) and score them.
+    ``audio`` may hold the already-loaded arrays.
 
     ``language`` picks the normaliser; by default the model's own (:func:`model_text_language`)."""
     language = language or model_text_language(model)
     arrays = list(audio) if audio is not None else [load_audio(u.audio_path) for u in utts]
-    out = transcribe_arrays(model, processor, arrays, batch_seconds, precision, progress, desc)
+    out = transcribe_arrays(model, processor, arrays, batch_seconds, precision, progress, desc, decode)
     refs = [u.text for u in utts]
     rates = error_rates(refs, out.texts, language)
     rows = [{"id": u.id, "reference": normalize(u.text, language), "hypothesis": normalize(h, language)}
@@ -132,22 +134,33 @@ def evaluate_manifests(
     device: str | None = None,
     progress: bool = True,
     language: str | None = None,
+    lm: str | None = None,
+    lm_settings=None,
 ) -> dict:
     """Score a model on manifests; with ``out``, write ``results.json`` and per-utterance hypotheses there.
 
-    ``language`` picks the normaliser (default: the model's own, else English); results.json names it."""
+    ``language`` picks the normaliser (default: the model's own, else English); results.json names it.
+    With ``lm`` (an ARPA file) decoding is a beam search with that LM (``lm_settings``: an ``LmSettings``)."""
     sets = {name: (str(path), read_manifest(path)) for name, path in zip(unique_names(manifests), manifests)}
     net, processor = load_model(model)
+    decode = None
+    if lm:
+        from speechtl.decode.lm import LmSettings, load_lm_decoder
+
+        decode = load_lm_decoder(lm, processor.tokenizer, lm_settings or LmSettings()).batch_decoder()
     dev = pick_device(device)
     net.to(dev)
     precision = resolve_precision(precision, dev)
     language = language or model_text_language(net)
     results: dict = {"model": model, "sets": {}, "skipped": [], "precision": precision, "device": str(dev),
                      "normalizer": asdict(text_rules(language))}
+    if lm:
+        results["lm"] = {"path": str(lm), **asdict(lm_settings or LmSettings())}
     for name, (path, utts) in sets.items():
         utts, audio, bad = load_utterance_audio(utts, on_error, progress, f"loading {name}")
         results["skipped"] += [dict(s, set=name) for s in bad]
-        r = evaluate(net, processor, utts, batch_seconds, precision, progress, audio, f"evaluating {name}", language)
+        r = evaluate(net, processor, utts, batch_seconds, precision, progress, audio, f"evaluating {name}",
+                     language, decode)
         results["sets"][name] = {"manifest": path, **r.summary()}
         if out:
             write_hypotheses(r, Path(out) / "hyps" / f"{name}.tsv")
