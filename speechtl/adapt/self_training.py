@@ -30,11 +30,12 @@ from pathlib import Path
 import numpy as np
 from accelerate import PartialState
 
-from speechtl.adapt.pseudo_label import CONFIDENCE_MEASURES, PseudoLabel, pseudo_label, select_confident
+from speechtl.adapt.pseudo_label import CONFIDENCE_MEASURES, Decoder, PseudoLabel, pseudo_label, select_confident
 from speechtl.adapt.run import AdaptConfig, run_adaptation
 from speechtl.config import ConfigError
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import ManifestError, Utterance, read_manifest, total_minutes, write_manifest
+from speechtl.decode import greedy_decode
 from speechtl.eval import error_rates
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import load_model
@@ -127,13 +128,13 @@ def _write_labels(folder: Path, unl: UnlabelledSet, labels: list[PseudoLabel], k
 
 
 def _pseudo_round(teacher: str, unl: UnlabelledSet, labelled: list[Utterance], adapt: AdaptConfig,
-                  st: SelfTrainingConfig, folder: Path, state: PartialState) -> tuple[str, dict]:
+                  st: SelfTrainingConfig, folder: Path, state: PartialState, decoder: Decoder) -> tuple[str, dict]:
     """The teacher labels the unlabelled audio; write the round's training manifest. Returns (path, info)."""
     start = time.perf_counter()
     model, processor = load_model(teacher)
     model.to(state.device)
     precision = resolve_precision(adapt.training.precision, state.device)
-    labels = pseudo_label(model, processor, unl.audio, st.confidence, adapt.eval_batch_seconds, precision)
+    labels = pseudo_label(model, processor, unl.audio, st.confidence, adapt.eval_batch_seconds, precision, decoder)
     keep = select_confident(labels, st.min_confidence, st.keep_fraction)
     if not keep:
         raise ConfigError(f"{st.unlabelled}: no pseudo-label passed the filter (confidence ≥ {st.min_confidence}, "
@@ -170,11 +171,13 @@ def _round_summary(r: int, results: dict) -> dict:
 
 
 def run_self_training(adapt: AdaptConfig, st: SelfTrainingConfig, progress: bool = True,
-                      extra: dict | None = None) -> dict:
+                      extra: dict | None = None, decoder: Decoder = greedy_decode) -> dict:
     """Round 0 (supervised, when ``adapt.train`` is set), then ``st.rounds`` pseudo-label → fine-tune rounds.
 
     ``adapt`` is the usual adaptation config (model, dev/test/source sets, replay, training with its
-    augmentation); ``adapt.train`` holds the labelled minutes ("" for none). Returns ``results.json``'s content.
+    augmentation); ``adapt.train`` holds the labelled minutes ("" for none). ``decoder`` writes the pseudo-labels:
+    greedy here; an LM beam search with the same signature (:data:`~speechtl.adapt.pseudo_label.Decoder`) plugs in
+    here once speechtl has one. Returns ``results.json``'s content.
     """
     start = time.perf_counter()
     _check_config(adapt, st)
@@ -194,7 +197,7 @@ def run_self_training(adapt: AdaptConfig, st: SelfTrainingConfig, progress: bool
             if r == 0:
                 train, info = adapt.train, {"teacher": None, "kept": 0, "unlabelled": len(unl.utts), "kept_minutes": 0.0}
             else:
-                train, info = _pseudo_round(teacher, unl, labelled, adapt, st, folder, state)
+                train, info = _pseudo_round(teacher, unl, labelled, adapt, st, folder, state, decoder)
             cfg = dataclasses.replace(adapt, model=teacher, train=train, out=str(folder))
             results = run_adaptation(cfg, progress, extra={"self_training": {**info, "settings": settings}})
         rounds.append(_round_summary(r, results))
