@@ -27,6 +27,7 @@ from speechtl.adapt.self_training import SelfTrainingConfig, run_self_training
 from speechtl.adapt.train import TrainConfig
 from speechtl.config import parse_config
 from speechtl.demo import synth_set
+from speechtl.eval.bootstrap import WerDifference
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import random_model
 from speechtl.text import ENGLISH_CHARS, build_vocab
@@ -113,6 +114,17 @@ def _row(labelled: str, unlabelled: str, system: str, kept: str, pseudo: dict | 
             f"{pct(scores['target'], 'cer'):>6} {pct(scores['source']):>10}")
 
 
+def _verdict(label: str, change: dict) -> str:
+    """Plain words from the paired bootstrap of the last round vs the baseline on the test sets."""
+    target = WerDifference(**change["target"])
+    words = ("improves on" if target.high < 0 else "is worse than" if target.low > 0 else
+             "does NOT clearly improve on")
+    text = f"{label}: self-training {words} the {change['baseline']} on target WER: {target.describe()}"
+    if "source" in change:
+        text += f"; source WER {WerDifference(**change['source']).describe()}"
+    return text
+
+
 def format_table(results: dict) -> str:
     """One row per system: the baseline of each labelled budget, then each self-training round."""
     lines = [f"{'labelled':>8} {'unlabelled':>10}  {'system':<26} {'kept':>9} {'pseudo WER':>10} "
@@ -127,12 +139,10 @@ def format_table(results: dict) -> str:
             after = {k: r[k]["after"] for k in ("target", "source")}
             lines.append(_row(minutes, unl, f"self-training round {r['round']}", f"{r['kept']}/{r['unlabelled']}",
                               r["pseudo_label"].get("kept"), after))
-        b, a = base["target"]["wer"], rounds[-1]["target"]["after"]["wer"]
-        change = "improves on" if a < b else "does NOT improve on"
-        verdicts.append(f"{minutes} labelled + {unl} unlabelled min: self-training {change} "
-                        f"{name.split(' (')[0]} on target WER ({100 * b:.1f} → {100 * a:.1f} %, "
-                        f"{100 * (a - b) / b:+.0f} % relative)")
-    return "\n".join(lines + [""] + verdicts + [f"wall time {results['wall_s']:.0f} s"])
+        verdicts.append(_verdict(f"{minutes} labelled + {unl} unlabelled min", res["change"]))
+    rounds_s = sum(res["rounds_wall_s"] for res in results["budgets"].values())
+    return "\n".join(lines + [""] + verdicts + [f"wall time {rounds_s:.0f} s in rounds (this invocation "
+                                                 f"{results['wall_s']:.0f} s)"])
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -89,6 +89,9 @@ def test_one_round_end_to_end_on_a_tiny_model(tone_data, tiny_model_dir, tmp_pat
     saved = json.loads((out / "results.json").read_text())
     assert saved["rounds"][0]["kept"] == r1["kept"] and saved["hidden_references"] == 12
     assert (out / "model.safetensors").is_file() and "| 1 | " in (out / "report.md").read_text()
+    assert saved["change"]["baseline"] == "starting model" and set(saved["change"]["target"]) >= {"delta", "low"}
+    history = json.loads((out / "round-1" / "results.json").read_text())["train"]["history"]
+    assert r1["dev_wer"]["start"] == history[0]["dev_wer"] and r1["dev_wer"]["chosen"] is not None
 
 
 def test_resume_skips_a_finished_round(tone_data, tiny_model_dir, tmp_path, monkeypatch):

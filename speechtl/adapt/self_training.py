@@ -37,6 +37,7 @@ from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import ManifestError, Utterance, read_manifest, total_minutes, write_manifest
 from speechtl.decode import greedy_decode
 from speechtl.eval import error_rates
+from speechtl.eval.bootstrap import WerDifference, compare_hypothesis_files
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import load_model
 from speechtl.runtime import resolve_precision, set_threads
@@ -163,11 +164,39 @@ def _finished(folder: Path, settings: dict) -> dict | None:
     return results
 
 
+def _dev_scores(history: list[dict], best_step: int | None, best_alpha: float | None) -> dict:
+    """Target dev WER: the round's start, the returned weights, and the best checkpoint whatever it forgot."""
+    trained = [h["dev_wer"] for h in history if h["step"] > 0 and "alpha" not in h and "dev_wer" in h]
+    chosen = next((h["dev_wer"] for h in history if h["step"] == best_step and h.get("alpha") == best_alpha), None)
+    start = next((h["dev_wer"] for h in history if h["step"] == 0 and "dev_wer" in h), None)
+    return {"start": start, "chosen": chosen, "best_any": min(trained) if trained else None}
+
+
 def _round_summary(r: int, results: dict) -> dict:
-    info = results["self_training"]
+    info, t = results["self_training"], results["train"]
     return {"round": r, **{k: v for k, v in info.items() if k != "settings"},
             "target": results["target"], "source": results["source"], "verdict": results["verdict"],
-            "steps": results["train"]["steps"], "wall_s": results["wall_s"]}
+            "dev_wer": _dev_scores(t["history"], t["best_step"], t["best_alpha"]),
+            "steps": t["steps"], "wall_s": results["wall_s"]}
+
+
+def _hyps(folder: Path, role: str, when: str) -> Path | None:
+    """The per-utterance hypotheses of the round's first evaluation set of ``role`` (target/source)."""
+    sets = json.loads((folder / "results.json").read_text())["sets"]
+    name = next((n for n, s in sets.items() if s["role"] == role), None)
+    return None if name is None else folder / "hyps" / f"{name}.{when}.tsv"
+
+
+def _change(out: Path, rounds: list[dict]) -> dict:
+    """Last round vs the baseline (round 0 = supervised only, else the starting model), paired bootstrap on test."""
+    first, last = out / f"round-{rounds[0]['round']}", out / f"round-{rounds[-1]['round']}"
+    when = "after" if rounds[0]["round"] == 0 else "before"
+    change = {"baseline": "supervised-only model" if when == "after" else "starting model"}
+    for role in ("target", "source"):
+        a, b = _hyps(first, role, when), _hyps(last, role, "after")
+        if a is not None:
+            change[role] = dataclasses.asdict(compare_hypothesis_files(a, b))
+    return change
 
 
 def run_self_training(adapt: AdaptConfig, st: SelfTrainingConfig, progress: bool = True,
@@ -215,7 +244,9 @@ def _write_summary(adapt, st, unl, labelled, rounds, teacher, state, start, extr
         "hidden_references": len(unl.references), "skipped": unl.skipped,
         "start": {role: first[role]["before"] if first[role] else None for role in ("target", "source")},
         "rounds": rounds,
-        "wall_s": round(time.perf_counter() - start, 1),
+        "change": _change(Path(adapt.out), rounds),
+        "wall_s": round(time.perf_counter() - start, 1),  # this invocation (a resumed one skips finished rounds)
+        "rounds_wall_s": round(sum(r["wall_s"] + r.get("pseudo_label_s", 0.0) for r in rounds), 1),
         "command": " ".join(sys.argv),
         **(extra or {}),
     }
@@ -233,6 +264,11 @@ def _pct(scores: dict | None, key: str = "wer") -> str:
     return "–" if not scores else f"{100 * scores[key]:.1f}"
 
 
+def _dev(d: dict) -> str:
+    f = lambda x: "–" if x is None else f"{100 * x:.1f}"  # noqa: E731
+    return f"{f(d['start'])} → {f(d['chosen'])} ({f(d['best_any'])})"
+
+
 def render_rounds(results: dict) -> str:
     """Markdown: one row per round — kept pseudo-labels, their WER (hidden references), target/source WER after."""
     lines = [f"# Self-training of `{results['model']}`", "",
@@ -240,15 +276,20 @@ def render_rounds(results: dict) -> str:
              f"{results['hidden_references']} with hidden references used only for scoring) · "
              f"labelled: {results['labelled_minutes']:.1f} min · settings: {results['settings']}", "",
              "| round | kept / unlabelled | kept min | pseudo WER kept | pseudo WER all | target WER | target CER "
-             "| source WER | verdict |", "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+             "| source WER | dev WER start → chosen (best, any forgetting) | verdict |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
              f"| start | – | – | – | – | {_pct(results['start']['target'])} | {_pct(results['start']['target'], 'cer')} "
-             f"| {_pct(results['start']['source'])} | – |"]
+             f"| {_pct(results['start']['source'])} | – | – |"]
     for r in results["rounds"]:
         pl = r.get("pseudo_label", {})
         name = f"{r['round']} (supervised)" if r["round"] == 0 else str(r["round"])
         after = {role: r[role]["after"] if r[role] else None for role in ("target", "source")}
         lines.append(f"| {name} | {r['kept']} / {r['unlabelled']} | {r['kept_minutes']:.1f} | {_pct(pl.get('kept'))} "
                      f"| {_pct(pl.get('all'))} | {_pct(after['target'])} | {_pct(after['target'], 'cer')} "
-                     f"| {_pct(after['source'])} | {r['verdict']} |")
-    lines += ["", f"Wall time: {results['wall_s']:.0f} s · command: `{results['command']}`", ""]
+                     f"| {_pct(after['source'])} | {_dev(r['dev_wer'])} | {r['verdict']} |")
+    change = results["change"]
+    lines += ["", f"Last round vs {change['baseline']}, test WER (paired bootstrap over utterances): "
+              + "; ".join(f"{role} {WerDifference(**change[role]).describe()}" for role in ("target", "source")
+                          if role in change)]
+    lines += ["", f"Wall time: {results['rounds_wall_s']:.0f} s in rounds, {results['wall_s']:.0f} s this invocation · command: `{results['command']}`", ""]
     return "\n".join(lines)
