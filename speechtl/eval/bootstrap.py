@@ -38,7 +38,7 @@ class WerDifference:
     level: float  # e.g. 0.95
 
     def describe(self) -> str:
-        sure = "b better" if self.high < 0 else "b worse" if self.low > 0 else "no clear difference"
+        sure = "lower" if self.high < 0 else "higher" if self.low > 0 else "no clear difference"
         return (f"{100 * self.delta:+.1f} points ({100 * self.level:g} % interval {100 * self.low:+.1f} … "
                 f"{100 * self.high:+.1f}: {sure})")
 
