@@ -234,7 +234,9 @@ def run_self_training(adapt: AdaptConfig, st: SelfTrainingConfig, progress: bool
     return _write_summary(adapt, st, unl, labelled, rounds, teacher, state, start, extra)
 
 
-def _write_summary(adapt, st, unl, labelled, rounds, teacher, state, start, extra) -> dict:
+def _write_summary(adapt: AdaptConfig, st: SelfTrainingConfig, unl: UnlabelledSet, labelled: list[Utterance],
+                   rounds: list[dict], teacher: str, state: PartialState, start: float, extra: dict | None) -> dict:
+    """The run's results.json and report.md, and the last round's model in ``adapt.out``."""
     first = json.loads((Path(adapt.out) / f"round-{rounds[0]['round']}" / "results.json").read_text())
     results = {
         "model": adapt.model, "final_model": adapt.out, "unlabelled": st.unlabelled,
