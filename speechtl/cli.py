@@ -28,15 +28,18 @@ Manifests are JSONL lines {"id", "audio_path", "text", "speaker", "accent", "lan
 
 
 def _adapt(args) -> int:
-    from speechtl.adapt.run import AdaptConfig, run_adaptation
+    from speechtl.adapt.run import AdaptConfig, render_report, run_adaptation
+    from speechtl.adapt.self_training import SelfTrainingConfig, render_rounds, run_self_training
 
-    results = run_adaptation(dataclass_from_args(AdaptConfig, args), progress=not args.quiet)
+    cfg = dataclass_from_args(AdaptConfig, args)
+    if args.unlabelled:  # self-training on untranscribed audio (--train optional: the labelled minutes)
+        results = run_self_training(cfg, dataclass_from_args(SelfTrainingConfig, args), progress=not args.quiet)
+    else:
+        results = run_adaptation(cfg, progress=not args.quiet)
     if args.output_format == "json":
         print(json.dumps(results, indent=2))
     else:
-        from speechtl.adapt.run import render_report
-
-        print(render_report(results))
+        print(render_rounds(results) if args.unlabelled else render_report(results))
     return 0
 
 
@@ -211,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate the starting model, fine-tune it with CTC on --train, evaluate again; "
                                    "writes the adapted model, results.json and report.md to --out.")
     add_dataclass_arguments(p, AdaptConfig)
+    from speechtl.adapt.self_training import SelfTrainingConfig
+
+    add_dataclass_arguments(p.add_argument_group("self-training (with --unlabelled)"), SelfTrainingConfig)
     p.add_argument("--output-format", choices=("table", "json"), default="table")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_adapt)

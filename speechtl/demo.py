@@ -21,7 +21,7 @@ from speechtl.models import random_model
 from speechtl.synth import synthesize
 from speechtl.text import ENGLISH_CHARS, build_vocab
 
-__all__ = ["AccentDemoConfig", "run_accent_demo", "format_table"]
+__all__ = ["AccentDemoConfig", "run_accent_demo", "format_table", "synth_set"]
 
 # Seed offsets of the synthetic sets (the test sentence pool never meets the training pool anyway).
 _SETS = {  # name: (split, seed offset, accent role)
@@ -31,6 +31,7 @@ _SETS = {  # name: (split, seed offset, accent role)
     "source-test": ("test", 3, "source"),
     "replay": ("train", 4, "source"),
     "source-dev": ("dev", 5, "source"),
+    "unlabelled": ("train", 6, "target"),  # untranscribed target audio for self-training (recipes/self_training.py)
 }
 
 
@@ -70,6 +71,13 @@ def _synth(cfg: AccentDemoConfig, name: str, minutes: float) -> str:
         synthesize(folder, accent=accent, language="en", split=split, minutes=minutes, seed=cfg.training.seed * 10 + offset,
                    num_speakers=cfg.num_speakers, progress=not cfg.quiet)
     return str(folder / "manifest.jsonl")
+
+
+def synth_set(cfg, name: str, minutes: float) -> str:
+    """The manifest of one of the demo's synthetic sets (``_SETS``), made once under ``cfg.data``. ``cfg`` needs
+    the fields of :class:`AccentDemoConfig` that name voices and places: accent, source_accent, data,
+    num_speakers, quiet and training.seed."""
+    return _synth(cfg, name, minutes)
 
 
 def _smoke(cfg: AccentDemoConfig) -> AccentDemoConfig:

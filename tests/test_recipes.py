@@ -78,3 +78,18 @@ def test_lm_decoding_recipe_smoke(tmp_path):
 
     assert len(train_text) == 200 and {split_of(s) for s in train_text} == {"train"}  # never a test sentence
     assert "recipes/lm_decoding.py --smoke" in saved["command"]
+
+
+def test_self_training_recipe_smoke(tmp_path):
+    recipe = load_script("recipes/self_training.py")
+    out = tmp_path / "run"
+    results = recipe.main(["--smoke", "--quiet", "--data", str(tmp_path / "data"), "--out", str(out)])
+    saved = json.loads((out / "results.json").read_text())
+    assert set(saved["budgets"]) == {"0", "0.15"}
+    assert [r["round"] for r in saved["budgets"]["0"]["rounds"]] == [1]
+    assert [r["round"] for r in saved["budgets"]["0.15"]["rounds"]] == [0, 1]
+    assert saved["budgets"]["0"]["hidden_references"] == saved["budgets"]["0"]["unlabelled_utts"] > 0
+    for line in ("starting model", "supervised only (round 0)", "self-training round 1"):
+        assert line in results["table"]
+    assert (out / "recipe_config.json").is_file() and (out / "report.md").is_file()
+    assert (out / "labelled-0min" / "round-1" / "pseudo_labels.tsv").is_file()

@@ -1,0 +1,102 @@
+"""Pseudo-labels for untranscribed audio: a transcript and a confidence per utterance, and which to keep.
+
+Legend: T = output frames of one utterance, V = vocabulary (index ``blank`` is the CTC blank).
+
+Confidence measures, each in [0, 1] (higher = surer), computed from the utterance's logits (T, V):
+
+- ``max_prob``: mean over non-blank greedy frames of the frame's highest posterior;
+- ``entropy``: 1 − (mean over non-blank greedy frames of the frame's entropy) / log V;
+- ``path``: the greedy path's CTC posterior per frame, exp(mean over all frames of log max posterior).
+
+Utterances whose greedy path is all blank get 0 (nothing to learn from). The hidden reference
+transcripts of an unlabelled manifest never enter this module: it sees audio and logits only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from speechtl.audio import SAMPLE_RATE
+from speechtl.config import ConfigError
+from speechtl.data.dataset import CtcCollator, length_grouped_batches
+from speechtl.decode import forward_logits, greedy_decode, uses_attention_mask
+from speechtl.text import normalize
+
+__all__ = ["CONFIDENCE_MEASURES", "Decoder", "PseudoLabel", "utterance_confidence", "select_confident",
+           "pseudo_label"]
+
+CONFIDENCE_MEASURES = ("max_prob", "entropy", "path")
+
+# (logits (B, T, V), valid frames (B,), tokenizer) -> B transcripts. Greedy by default; an LM beam search
+# decoder with this signature plugs in here (pseudo_label(..., decoder=...)) once it exists.
+Decoder = Callable[[torch.Tensor, torch.Tensor, object], list[str]]
+
+
+@dataclass(frozen=True)
+class PseudoLabel:
+    text: str  # the teacher's transcript, normalised ("" when it wrote nothing)
+    confidence: float  # see CONFIDENCE_MEASURES
+
+
+def utterance_confidence(logits: torch.Tensor, blank: int, measure: str = "max_prob") -> float:
+    """Confidence of one utterance's greedy transcript from its valid-frame logits (T, V)."""
+    if measure not in CONFIDENCE_MEASURES:
+        raise ConfigError(f"confidence measure must be one of {CONFIDENCE_MEASURES}, got {measure!r}")
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    best, ids = log_probs.max(dim=-1)
+    speech = ids != blank
+    if not bool(speech.any()):
+        return 0.0
+    if measure == "path":
+        return float(best.mean().exp())
+    if measure == "max_prob":
+        return float(best[speech].exp().mean())
+    entropy = -(log_probs.exp() * log_probs).sum(-1)[speech].mean()
+    return float(1.0 - entropy / math.log(logits.shape[-1]))
+
+
+def select_confident(labels: Sequence[PseudoLabel], min_confidence: float = 0.0,
+                     keep_fraction: float = 1.0) -> list[int]:
+    """Indices to train on, in input order: non-empty transcripts with confidence ≥ ``min_confidence``,
+    and of those at most ``keep_fraction`` × len(labels), the most confident (ties: earlier first)."""
+    if not 0.0 < keep_fraction <= 1.0:
+        raise ConfigError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
+    eligible = [i for i, p in enumerate(labels) if p.text and p.confidence >= min_confidence]
+    budget = math.floor(keep_fraction * len(labels) + 1e-9)
+    ranked = sorted(eligible, key=lambda i: (-labels[i].confidence, i))[:budget]
+    return sorted(ranked)
+
+
+def _words_only(text: str, tokenizer) -> str:
+    """The transcript without special tokens (``<unk>``, ``<s>``...: a teacher's noise, not words), normalised."""
+    for token in tokenizer.all_special_tokens:
+        text = text.replace(token, " ")
+    return normalize(text)
+
+
+@torch.no_grad()
+def pseudo_label(model, processor, arrays: Sequence[np.ndarray], measure: str = "max_prob",
+                 batch_seconds: float = 60.0, precision: str = "fp32", decoder: Decoder = greedy_decode,
+                 ) -> list[PseudoLabel]:
+    """Transcribe 16 kHz mono arrays with ``decoder`` (greedy by default) and score each transcript's confidence."""
+    was_training = model.training
+    model.eval()
+    durations = [len(a) / SAMPLE_RATE for a in arrays]
+    collate = CtcCollator(processor.feature_extractor)
+    pass_mask = uses_attention_mask(processor)
+    blank = processor.tokenizer.pad_token_id
+    out: list[PseudoLabel | None] = [None] * len(arrays)
+    for idx in length_grouped_batches(durations, batch_seconds, seed=None):
+        logits, lengths = forward_logits(model, collate([{"id": str(i), "audio": arrays[i]} for i in idx]),
+                                         pass_mask, precision)
+        texts = decoder(logits, lengths, processor.tokenizer)
+        for k, i in enumerate(idx):
+            conf = utterance_confidence(logits[k, : int(lengths[k])], blank, measure)
+            out[i] = PseudoLabel(_words_only(texts[k], processor.tokenizer), round(conf, 6))
+    model.train(was_training)
+    return out
