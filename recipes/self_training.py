@@ -58,6 +58,7 @@ class SelfTrainingRecipeConfig:
     keep_fraction: float = 0.5  # share of the unlabelled utterances kept, the most confident
     min_confidence: float = 0.0  # minimum pseudo-label confidence (0..1)
     confidence: str = "max_prob"  # max_prob | entropy | path
+    pseudo_lm: str = ""  # ARPA LM for the pseudo-labels (beam search; e.g. runs/lm_decoding/lm.arpa), "" = greedy
     data: str = "runs/data"  # synthetic data cache (shared with speechtl demo)
     out: str = "runs/self_training"  # results folder
     resume: bool = False  # skip finished rounds, continue an interrupted one
@@ -84,7 +85,8 @@ def _budget(cfg: SelfTrainingRecipeConfig, minutes: float, unlabelled: str, sets
                         out=str(Path(cfg.out) / f"labelled-{minutes:g}min"), resume=cfg.resume,
                         replay_ratio=cfg.replay_ratio, training=cfg.training, **sets)
     st = SelfTrainingConfig(unlabelled=unlabelled, rounds=cfg.rounds, keep_fraction=cfg.keep_fraction,
-                            min_confidence=cfg.min_confidence, confidence=cfg.confidence)
+                            min_confidence=cfg.min_confidence, confidence=cfg.confidence,
+                            pseudo_lm=cfg.pseudo_lm)
     return run_self_training(adapt, st, progress=not cfg.quiet)
 
 

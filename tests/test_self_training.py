@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import speechtl.adapt.self_training as st_module
-from speechtl.adapt.pseudo_label import PseudoLabel, select_confident, utterance_confidence
+from speechtl.adapt.pseudo_label import PseudoLabel, lm_decoder, select_confident, utterance_confidence
 from speechtl.adapt.run import AdaptConfig
 from speechtl.adapt.self_training import SelfTrainingConfig, read_unlabelled, run_self_training
 from speechtl.adapt.train import TrainConfig
@@ -122,3 +122,30 @@ def test_cli_self_training_from_a_folder_and_overlap_error(tone_data, tiny_model
     assert main([*args, "--unlabelled", str(tone_data["test"]), "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "also in the unlabelled set" in err[0]
+
+
+def test_lm_pseudo_labels_pull_a_misread_word_to_a_known_one(tmp_path):
+    from speechtl.decode import greedy_decode
+    from speechtl.decode.ngram import build_arpa, read_text_files
+    from speechtl.models import build_processor
+    from speechtl.text import build_vocab
+
+    tokenizer = build_processor(build_vocab(["abc"])).tokenizer  # <pad>=0 <s> </s> <unk> |=4 a=5 b=6 c=7
+    (tmp_path / "text.txt").write_text("ab bca\nbca ab\nab bca ab\ncab bca\n" * 5)
+    build_arpa(read_text_files([tmp_path / "text.txt"]), 2, tmp_path / "lm.arpa")
+    path = [0, 5, 0, 6, 0, 4, 0, 6, 0, 7, 0, 6, 0]  # greedy: "ab bcb"; 'a' a close second at frame 11
+    logits = torch.full((1, len(path), 8), -8.0)
+    logits[0, torch.arange(len(path)), torch.tensor(path)] = -0.05
+    logits[0, 11, 5] = -0.4
+    lengths = torch.tensor([len(path)])
+    assert greedy_decode(logits, lengths, tokenizer) == ["ab bcb"]
+    decode = lm_decoder(str(tmp_path / "lm.arpa"))
+    assert decode(logits, lengths, tokenizer) == ["ab bca"] == decode(logits, lengths, tokenizer)
+
+
+def test_pseudo_lm_that_is_not_an_arpa_file_is_refused_before_any_work(tone_data, tiny_model_dir, tmp_path):
+    (tmp_path / "lm.txt").write_text("just some text\n")
+    st = SelfTrainingConfig(unlabelled=str(tone_data["train"]), pseudo_lm=str(tmp_path / "lm.txt"))
+    with pytest.raises(ConfigError, match="not an ARPA language model"):
+        run_self_training(_config(tone_data, tiny_model_dir, tmp_path / "st"), st, progress=False)
+    assert not (tmp_path / "st").exists()

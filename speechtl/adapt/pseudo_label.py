@@ -27,14 +27,30 @@ from speechtl.data.dataset import CtcCollator, length_grouped_batches
 from speechtl.decode import forward_logits, greedy_decode, uses_attention_mask
 from speechtl.text import normalize
 
-__all__ = ["CONFIDENCE_MEASURES", "Decoder", "PseudoLabel", "utterance_confidence", "select_confident",
+__all__ = ["CONFIDENCE_MEASURES", "Decoder", "lm_decoder", "PseudoLabel", "utterance_confidence", "select_confident",
            "pseudo_label"]
 
 CONFIDENCE_MEASURES = ("max_prob", "entropy", "path")
 
-# (logits (B, T, V), valid frames (B,), tokenizer) -> B transcripts. Greedy by default; an LM beam search
-# decoder with this signature plugs in here (pseudo_label(..., decoder=...)) once it exists.
+# (logits (B, T, V), valid frames (B,), tokenizer) -> B transcripts. Greedy by default; :func:`lm_decoder`
+# gives a beam search with a word n-gram LM (speechtl lm build).
 Decoder = Callable[[torch.Tensor, torch.Tensor, object], list[str]]
+
+
+def lm_decoder(lm_path: str) -> Decoder:
+    """A :data:`Decoder` that beam-searches with the ARPA LM at ``lm_path`` (settings: ``LmSettings()``'s tuned
+    defaults); the LM decoder is built once per tokenizer vocabulary."""
+    from speechtl.decode.lm import load_lm_decoder
+
+    built: dict[tuple, object] = {}
+
+    def decode(logits: torch.Tensor, lengths: torch.Tensor, tokenizer) -> list[str]:
+        key = tuple(sorted(tokenizer.get_vocab().items()))
+        if key not in built:
+            built[key] = load_lm_decoder(lm_path, tokenizer).batch_decoder()
+        return built[key](logits, lengths)
+
+    return decode
 
 
 @dataclass(frozen=True)

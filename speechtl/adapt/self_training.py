@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 from accelerate import PartialState
 
-from speechtl.adapt.pseudo_label import CONFIDENCE_MEASURES, Decoder, PseudoLabel, pseudo_label, select_confident
+from speechtl.adapt.pseudo_label import (CONFIDENCE_MEASURES, Decoder, PseudoLabel, lm_decoder, pseudo_label,
+                                         select_confident)
 from speechtl.adapt.run import AdaptConfig, run_adaptation
 from speechtl.config import ConfigError
 from speechtl.data.dataset import load_utterance_audio
@@ -54,6 +55,7 @@ class SelfTrainingConfig:
     keep_fraction: float = 0.5  # train on at most this share of the unlabelled utterances, the most confident
     min_confidence: float = 0.0  # and only on pseudo-labels at least this confident (0..1)
     confidence: str = "max_prob"  # confidence measure: max_prob | entropy | path (see speechtl.adapt.pseudo_label)
+    pseudo_lm: str = ""  # ARPA LM (speechtl lm build) for the pseudo-labels: beam search instead of greedy
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,9 @@ def _check_config(adapt: AdaptConfig, st: SelfTrainingConfig) -> None:
         raise ConfigError(f"--keep-fraction must be in (0, 1], got {st.keep_fraction}")
     if not adapt.test and not adapt.dev:
         raise ConfigError("give at least one evaluation set (--test or --dev)")
+    lm = Path(st.pseudo_lm)
+    if st.pseudo_lm and not (lm.is_file() and lm.read_text(errors="replace")[:200].lstrip().startswith("\\data\\")):
+        raise ConfigError(f"--pseudo-lm {lm}: not an ARPA language model (make one with speechtl lm build)")
 
 
 def _check_disjoint(unl: UnlabelledSet, adapt: AdaptConfig) -> None:
@@ -159,7 +164,8 @@ def _finished(folder: Path, settings: dict) -> dict | None:
     if not path.is_file():
         return None
     results = json.loads(path.read_text())
-    if results.get("self_training", {}).get("settings") != settings:
+    defaults = {f.name: f.default for f in dataclasses.fields(SelfTrainingConfig)}  # settings added since
+    if {**defaults, **results.get("self_training", {}).get("settings", {})} != {**defaults, **settings}:
         raise ConfigError(f"{folder} was made with other self-training settings; use another --out or drop --resume")
     return results
 
@@ -205,11 +211,13 @@ def run_self_training(adapt: AdaptConfig, st: SelfTrainingConfig, progress: bool
 
     ``adapt`` is the usual adaptation config (model, dev/test/source sets, replay, training with its
     augmentation); ``adapt.train`` holds the labelled minutes ("" for none). ``decoder`` writes the pseudo-labels:
-    greedy here; an LM beam search with the same signature (:data:`~speechtl.adapt.pseudo_label.Decoder`) plugs in
-    here once speechtl has one. Returns ``results.json``'s content.
+    greedy by default, a beam search with ``st.pseudo_lm`` when it is set (:func:`~speechtl.adapt.pseudo_label.lm_decoder`),
+    or any function with the :data:`~speechtl.adapt.pseudo_label.Decoder` signature. Returns ``results.json``'s content.
     """
     start = time.perf_counter()
     _check_config(adapt, st)
+    if st.pseudo_lm:
+        decoder = lm_decoder(st.pseudo_lm)
     out = Path(adapt.out)
     state = PartialState(cpu=adapt.training.cpu)
     set_threads(adapt.training.threads)
