@@ -21,6 +21,7 @@ examples:
                  --test test.jsonl --source-test source.jsonl --out runs/scottish
   speechtl evaluate runs/scottish test.jsonl --output-format json
   speechtl transcribe runs/scottish recordings/ --output-format json
+  speechtl transcribe speechtl/en-us-synth --adapter runs/scottish/adapter recordings/
 Manifests are JSONL lines {"id", "audio_path", "text", "speaker", "accent", "language", "duration_s"}
 (or CSV with that header); relative audio paths resolve against the manifest's folder."""
 
@@ -42,7 +43,7 @@ def _evaluate(args) -> int:
     from speechtl.eval import evaluate_manifests
 
     results = evaluate_manifests(args.model, args.manifests, args.out, args.on_error, args.batch_seconds,
-                                 args.precision, args.device, progress=not args.quiet)
+                                 args.precision, args.device, progress=not args.quiet, adapter=args.adapter)
     if args.output_format == "json":
         print(json.dumps(results, indent=2))
         return 0
@@ -59,7 +60,8 @@ def _transcribe(args) -> int:
     from speechtl.transcribe import transcribe_files
 
     transcripts, skipped = transcribe_files(args.model, args.paths, args.on_error, args.batch_seconds,
-                                            args.precision, args.device, progress=not args.quiet)
+                                            args.precision, args.device, progress=not args.quiet,
+                                            adapter=args.adapter)
     if args.output_format == "json":
         print(json.dumps({"transcripts": [asdict(t) for t in transcripts], "skipped": skipped}, indent=2,
                          ensure_ascii=False))
@@ -91,6 +93,9 @@ def _add_runtime_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="auto = bf16 autocast where supported (default: auto)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present, else cpu)")
+    p.add_argument("--adapter", default=None, metavar="DIR",
+                   help="adapter folder (<run>/adapter of a lora/adapter run) applied to the model, which must be "
+                        "the base it was trained on")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,14 +45,16 @@ def transcribe_files(
     precision: str = "auto",
     device: str | None = None,
     progress: bool = True,
+    adapter: str | None = None,
 ) -> tuple[list[FileTranscript], list[dict]]:
-    """Greedy transcripts of audio files. Returns (transcripts, skipped files as {"path", "reason"})."""
+    """Greedy transcripts of audio files. Returns (transcripts, skipped files as {"path", "reason"}).
+    ``adapter``: an adapter folder applied to ``model`` (see :func:`speechtl.models.load_model`)."""
     files = find_audio_files(paths)
     if not files:
         raise AudioError(f"no audio files found in {[str(p) for p in paths]} (suffixes: {', '.join(AUDIO_SUFFIXES)})")
     kept, arrays, bad = load_utterance_audio([Utterance(str(f), f) for f in files], on_error, progress,
                                              "loading audio")
-    net, processor = load_model(model)
+    net, processor = load_model(model, adapter=adapter)
     dev = pick_device(device)
     net.to(dev)
     out = transcribe_arrays(net, processor, arrays, batch_seconds, resolve_precision(precision, dev), progress,

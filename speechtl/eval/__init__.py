@@ -109,14 +109,16 @@ def evaluate_manifests(
     precision: str = "auto",
     device: str | None = None,
     progress: bool = True,
+    adapter: str | None = None,
 ) -> dict:
-    """Score a model on manifests; with ``out``, write ``results.json`` and per-utterance hypotheses there."""
+    """Score a model on manifests; with ``out``, write ``results.json`` and per-utterance hypotheses there.
+    ``adapter``: an adapter folder applied to ``model`` (see :func:`speechtl.models.load_model`)."""
     sets = {name: (str(path), read_manifest(path)) for name, path in zip(unique_names(manifests), manifests)}
-    net, processor = load_model(model)
+    net, processor = load_model(model, adapter=adapter)
     dev = pick_device(device)
     net.to(dev)
     precision = resolve_precision(precision, dev)
-    results: dict = {"model": model, "sets": {}, "skipped": [], "precision": precision, "device": str(dev)}
+    results: dict = {"model": model, "adapter": adapter, "sets": {}, "skipped": [], "precision": precision, "device": str(dev)}
     for name, (path, utts) in sets.items():
         utts, audio, bad = load_utterance_audio(utts, on_error, progress, f"loading {name}")
         results["skipped"] += [dict(s, set=name) for s in bad]
