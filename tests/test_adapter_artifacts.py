@@ -190,3 +190,15 @@ def test_mismatch_is_measured_before_training_when_source_audio_is_given(tone_da
     assert m["frechet"] == m["frechet_by_layer"]["final"] > 0 and set(m["frechet_by_layer"]) == {"0", "1", "2", "final"}
     assert 0 < m["confidence"]["target"] <= 1 and m["entropy"]["source"] >= 0
     assert "Domain mismatch before adapting (train vs src)" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_adapter_sizes_benchmark_meets_the_five_percent_aim_on_the_shipped_model(capsys):
+    from test_recipes import load_script
+
+    bench = load_script("benchmarks/adapter_sizes.py")
+    rows = bench.main(["--models", "speechtl/en-us-synth", "--lora-ranks", "8", "--adapter-dims", "32"])
+    assert [(r["strategy"], r["setting"]) for r in rows] == [("lora", "r=8"), ("adapter", "dim=32")]
+    assert all(0 < r["ratio"] <= 0.05 and r["ratio"] == round(r["adapter_bytes"] / r["full_model_bytes"], 6)
+               for r in rows)
+    assert rows[0]["trainable_params"] == 4 * (4 * 8 * (256 + 256) + 2 * 8 * (256 + 1024)) + 32 * 256 + 32
+    assert "benchmarks/adapter_sizes.py --models speechtl/en-us-synth" in capsys.readouterr().out

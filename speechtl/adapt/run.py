@@ -30,7 +30,8 @@ from speechtl.eval import EvalResult, evaluate, write_hypotheses
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.eval.mismatch import format_mismatch, mismatch_score
 from speechtl.models import load_model
-from speechtl.models.adapter import ADAPTER_DIR, ADAPTER_STRATEGIES, base_fingerprint, capture_adapter, save_adapter
+from speechtl.models.adapter import ADAPTER_DIR, ADAPTER_STRATEGIES, base_fingerprint, capture_adapter, save_adapter, \
+    weights_bytes
 from speechtl.runtime import resolve_precision
 from speechtl.text import find_oov, normalize, text_to_model_alphabet
 
@@ -225,7 +226,7 @@ def _mismatch(cfg: AdaptConfig, model, processor, audio: dict, eval_sets: dict, 
 
 def _write_adapter(out: Path, base_model: str, artifact, base: dict | None, result) -> dict:
     """The adapter folder (lora/adapter runs) and the sizes of what the run wrote."""
-    full = sum(f.stat().st_size for f in out.glob("model*.safetensors"))
+    full = weights_bytes(out)
     sizes = {"full_model_bytes": full, "adapter_bytes": None, "adapter_ratio": None, "adapter_dir": None}
     shutil.rmtree(out / ADAPTER_DIR, ignore_errors=True)  # never leave an older run's adapter behind
     if artifact is None:

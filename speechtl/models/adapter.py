@@ -30,7 +30,7 @@ from speechtl.models import ModelLoadError
 from speechtl.fileio import atomic_dir, atomic_write_json
 
 __all__ = ["ADAPTER_STRATEGIES", "ADAPTER_DIR", "AdapterArtifact", "base_fingerprint", "capture_adapter",
-           "save_adapter", "apply_adapter", "folder_bytes"]
+           "save_adapter", "apply_adapter", "folder_bytes", "weights_bytes"]
 
 ADAPTER_STRATEGIES = ("lora", "adapter")
 ADAPTER_DIR = "adapter"  # inside the run folder
@@ -101,6 +101,11 @@ def save_adapter(artifact: AdapterArtifact, folder: str | Path, base_model: str,
 
 def folder_bytes(folder: str | Path) -> int:
     return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+
+
+def weights_bytes(model_folder: str | Path) -> int:
+    """Size of a saved model's weights (``model*.safetensors``, shards included)."""
+    return sum(f.stat().st_size for f in Path(model_folder).glob("model*.safetensors"))
 
 
 def _read_meta(folder: Path) -> dict:
