@@ -65,3 +65,18 @@ def test_speed_benchmark_smoke(capsys):
     report = json.loads(capsys.readouterr().out)
     assert [r["precision"] for r in report["rows"]] == ["fp32", "bf16"]
     assert all(r["train_audio_s_per_s"] > 0 and r["infer_rtf"] > 0 for r in report["rows"])
+
+
+def test_mismatch_ranking_recipe_smoke(tmp_path, capsys):
+    recipe = load_script("recipes/mismatch_ranking.py")
+    results = recipe.main(["--smoke", "--quiet", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "rank")])
+    assert [r["accent"] for r in results["rows"]] == ["en-us", "en-gb-scotland", "en-029", "en-gb-x-rp"]
+    assert [r["role"] for r in results["rows"]] == ["source"] + ["target"] * 3
+    for r in results["rows"]:
+        assert r["frechet"] == r["mismatch"]["frechet"] > 0 and 0 < r["confidence"] <= 1 and r["num_words"] > 0
+    assert set(results["spearman"]) == {"frechet", "entropy", "confidence"}
+    assert all(s["n"] == 3 and -1 <= s["rho"] <= 1 for s in results["spearman"].values())
+    saved = json.loads((tmp_path / "rank" / "results.json").read_text())
+    assert saved["rows"] == results["rows"] and saved["command"].startswith("python recipes/mismatch_ranking.py")
+    table = capsys.readouterr().out
+    assert "en-us (source)" in table and "Spearman ρ with WER over the target accents (n = 3)" in table

@@ -92,11 +92,11 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         raise ValueError(f"the Fréchet distance needs at least 2 vectors per side (got {len(a)} and {len(b)})")
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    root = scipy.linalg.sqrtm(cov_a @ cov_b)
-    if not np.isfinite(root).all():  # singular product: nudge both diagonals (as pytorch-fid does)
-        eps = 1e-6 * np.eye(len(cov_a))
-        root = scipy.linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
-    value = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root.real))
+    # Tr (ΣaΣb)^½ = Σ √λ of the symmetric PSD Σa^½ Σb Σa^½: stable when the covariances are singular (N < D)
+    w, v = scipy.linalg.eigh(cov_a)
+    half = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    trace_root = np.sqrt(np.clip(scipy.linalg.eigvalsh(half @ cov_b @ half), 0, None)).sum()
+    value = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
     return max(value, 0.0)
 
 
