@@ -112,7 +112,7 @@ def rank(cfg: MismatchRankingConfig) -> dict:
 
 def _spearman(x: list[float], y: list[float]) -> dict:
     rho, p = spearmanr(x, y)
-    return {"rho": round(float(rho), 4), "p": round(float(p), 4), "n": len(x)}
+    return {"rho": round(float(rho), 4), "p": float(f"{p:.3g}"), "n": len(x)}
 
 
 def format_table(results: dict) -> str:
