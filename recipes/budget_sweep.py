@@ -132,6 +132,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    minutes = sorted({r["minutes"] for r in rows})
     for ax, role in zip(axes, ("target", "source")):
         for strategy in dict.fromkeys(r["strategy"] for r in rows):
             pts = sorted((r["minutes"], r[f"{role}_wer_after"]) for r in rows if r["strategy"] == strategy
@@ -141,7 +142,12 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         before = [r[f"{role}_wer_before"] for r in rows if r[f"{role}_wer_before"] is not None]
         if before:
             ax.axhline(100 * before[0], color="gray", linestyle="--", label="before adapting")
+        if before and role == "source":
+            ax.axhline(105 * before[0], color="gray", linestyle=":", label="before + 5 % (relative)")
+            ax.legend()
         ax.set_xscale("log")
+        ax.set_xticks(minutes, labels=[f"{m:g}" for m in minutes])
+        ax.minorticks_off()
         ax.set_xlabel("labelled target minutes")
         ax.set_ylabel(f"{role} WER %")
         ax.set_title(f"{role} accent")

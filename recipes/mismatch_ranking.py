@@ -48,7 +48,7 @@ class MismatchRankingConfig:
     accents: list[str] = field(default_factory=lambda: list(DEFAULT_ACCENTS))  # target accents (>= 3 for a ranking)
     sample_minutes: float = 4.0  # unlabelled dev-split audio per accent for the score (and of the source)
     wer_minutes: float = 6.0  # labelled test-split audio per accent for the WER
-    max_utts: int = 100  # utterances per side in the score
+    max_utts: int = 100  # utterances per side in the score (fewer if a sample has fewer: the same for every accent)
     num_speakers: int = 20  # synthetic voices per set
     data: str = "runs/data"  # synthetic data cache (shared with the demo)
     out: str = "runs/mismatch_ranking"  # results.json goes here
@@ -90,16 +90,17 @@ def rank(cfg: MismatchRankingConfig) -> dict:
     # the source sample is the demo's source dev set; every accent's sample is its own dev set (the source
     # accent's too: a second sample of the source itself, the score's noise floor), its WER set its test set
     _, source = _audio(synth_set(_demo_cfg(cfg, cfg.accents[0]), "source-dev", cfg.sample_minutes), progress)
+    accents = [cfg.source_accent, *cfg.accents]
+    samples = {a: _audio(synth_set(_demo_cfg(cfg, a), "dev", cfg.sample_minutes), progress)[1] for a in accents}
+    n = min(cfg.max_utts, len(source), *map(len, samples.values()))  # one sample size for every row: same bias
     rows = []
-    for accent in [cfg.source_accent, *cfg.accents]:
-        demo = _demo_cfg(cfg, accent)
-        role = "source" if accent == cfg.source_accent else "target"
-        _, target = _audio(synth_set(demo, "dev", cfg.sample_minutes), progress)
-        utts, audio = _audio(synth_set(demo, "test", cfg.wer_minutes), progress)
-        m = mismatch_score(model, processor, source, target, cfg.max_utts, cfg.seed, precision=precision)
+    for accent in accents:
+        utts, audio = _audio(synth_set(_demo_cfg(cfg, accent), "test", cfg.wer_minutes), progress)
+        m = mismatch_score(model, processor, source, samples[accent], n, cfg.seed, precision=precision)
         r = evaluate(model, processor, utts, precision=precision, audio=audio, progress=progress, desc=accent)
-        rows.append({"accent": accent, "role": role, "wer": round(r.wer, 6), "cer": round(r.cer, 6),
-                     "num_words": r.num_words, **{k: f(m) for k, f in SCORES.items()}, "mismatch": m})
+        rows.append({"accent": accent, "role": "source" if accent == cfg.source_accent else "target",
+                     "wer": round(r.wer, 6), "cer": round(r.cer, 6), "num_words": r.num_words,
+                     **{k: f(m) for k, f in SCORES.items()}, "mismatch": m})
     targets = [r for r in rows if r["role"] == "target"]
     wers = [r["wer"] for r in targets]
     layers = list(rows[0]["mismatch"]["frechet_by_layer"])

@@ -186,10 +186,11 @@ def test_mismatch_is_measured_before_training_when_source_audio_is_given(tone_da
                       source_test=str(source), out=str(tmp_path / "run"), mismatch_utts=3,
                       training=TrainConfig(max_steps=1, batch_seconds=4))
     m = run_adaptation(cfg, progress=False)["mismatch"]
-    assert m["source_set"] == "src" and m["target_set"] == "train" and m["utterances"] == {"source": 3, "target": 3}
+    assert m["source_set"] == "src" and m["target_set"] == "train+test"
+    assert m["utterances"] == {"source": 3, "target": 3}  # --mismatch-utts caps both sides alike
     assert m["frechet"] == m["frechet_by_layer"]["final"] > 0 and set(m["frechet_by_layer"]) == {"0", "1", "2", "final"}
     assert 0 < m["confidence"]["target"] <= 1 and m["entropy"]["source"] >= 0
-    assert "Domain mismatch before adapting (train vs src)" in (tmp_path / "run" / "report.md").read_text()
+    assert "Domain mismatch before adapting (train+test vs src)" in (tmp_path / "run" / "report.md").read_text()
 
 
 def test_adapter_sizes_benchmark_meets_the_five_percent_aim_on_the_shipped_model(capsys):

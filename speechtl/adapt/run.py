@@ -32,7 +32,7 @@ from speechtl.eval.mismatch import format_mismatch, mismatch_score
 from speechtl.models import load_model
 from speechtl.models.adapter import ADAPTER_DIR, ADAPTER_STRATEGIES, base_fingerprint, capture_adapter, save_adapter, \
     weights_bytes
-from speechtl.runtime import resolve_precision
+from speechtl.runtime import resolve_precision, set_threads
 from speechtl.text import find_oov, normalize, text_to_model_alphabet
 
 __all__ = ["AdaptConfig", "run_adaptation", "labels_for", "VocabularyError"]
@@ -142,6 +142,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     if not cfg.test and not cfg.dev:
         raise ConfigError("give at least one evaluation set (--test or --dev)")
     state = PartialState(cpu=cfg.training.cpu)  # this process's device, also under accelerate launch / torchrun
+    set_threads(cfg.training.threads)  # before any scoring: bf16 sums differ with the thread count
     model, processor = load_model(cfg.model)
     keeps_adapter = cfg.training.strategy in ADAPTER_STRATEGIES
     base = base_fingerprint(model, processor) if keeps_adapter else None
@@ -214,13 +215,17 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
 
 
 def _mismatch(cfg: AdaptConfig, model, processor, audio: dict, eval_sets: dict, precision: str) -> dict | None:
-    """Domain-mismatch score of the target training audio against source audio (source dev, test or replay)."""
-    source_test = next((name for name, (role, _) in eval_sets.items() if role == "source"), None)
-    source = next((n for n in ("source_dev", source_test, "replay") if n in audio), None)
-    if not cfg.mismatch_utts or source is None:
+    """Domain-mismatch score of all target audio (transcripts unused) against held-out source audio (source dev
+    and test sets; the replay set when there is neither)."""
+    roles = {name: role for name, (role, _) in eval_sets.items()}
+    target = ["train", *(["dev"] if "dev" in audio else []), *(n for n, r in roles.items() if r == "target")]
+    source = [n for n in ("source_dev", *(n for n, r in roles.items() if r == "source")) if n in audio] or \
+             [n for n in ("replay",) if n in audio]
+    if not cfg.mismatch_utts or not source:
         return None
-    return {"source_set": source, "target_set": "train",
-            **mismatch_score(model, processor, audio[source], audio["train"], cfg.mismatch_utts, cfg.training.seed,
+    return {"source_set": "+".join(source), "target_set": "+".join(target),
+            **mismatch_score(model, processor, [a for n in source for a in audio[n]],
+                             [a for n in target for a in audio[n]], cfg.mismatch_utts, cfg.training.seed,
                              cfg.eval_batch_seconds, precision)}
 
 

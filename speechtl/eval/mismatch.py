@@ -10,9 +10,10 @@ Two views of how far a target sample lies from a source sample, for one model, w
 - **Frame posteriors**: mean frame entropy (nats) and mean max-posterior confidence of the CTC outputs,
   over all valid frames, on target and on source. An unsure model is a mismatched model.
 
-Distances are only comparable at equal sample sizes: with fewer utterances than hidden dimensions the
-covariances are rank-deficient and the distance is biased upwards (consistently, for a ranking). Cost is one
-forward pass over at most ``max_utts`` utterances per side.
+Both sides use the same number of utterances (``max_utts``, or fewer when a side has fewer): the distance
+is only comparable at equal sample sizes — with fewer utterances than hidden dimensions the covariances are
+rank-deficient and the distance is biased upwards (by the same amount at the same size, so rankings hold).
+Cost is one forward pass over at most ``max_utts`` utterances per side.
 """
 
 from __future__ import annotations
@@ -104,8 +105,9 @@ def mismatch_score(model, processor, source: Sequence[np.ndarray], target: Seque
                    max_utts: int = 100, seed: int = 0, batch_seconds: float = 60.0, precision: str = "fp32") -> dict:
     """How far ``target`` audio lies from ``source`` audio for ``model`` (see the module doc), as a JSON-able dict."""
     start = time.perf_counter()
-    src = sample_stats(model, processor, _pick(source, max_utts, seed), batch_seconds, precision)
-    tgt = sample_stats(model, processor, _pick(target, max_utts, seed + 1), batch_seconds, precision)
+    n = min(max_utts, len(source), len(target))  # equal sizes: the distance's bias depends on them
+    src = sample_stats(model, processor, _pick(source, n, seed), batch_seconds, precision)
+    tgt = sample_stats(model, processor, _pick(target, n, seed + 1), batch_seconds, precision)
     by_layer = {name: round(frechet_distance(src.pooled[name], tgt.pooled[name]), 6) for name in src.pooled}
     return {
         "frechet": by_layer["final"],

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from speechtl.models import ModelLoadError
-from speechtl.fileio import atomic_dir, atomic_write_json
+from speechtl.fileio import _UMASK, atomic_dir, atomic_write_json
 
 __all__ = ["ADAPTER_STRATEGIES", "ADAPTER_DIR", "AdapterArtifact", "base_fingerprint", "capture_adapter",
            "save_adapter", "apply_adapter", "folder_bytes", "weights_bytes"]
@@ -92,6 +93,7 @@ def save_adapter(artifact: AdapterArtifact, folder: str | Path, base_model: str,
         meta["adapter_attn_dim"] = artifact.adapter_dim
     with atomic_dir(folder) as tmp:
         save_file(artifact.tensors, tmp / meta["weights"], metadata={"format": "pt"})
+        os.chmod(tmp / meta["weights"], 0o666 & ~_UMASK)  # safetensors writes 0600; the JSON files are 0644
         if artifact.lora_config is not None:
             artifact.lora_config.base_model_name_or_path = base_model
             artifact.lora_config.save_pretrained(str(tmp))
