@@ -105,14 +105,19 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
+def _change(x) -> str:
+    return "–" if x is None else f"{100 * x:+.0f}%"
+
+
 def format_table(rows: list[dict]) -> str:
-    lines = [f"{'strategy':<14} {'min':>5} {'target WER %':>18} {'source WER %':>18} {'trainable':>10} {'wall s':>7}"]
+    """WER % before → after (relative change) on target and source, per cell."""
+    lines = [f"{'strategy':<14} {'min':>5}  {'target WER % (change)':<23} {'source WER % (change)':<23} "
+             f"{'trainable':>10} {'wall s':>6}"]
     for r in rows:
-        lines.append(
-            f"{r['strategy']:<14} {r['minutes']:>5g} "
-            f"{_pct(r['target_wer_before']):>5} → {_pct(r['target_wer_after']):>5} ({_pct(r['target_rel_change']):>5}) "
-            f"{_pct(r['source_wer_before']):>5} → {_pct(r['source_wer_after']):>5} ({_pct(r['source_rel_change']):>5}) "
-            f"{r['trainable_params']:>10,} {r['wall_s']:>7.0f}")
+        target = f"{_pct(r['target_wer_before'])} → {_pct(r['target_wer_after'])} ({_change(r['target_rel_change'])})"
+        source = f"{_pct(r['source_wer_before'])} → {_pct(r['source_wer_after'])} ({_change(r['source_rel_change'])})"
+        lines.append(f"{r['strategy']:<14} {r['minutes']:>5g}  {target:<23} {source:<23} "
+                     f"{r['trainable_params']:>10,} {r['wall_s']:>6.0f}")
     return "\n".join(lines)
 
 
