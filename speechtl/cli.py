@@ -23,6 +23,7 @@ examples:
   speechtl transcribe runs/scottish recordings/ --output-format json
   speechtl check --train train.jsonl --dev dev.jsonl --test test.jsonl --model speechtl/en-us-synth
   speechtl compare --models speechtl/en-us-synth runs/scottish --test us.jsonl scot.jsonl --out runs/cmp
+  speechtl transcribe speechtl/en-us-synth --adapter runs/scottish/adapter recordings/
 Manifests are JSONL lines {"id", "audio_path", "text", "speaker", "accent", "language", "duration_s"}
 (or CSV with that header); relative audio paths resolve against the manifest's folder."""
 
@@ -48,6 +49,7 @@ def _evaluate(args) -> int:
 
     results = evaluate_manifests(args.model, args.manifests, args.out, args.on_error, args.batch_seconds,
                                  args.precision, args.device, progress=not args.quiet, language=args.language,
+                                 adapter=args.adapter,
                                  **({"lm": args.lm, "lm_settings": _lm_settings(args)} if args.lm else {}))
     if args.output_format == "json":
         print(json.dumps(results, indent=2))
@@ -200,6 +202,9 @@ def _add_runtime_flags(p: argparse.ArgumentParser, on_error: str = "fail", batch
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="auto = bf16 autocast where supported (default: auto)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present, else cpu)")
+    p.add_argument("--adapter", default=None, metavar="DIR",
+                   help="adapter folder (<run>/adapter of a lora/adapter run) applied to the model, which must be "
+                        "the base it was trained on")
 
 
 def build_parser() -> argparse.ArgumentParser:

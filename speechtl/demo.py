@@ -21,7 +21,7 @@ from speechtl.models import random_model
 from speechtl.synth import synthesize
 from speechtl.text import ENGLISH_CHARS, build_vocab
 
-__all__ = ["AccentDemoConfig", "run_accent_demo", "format_table", "synth_set"]
+__all__ = ["AccentDemoConfig", "run_accent_demo", "format_table", "synth_set", "smoke_model"]
 
 # Seed offsets of the synthetic sets (the test sentence pool never meets the training pool anyway).
 _SETS = {  # name: (split, seed offset, accent role)
@@ -58,12 +58,14 @@ class AccentDemoConfig:
     num_speakers: int = 20  # synthetic voices per set
     data: str = "runs/data"  # synthetic data cache (reused when present)
     out: str = "runs/demo"  # run folder
+    resume: bool = False  # continue an interrupted run from its checkpoint (a finished run is redone)
     smoke: bool = False  # seconds: tiny random model and a few utterances (for tests)
     quiet: bool = False  # no progress bars
     training: TrainConfig = field(default_factory=_default_training)
 
 
-def _synth(cfg: AccentDemoConfig, name: str, minutes: float) -> str:
+def synth_set(cfg: AccentDemoConfig, name: str, minutes: float) -> str:
+    """Manifest of one of the demo's synthetic sets (train, dev, test, source-test, replay, source-dev), cached."""
     split, offset, role = _SETS[name]
     accent = cfg.accent if role == "target" else cfg.source_accent
     folder = Path(cfg.data) / f"{accent}-{name}-{minutes:g}min-seed{cfg.training.seed}"
@@ -73,22 +75,21 @@ def _synth(cfg: AccentDemoConfig, name: str, minutes: float) -> str:
     return str(folder / "manifest.jsonl")
 
 
-def synth_set(cfg, name: str, minutes: float) -> str:
-    """The manifest of one of the demo's synthetic sets (``_SETS``), made once under ``cfg.data``. ``cfg`` needs
-    the fields of :class:`AccentDemoConfig` that name voices and places: accent, source_accent, data,
-    num_speakers, quiet and training.seed."""
-    return _synth(cfg, name, minutes)
-
-
-def _smoke(cfg: AccentDemoConfig) -> AccentDemoConfig:
-    """The same path with a tiny random English model and ~10 s per set."""
-    folder = Path(cfg.data) / "tiny-random-en"
+def smoke_model(data: str) -> str:
+    """A tiny random English model folder under ``data`` (made once), for smoke runs."""
+    folder = Path(data) / "tiny-random-en"
     if not (folder / "config.json").is_file():
         model, processor = random_model(build_vocab([], ENGLISH_CHARS), size="tiny")
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
-    cfg.model = str(folder)
-    cfg.train_minutes = cfg.dev_minutes = cfg.test_minutes = cfg.source_test_minutes = 0.15
+    return str(folder)
+
+
+def _smoke(cfg: AccentDemoConfig) -> AccentDemoConfig:
+    """The same path with a tiny random English model and ~10 s per set (less if fewer minutes are asked)."""
+    cfg.model = smoke_model(cfg.data)
+    cfg.train_minutes = min(cfg.train_minutes, 0.15)
+    cfg.dev_minutes = cfg.test_minutes = cfg.source_test_minutes = 0.15
     cfg.num_speakers = 3
     cfg.training.max_steps, cfg.training.eval_every, cfg.training.batch_seconds = 3, 3, 10.0
     return cfg
@@ -102,14 +103,15 @@ def run_accent_demo(cfg: AccentDemoConfig) -> dict:
         raise ConfigError(f"the target accent must differ from the source accent ({cfg.source_accent})")
     adapt = AdaptConfig(
         model=cfg.model,
-        train=_synth(cfg, "train", cfg.train_minutes),
-        dev=_synth(cfg, "dev", cfg.dev_minutes),
-        test=[_synth(cfg, "test", cfg.test_minutes)],
-        source_test=_synth(cfg, "source-test", cfg.source_test_minutes),
-        source_dev=_synth(cfg, "source-dev", cfg.dev_minutes),
-        replay=_synth(cfg, "replay", cfg.replay_ratio * cfg.train_minutes) if cfg.replay_ratio > 0 else "",
+        train=synth_set(cfg, "train", cfg.train_minutes),
+        dev=synth_set(cfg, "dev", cfg.dev_minutes),
+        test=[synth_set(cfg, "test", cfg.test_minutes)],
+        source_test=synth_set(cfg, "source-test", cfg.source_test_minutes),
+        source_dev=synth_set(cfg, "source-dev", cfg.dev_minutes),
+        replay=synth_set(cfg, "replay", cfg.replay_ratio * cfg.train_minutes) if cfg.replay_ratio > 0 else "",
         replay_ratio=cfg.replay_ratio,
         out=cfg.out,
+        resume=cfg.resume,
         training=cfg.training,
     )
     synth_s = time.perf_counter() - start

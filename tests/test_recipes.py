@@ -93,3 +93,54 @@ def test_self_training_recipe_smoke(tmp_path):
         assert line in results["table"]
     assert (out / "recipe_config.json").is_file() and (out / "report.md").is_file()
     assert (out / "labelled-0min" / "round-1" / "pseudo_labels.tsv").is_file()
+
+
+def test_mismatch_ranking_recipe_smoke(tmp_path, capsys):
+    recipe = load_script("recipes/mismatch_ranking.py")
+    results = recipe.main(["--smoke", "--quiet", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "rank")])
+    assert [r["accent"] for r in results["rows"]] == ["en-us", "en-gb-scotland", "en-029", "en-gb-x-rp"]
+    assert [r["role"] for r in results["rows"]] == ["source"] + ["target"] * 3
+    for r in results["rows"]:
+        assert r["frechet"] == r["mismatch"]["frechet"] > 0 and 0 < r["confidence"] <= 1 and r["num_words"] > 0
+    assert set(results["spearman"]) == {"frechet", "entropy", "confidence"}
+    assert all(s["n"] == 3 and -1 <= s["rho"] <= 1 for s in results["spearman"].values())
+    saved = json.loads((tmp_path / "rank" / "results.json").read_text())
+    assert saved["rows"] == results["rows"] and saved["command"].startswith("python recipes/mismatch_ranking.py")
+    table = capsys.readouterr().out
+    assert "en-us (source)" in table and "Spearman ρ with WER over the target accents (n = 3)" in table
+
+
+def test_budget_sweep_smoke_is_resumable(tmp_path, capsys):
+    recipe = load_script("recipes/budget_sweep.py")
+    args = ["--smoke", "--quiet", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "sweep")]
+    rows = recipe.main(args)
+    assert [(r["strategy"], r["minutes"]) for r in rows] == [("lora", 0.05), ("lora", 0.15), ("adapter", 0.05),
+                                                            ("adapter", 0.15)]
+    assert all(r["target_wer_after"] is not None and r["source_wer_after"] is not None for r in rows)
+    assert rows[0]["labelled_minutes"] < rows[1]["labelled_minutes"]
+    out = tmp_path / "sweep"
+    with open(out / "sweep.csv") as f:
+        lines = f.read().splitlines()
+    assert lines[0].startswith("strategy,minutes,labelled_minutes") and len(lines) == 5
+    assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "lora" in printed and "adapter" in printed and "target WER %" in printed
+    (out / "adapter-0.15min" / "results.json").unlink()  # as if that cell had been interrupted
+    again = recipe.main(args)
+    printed = capsys.readouterr().out
+    assert printed.count("done before, not rerun") == 3 and "[4/4] adapter 0.15 min ..." in printed
+    assert [r["target_wer_after"] for r in again] == [r["target_wer_after"] for r in rows]
+
+
+def test_budget_sweep_presets_are_diffs_over_the_demo_defaults():
+    recipe = load_script("recipes/budget_sweep.py")
+    cfg = recipe.BudgetSweepConfig(out="/tmp/x")
+    full = recipe.cell_config(cfg, "full-noreplay", 5)
+    assert (full.training.strategy, full.training.lr, full.replay_ratio, full.train_minutes) == ("full", 5e-5, 0.0, 5)
+    assert full.resume and full.out == "/tmp/x/full-noreplay-5min" and full.training.max_steps == 300
+    lora = recipe.cell_config(cfg, "lora", 1)
+    assert (lora.training.strategy, lora.training.lora_r, lora.replay_ratio) == ("lora", 16, 3.0)
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown strategy preset 'nope'; presets: lora, adapter, full"):
+        recipe.cell_config(cfg, "nope", 1)

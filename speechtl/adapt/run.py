@@ -3,7 +3,10 @@
 The run folder holds the adapted model and processor (``save_pretrained``; loadable by
 ``transformers.pipeline("automatic-speech-recognition", model=folder)``), ``run_config.json``,
 ``results.json`` (WER/CER as fractions before and after on every evaluation set), per-utterance
-hypotheses under ``hyps/`` and a short ``report.md``. While training it also holds ``checkpoint/``
+hypotheses under ``hyps/`` and a short ``report.md``. Strategies ``lora`` and ``adapter`` also write the small
+``adapter/`` folder (:mod:`speechtl.models.adapter`; not when the guard returned the starting model), and
+``results.json`` records the artifact sizes and the domain-mismatch score measured before training
+(:mod:`speechtl.eval.mismatch`, when source audio is given). While training it also holds ``checkpoint/``
 (for ``--resume``) and ``best/``; both are removed when the run finishes.
 """
 
@@ -25,7 +28,10 @@ from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import Utterance, read_manifest, sample_minutes, total_minutes, unique_names
 from speechtl.eval import EvalResult, evaluate, set_text_language, write_hypotheses
 from speechtl.fileio import atomic_write_json, atomic_write_text
+from speechtl.eval.mismatch import format_mismatch, mismatch_score
 from speechtl.models import load_model
+from speechtl.models.adapter import ADAPTER_DIR, ADAPTER_STRATEGIES, base_fingerprint, capture_adapter, save_adapter, \
+    weights_bytes
 from speechtl.models.head import adapt_vocabulary
 from speechtl.runtime import resolve_precision, set_threads
 from speechtl.text import find_oov, normalize, text_rules, text_to_model_alphabet
@@ -49,6 +55,7 @@ class AdaptConfig:
     eval_batch_seconds: float = 120.0  # padded audio seconds per evaluation batch
     language: str = ""  # target text language: picks the normaliser (de, es, fr, sv, ...; default: the model's, else en)
     vocab: str = "keep"  # CTC head: keep | copy (shared rows copied) | random (new head) | extend (source rows + new chars)
+    mismatch_utts: int = 100  # utterances per side for the domain-mismatch score before adapting (0: off)
     training: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -141,6 +148,9 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     state = PartialState(cpu=cfg.training.cpu)  # this process's device, also under accelerate launch / torchrun
     set_threads(cfg.training.threads)  # before the first evaluation: bf16 results differ slightly by thread count
     model, processor = load_model(cfg.model)
+    # an adapter artifact applies to the base's vocabulary; a new CTC head (--vocab copy/random/extend) ships as the full model
+    keeps_adapter = cfg.training.strategy in ADAPTER_STRATEGIES and cfg.vocab == "keep"
+    base = base_fingerprint(model, processor) if keeps_adapter else None
     language = set_text_language(model, cfg.language)  # saved with the model: scoring uses the same normaliser
     processor, head = adapt_vocabulary(model, processor, [u.text for u in read_manifest(cfg.train)], cfg.vocab,
                                        language, cfg.training.seed)
@@ -148,6 +158,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     model.to(state.device)
     precision = resolve_precision(cfg.training.precision, state.device)
     eval_sets = _set_names(cfg)
+    mismatch = _mismatch(cfg, model, processor, audio, eval_sets, precision)
 
     def score_all(when: str) -> dict[str, dict]:
         scores = {}
@@ -163,11 +174,13 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     train_utts, train_audio = utts["train"] + utts.get("replay", []), audio["train"] + audio.get("replay", [])
     labels = labels_for(train_utts, processor.tokenizer, language)
     warnings = _too_short(model, train_utts, train_audio, labels)
+    adapters = []  # the trained adapter, captured before LoRA is merged
     result = train(
         model, processor, train_utts, labels, out, cfg.training,
         train_audio=train_audio, dev_utts=utts.get("dev", ()), dev_audio=audio.get("dev"),
         source_dev_utts=utts.get("source_dev", ()), source_dev_audio=audio.get("source_dev"),
         resume=cfg.resume, progress=progress,
+        on_finish=(lambda m: adapters.append(capture_adapter(m, cfg.training.strategy))) if keeps_adapter else None,
     )
     model.to(state.device)
     after = score_all("after")
@@ -188,6 +201,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         "train": asdict(result),
         "skipped": skipped,
         "verdict": verdict(result.history, result.best_step, cfg.training.max_forgetting, result.best_alpha),
+        "mismatch": mismatch,
         "warnings": warnings,
         "seed": cfg.training.seed,
         "device": str(state.device),
@@ -200,6 +214,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     if state.is_main_process:
         model.save_pretrained(out)
         processor.save_pretrained(out)
+        results["artifacts"] = _write_adapter(out, cfg.model, adapters[0] if adapters else None, base, result)
         atomic_write_json(out / "run_config.json", asdict(cfg))
         atomic_write_json(out / "results.json", results)
         atomic_write_text(out / "report.md", render_report(results))
@@ -207,6 +222,34 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
             shutil.rmtree(out / folder, ignore_errors=True)
     state.wait_for_everyone()
     return results
+
+
+def _mismatch(cfg: AdaptConfig, model, processor, audio: dict, eval_sets: dict, precision: str) -> dict | None:
+    """Domain-mismatch score of all target audio (transcripts unused) against held-out source audio (source dev
+    and test sets; the replay set when there is neither)."""
+    roles = {name: role for name, (role, _) in eval_sets.items()}
+    target = ["train", *(["dev"] if "dev" in audio else []), *(n for n, r in roles.items() if r == "target")]
+    source = [n for n in ("source_dev", *(n for n, r in roles.items() if r == "source")) if n in audio] or \
+             [n for n in ("replay",) if n in audio]
+    if not cfg.mismatch_utts or not source:
+        return None
+    return {"source_set": "+".join(source), "target_set": "+".join(target),
+            **mismatch_score(model, processor, [a for n in source for a in audio[n]],
+                             [a for n in target for a in audio[n]], cfg.mismatch_utts, cfg.training.seed,
+                             cfg.eval_batch_seconds, precision)}
+
+
+def _write_adapter(out: Path, base_model: str, artifact, base: dict | None, result) -> dict:
+    """The adapter folder (lora/adapter runs) and the sizes of what the run wrote."""
+    full = weights_bytes(out)
+    sizes = {"full_model_bytes": full, "adapter_bytes": None, "adapter_ratio": None, "adapter_dir": None}
+    shutil.rmtree(out / ADAPTER_DIR, ignore_errors=True)  # never leave an older run's adapter behind
+    if artifact is None:
+        return sizes
+    if result.best_step == 0 and result.best_alpha is None:
+        return {**sizes, "adapter_note": "the guard returned the starting model: no adapter written (use the base)"}
+    adapter = save_adapter(artifact, out / ADAPTER_DIR, base_model, base)
+    return {**sizes, "adapter_bytes": adapter, "adapter_ratio": round(adapter / full, 6), "adapter_dir": ADAPTER_DIR}
 
 
 def verdict(history: list[dict], best_step: int | None, max_forgetting: float, best_alpha: float | None = None) -> str:
@@ -239,6 +282,14 @@ def _rel(before: float, after: float) -> str:
     return "–" if not before else f"{100 * (after - before) / before:+.0f}%"
 
 
+def _artifact_line(a: dict) -> str:
+    line = f"Artifacts: full model {a['full_model_bytes'] / 1e6:.2f} MB"
+    if a["adapter_bytes"]:
+        line += (f" · adapter {a['adapter_bytes'] / 1e6:.3f} MB ({100 * a['adapter_ratio']:.1f} % of the full model) "
+                 f"in `{a['adapter_dir']}/`")
+    return line + (f" · {a['adapter_note']}" if a.get("adapter_note") else "")
+
+
 def render_report(results: dict) -> str:
     """A short markdown table: WER/CER (%) before → after per evaluation set."""
     lines = [
@@ -260,6 +311,11 @@ def render_report(results: dict) -> str:
         f"steps: {t['steps']} (best dev step: {t['best_step']}) · wall time: {results['wall_s']:.0f} s · "
         f"seed: {results['seed']} · {results['device']}/{results['precision']}",
     ]
+    if results.get("mismatch"):
+        lines += ["", f"Domain mismatch before adapting ({results['mismatch']['target_set']} vs "
+                      f"{results['mismatch']['source_set']}): {format_mismatch(results['mismatch'])}."]
+    if results.get("artifacts"):
+        lines += ["", _artifact_line(results["artifacts"])]
     if results["skipped"]:
         lines += ["", f"Skipped {len(results['skipped'])} unreadable file(s):"]
         lines += [f"- {s['set']}/{s['id']}: {s['reason']}" for s in results["skipped"]]

@@ -149,6 +149,7 @@ def train(
     resume: bool = False,
     on_step: Callable[[TrainState], None] | None = None,
     progress: bool = True,
+    on_finish: Callable[[torch.nn.Module], None] | None = None,
 ) -> TrainResult:
     """Fine-tune ``model`` in place; at the end it holds the best-dev weights (or the last ones without dev).
 
@@ -156,6 +157,8 @@ def train(
     Checkpoints are chosen by target dev WER; with ``source_dev_utts`` only those whose source dev WER
     stays within ``cfg.max_forgetting`` of the start qualify, and with ``cfg.guard`` the starting
     model itself (step 0) is a candidate, so a run that cannot help returns the model it started from.
+    ``on_finish`` sees the module that trained (a peft wrapper for LoRA) holding the returned weights, before
+    LoRA is merged (to keep an adapter artifact).
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -252,6 +255,8 @@ def train(
     if state.best_step is not None and (out_dir / BEST / "model.safetensors").is_file():
         raw_model.load_state_dict(load_file(out_dir / BEST / "model.safetensors"))
     trainable = trainable_parameters(raw_model)
+    if on_finish is not None:
+        on_finish(raw_model)
     finish_strategy(raw_model).eval()  # LoRA merged into `base`, the caller's model object
     return TrainResult(
         steps=state.step,

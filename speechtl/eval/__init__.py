@@ -136,13 +136,15 @@ def evaluate_manifests(
     language: str | None = None,
     lm: str | None = None,
     lm_settings=None,
+    adapter: str | None = None,
 ) -> dict:
     """Score a model on manifests; with ``out``, write ``results.json`` and per-utterance hypotheses there.
 
     ``language`` picks the normaliser (default: the model's own, else English); results.json names it.
-    With ``lm`` (an ARPA file) decoding is a beam search with that LM (``lm_settings``: an ``LmSettings``)."""
+    With ``lm`` (an ARPA file) decoding is a beam search with that LM (``lm_settings``: an ``LmSettings``).
+    ``adapter``: an adapter folder applied to ``model`` (see :func:`speechtl.models.load_model`)."""
     sets = {name: (str(path), read_manifest(path)) for name, path in zip(unique_names(manifests), manifests)}
-    net, processor = load_model(model)
+    net, processor = load_model(model, adapter=adapter)
     decode = None
     if lm:
         from speechtl.decode.lm import LmSettings, load_lm_decoder
@@ -152,7 +154,7 @@ def evaluate_manifests(
     net.to(dev)
     precision = resolve_precision(precision, dev)
     language = language or model_text_language(net)
-    results: dict = {"model": model, "sets": {}, "skipped": [], "precision": precision, "device": str(dev),
+    results: dict = {"model": model, "adapter": adapter, "sets": {}, "skipped": [], "precision": precision, "device": str(dev),
                      "normalizer": asdict(text_rules(language))}
     if lm:
         results["lm"] = {"path": str(lm), **asdict(lm_settings or LmSettings())}

@@ -60,8 +60,13 @@ def _resolve(name_or_path: str) -> str:
     return name_or_path
 
 
-def load_model(name_or_path: str, attn_implementation: str = "sdpa") -> tuple[PreTrainedModel, Wav2Vec2Processor]:
-    """Load a CTC model and its processor from a folder or a hub id (safetensors only, no remote code)."""
+def load_model(name_or_path: str, attn_implementation: str = "sdpa",
+               adapter: str | None = None) -> tuple[PreTrainedModel, Wav2Vec2Processor]:
+    """Load a CTC model and its processor from a folder or a hub id (safetensors only, no remote code).
+
+    ``adapter``: an adapter folder (``<run>/adapter`` of a lora/adapter run) applied to this base model;
+    see :mod:`speechtl.models.adapter`.
+    """
     source = _resolve(str(name_or_path))
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every load
     where = "folder" if Path(source).is_dir() else "hub id"
@@ -99,6 +104,10 @@ def load_model(name_or_path: str, attn_implementation: str = "sdpa") -> tuple[Pr
             f"{name_or_path!r}: tokenizer has {len(processor.tokenizer)} tokens but the CTC head only "
             f"{model.config.vocab_size} outputs"
         )
+    if adapter is not None:
+        from speechtl.models.adapter import apply_adapter
+
+        model = apply_adapter(model, processor, adapter, str(name_or_path))
     return model, processor
 
 
