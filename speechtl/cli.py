@@ -288,7 +288,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="txt: text (without --output-dir one 'path<TAB>text' line per file); json: text, words with "
                         "start_s/end_s/confidence; srt/vtt: subtitles; tsv: one word a row (default: txt)")
     p.add_argument("--output-dir", default=None, help="write one file per input here (folder layout kept)")
-    p.add_argument("--adapter", default=None, help="adapter to load onto the model")
     p.add_argument("--chunk-s", type=float, default=30.0, help="files longer than this are streamed in chunks of this "
                                                                "many seconds (default: 30)")
     p.add_argument("--stride-s", type=float, default=3.0, help="overlap on each side of a chunk (default: 3)")
