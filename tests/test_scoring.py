@@ -10,6 +10,7 @@ Conventions checked here (those of jiwer, on text after speechtl.text.normalize)
 from __future__ import annotations
 
 import pytest
+import torch
 
 from speechtl.eval import EvalResult, ErrorRates, error_rates, write_hypotheses
 
@@ -101,3 +102,15 @@ def test_write_hypotheses_tsv(tmp_path):
     )
     assert [p.name for p in path.parent.iterdir()] == ["hypotheses.tsv"]  # no temporary file left
     assert "rows" not in result.summary()
+
+
+def test_greedy_decode_drops_special_tokens_but_keeps_double_letters():
+    from speechtl.decode import greedy_decode
+    from speechtl.models import build_processor
+    from speechtl.text import build_vocab
+
+    tokenizer = build_processor(build_vocab(["abc"])).tokenizer  # <pad>=0 <s>=1 </s>=2 <unk>=3 |=4 a=5 b=6 c=7
+    path = [5, 0, 5, 3, 6, 4, 1, 7, 7, 0, 2]  # a a <unk> b | <s> c c </s>
+    logits = torch.full((1, len(path), 8), -8.0)
+    logits[0, torch.arange(len(path)), torch.tensor(path)] = 0.0
+    assert greedy_decode(logits, torch.tensor([len(path)]), tokenizer) == ["aa b c"]

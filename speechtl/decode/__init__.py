@@ -39,11 +39,18 @@ def forward_logits(model, batch: dict, pass_mask: bool, precision: str = "fp32")
 
 
 def greedy_decode(logits: torch.Tensor, lengths: torch.Tensor, tokenizer) -> list[str]:
-    """Best path: argmax per frame, frames past each length set to blank, then the tokenizer collapses repeats."""
+    """Best path: argmax per frame, frames past each length set to blank, then the tokenizer collapses repeats.
+
+    Special tokens the model wrote (``<unk>``, ``<s>``, ``</s>``) are dropped: they are not words. (Not with
+    ``skip_special_tokens``: that removes the blank before repeats are collapsed, so "l <pad> l" would become "l".)"""
     ids = logits.argmax(-1)
     frames = torch.arange(ids.shape[1], device=ids.device)[None, :]
     ids = ids.masked_fill(frames >= lengths[:, None].to(ids.device), tokenizer.pad_token_id)
-    return tokenizer.batch_decode(ids.cpu())
+    texts = tokenizer.batch_decode(ids.cpu())
+    special = [t for t in tokenizer.all_special_tokens if t != tokenizer.pad_token]
+    for token in special:
+        texts = [t.replace(token, " ") for t in texts]
+    return [" ".join(t.split()) for t in texts]
 
 
 @dataclass
