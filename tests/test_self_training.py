@@ -12,7 +12,7 @@ import torch
 import speechtl.adapt.self_training as st_module
 from speechtl.adapt.pseudo_label import PseudoLabel, lm_decoder, select_confident, utterance_confidence
 from speechtl.adapt.run import AdaptConfig
-from speechtl.adapt.self_training import SelfTrainingConfig, read_unlabelled, run_self_training
+from speechtl.adapt.self_training import SelfTrainingConfig, limit_against_original, read_unlabelled, run_self_training
 from speechtl.adapt.train import TrainConfig
 from speechtl.cli import main
 from speechtl.config import ConfigError
@@ -149,3 +149,13 @@ def test_pseudo_lm_that_is_not_an_arpa_file_is_refused_before_any_work(tone_data
     with pytest.raises(ConfigError, match="not an ARPA language model"):
         run_self_training(_config(tone_data, tiny_model_dir, tmp_path / "st"), st, progress=False)
     assert not (tmp_path / "st").exists()
+
+
+def test_forgetting_limit_is_measured_against_the_original_model():
+    base = TrainConfig(max_forgetting=0.05)
+    assert limit_against_original(base, 0.20, 0.20).max_forgetting == 0.05  # first round: the teacher is the original
+    assert limit_against_original(base, 0.20, 0.21).max_forgetting == 0.0  # the teacher used up the budget
+    assert limit_against_original(base, 0.20, 0.19).max_forgetting == pytest.approx(1.05 * 0.20 / 0.19 - 1, abs=1e-6)
+    assert limit_against_original(base, None, 0.21) is base  # no source dev set: nothing to measure
+    off = TrainConfig(max_forgetting=0.05, guard=False)
+    assert limit_against_original(off, 0.20, 0.21) is off

@@ -33,6 +33,7 @@ from accelerate import PartialState
 from speechtl.adapt.pseudo_label import (CONFIDENCE_MEASURES, Decoder, PseudoLabel, lm_decoder, pseudo_label,
                                          select_confident)
 from speechtl.adapt.run import AdaptConfig, run_adaptation
+from speechtl.adapt.train import TrainConfig
 from speechtl.config import ConfigError
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import ManifestError, Utterance, read_manifest, total_minutes, write_manifest
@@ -45,7 +46,8 @@ from speechtl.runtime import resolve_precision, set_threads
 from speechtl.text import normalize
 from speechtl.transcribe import AUDIO_SUFFIXES, find_audio_files
 
-__all__ = ["SelfTrainingConfig", "UnlabelledSet", "read_unlabelled", "run_self_training", "render_rounds"]
+__all__ = ["SelfTrainingConfig", "UnlabelledSet", "read_unlabelled", "run_self_training", "render_rounds",
+           "limit_against_original"]
 
 
 @dataclass
@@ -178,6 +180,23 @@ def _dev_scores(history: list[dict], best_step: int | None, best_alpha: float | 
     return {"start": start, "chosen": chosen, "best_any": min(trained) if trained else None}
 
 
+def _source_dev(history: list[dict], step: int | None, alpha: float | None) -> float | None:
+    """Source dev WER of the weights at (step, alpha) in a round's history (None without a source dev set)."""
+    return next((h.get("source_dev_wer") for h in history if h["step"] == step and h.get("alpha") == alpha), None)
+
+
+def limit_against_original(training: TrainConfig, original: float | None, teacher: float | None) -> TrainConfig:
+    """The round's training settings with its source-forgetting limit measured against the original model.
+
+    The guard compares checkpoints with the round's own start (the teacher); a limit of 5 % per round would let
+    forgetting compound over rounds. With source dev WER ``original`` (the first model) and ``teacher``, the
+    round may forget (1 + limit) · original / teacher − 1 relative to its teacher (never below 0)."""
+    if original is None or not teacher or not training.guard:
+        return training
+    limit = max(0.0, (1 + training.max_forgetting) * original / teacher - 1)
+    return dataclasses.replace(training, max_forgetting=round(limit, 6))
+
+
 def _round_summary(r: int, results: dict) -> dict:
     info, t = results["self_training"], results["train"]
     return {"round": r, **{k: v for k, v in info.items() if k != "settings"},
@@ -226,7 +245,7 @@ def run_self_training(adapt: AdaptConfig, st: SelfTrainingConfig, progress: bool
     labelled = read_manifest(adapt.train) if adapt.train else []
     settings = {**dataclasses.asdict(st), "labelled": adapt.train, "start_model": adapt.model}
     settings.pop("rounds")  # a resumed run may add rounds
-    teacher, rounds = adapt.model, []
+    teacher, rounds, original_src, teacher_src = adapt.model, [], None, None
     for r in range(0 if labelled else 1, st.rounds + 1):
         folder = out / f"round-{r}"
         results = _finished(folder, settings) if adapt.resume else None
@@ -235,10 +254,14 @@ def run_self_training(adapt: AdaptConfig, st: SelfTrainingConfig, progress: bool
                 train, info = adapt.train, {"teacher": None, "kept": 0, "unlabelled": len(unl.utts), "kept_minutes": 0.0}
             else:
                 train, info = _pseudo_round(teacher, unl, labelled, adapt, st, folder, state, decoder)
-            cfg = dataclasses.replace(adapt, model=teacher, train=train, out=str(folder))
+            training = limit_against_original(adapt.training, original_src, teacher_src)
+            cfg = dataclasses.replace(adapt, model=teacher, train=train, out=str(folder), training=training)
+            info = {**info, "max_forgetting": training.max_forgetting}
             results = run_adaptation(cfg, progress, extra={"self_training": {**info, "settings": settings}})
         rounds.append(_round_summary(r, results))
-        teacher = str(folder)
+        teacher, t = str(folder), results["train"]
+        original_src = original_src if original_src is not None else _source_dev(t["history"], 0, None)
+        teacher_src = _source_dev(t["history"], t["best_step"], t["best_alpha"])
     return _write_summary(adapt, st, unl, labelled, rounds, teacher, state, start, extra)
 
 
