@@ -24,6 +24,9 @@ examples:
   speechtl check --train train.jsonl --dev dev.jsonl --test test.jsonl --model speechtl/en-us-synth
   speechtl compare --models speechtl/en-us-synth runs/scottish --test us.jsonl scot.jsonl --out runs/cmp
   speechtl transcribe speechtl/en-us-synth --adapter runs/scottish/adapter recordings/
+  speechtl adapt --language es --vocab copy --train es_train.jsonl --dev es_dev.jsonl --out runs/spanish
+  speechtl adapt --unlabelled untranscribed/ --dev dev.jsonl --test test.jsonl --out runs/self_training
+  speechtl lm build corpus.txt --order 3 --out lm.arpa && speechtl transcribe MODEL talk.flac --lm lm.arpa --output-format srt
 Manifests are JSONL lines {"id", "audio_path", "text", "speaker", "accent", "language", "duration_s"}
 (or CSV with that header); relative audio paths resolve against the manifest's folder."""
 
