@@ -148,7 +148,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     state = PartialState(cpu=cfg.training.cpu)  # this process's device, also under accelerate launch / torchrun
     set_threads(cfg.training.threads)  # before the first evaluation: bf16 results differ slightly by thread count
     model, processor = load_model(cfg.model)
-    # an adapter artifact applies to the base's vocabulary; a new CTC head (--vocab copy/random/extend) ships as the full model
+    # an adapter artifact applies to the base's vocabulary: with a new CTC head (--vocab ≠ keep) only the full model
     keeps_adapter = cfg.training.strategy in ADAPTER_STRATEGIES and cfg.vocab == "keep"
     base = base_fingerprint(model, processor) if keeps_adapter else None
     language = set_text_language(model, cfg.language)  # saved with the model: scoring uses the same normaliser
