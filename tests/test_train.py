@@ -71,3 +71,20 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tone_data, tiny_m
     # and training did change the weights (the comparison is not vacuous)
     start, _ = load_model(str(tiny_model_dir))
     assert not torch.equal(start.state_dict()["lm_head.weight"], ref["lm_head.weight"])
+
+
+def test_save_model_moves_files_in_readable_and_leaves_no_temporary_folder(tiny_model_dir, tmp_path):
+    import os
+    import stat
+
+    from speechtl.adapt.run import save_model
+    from speechtl.fileio import _UMASK
+
+    model, processor = load_model(str(tiny_model_dir))
+    out = tmp_path / "run"
+    save_model(model, processor, out)
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # the temporary folder is gone
+    mode = stat.S_IMODE(os.stat(out / "model.safetensors").st_mode)
+    assert mode == 0o666 & ~_UMASK  # not safetensors' 0600
+    again, _ = load_model(str(out))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))

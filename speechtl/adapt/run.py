@@ -12,8 +12,10 @@ hypotheses under ``hyps/`` and a short ``report.md``. Strategies ``lora`` and ``
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, TrainConfig, tra
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import Utterance, read_manifest, sample_minutes, total_minutes, unique_names
 from speechtl.eval import EvalResult, evaluate, set_text_language, write_hypotheses
-from speechtl.fileio import atomic_write_json, atomic_write_text
+from speechtl.fileio import _UMASK, atomic_write_json, atomic_write_text
 from speechtl.eval.mismatch import format_mismatch, mismatch_score
 from speechtl.models import load_model
 from speechtl.models.adapter import ADAPTER_DIR, ADAPTER_STRATEGIES, base_fingerprint, capture_adapter, save_adapter, \
@@ -212,8 +214,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         **(extra or {}),
     }
     if state.is_main_process:
-        model.save_pretrained(out)
-        processor.save_pretrained(out)
+        save_model(model, processor, out)
         results["artifacts"] = _write_adapter(out, cfg.model, adapters[0] if adapters else None, base, result)
         atomic_write_json(out / "run_config.json", asdict(cfg))
         atomic_write_json(out / "results.json", results)
@@ -237,6 +238,19 @@ def _mismatch(cfg: AdaptConfig, model, processor, audio: dict, eval_sets: dict, 
             **mismatch_score(model, processor, [a for n in source for a in audio[n]],
                              [a for n in target for a in audio[n]], cfg.mismatch_utts, cfg.training.seed,
                              cfg.eval_batch_seconds, precision)}
+
+
+def save_model(model, processor, out: Path) -> None:
+    """``save_pretrained`` into a temporary folder inside ``out``, then each file moved in atomically: a crash
+    never leaves a half-written model.safetensors. Files get the run folder's usual mode (safetensors writes 0600)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".model.") as tmp:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        for f in sorted(Path(tmp).iterdir()):
+            if f.is_file():
+                os.chmod(f, 0o666 & ~_UMASK)
+                os.replace(f, out / f.name)
 
 
 def _write_adapter(out: Path, base_model: str, artifact, base: dict | None, result) -> dict:
