@@ -29,12 +29,12 @@ from speechtl.adapt.run import AdaptConfig, run_adaptation
 from speechtl.adapt.train import TrainConfig
 from speechtl.config import ConfigError, parse_config
 from speechtl.data.manifest import read_manifest, sample_minutes, write_manifest
+from speechtl.demo import smoke_model
 from speechtl.fileio import atomic_write_json, atomic_write_text
-from speechtl.models import load_model, random_model
+from speechtl.models import load_model
 from speechtl.models.head import scratch_model
 from speechtl.runtime import set_threads
 from speechtl.synth import synthesize
-from speechtl.text import ENGLISH_CHARS, build_vocab
 
 CONDITIONS = {"copy": "transfer, shared rows copied", "random": "transfer, random new head",
               "scratch": "from scratch"}
@@ -94,12 +94,8 @@ def _scratch_folder(cfg: LanguageAdaptConfig) -> str:
 
 
 def _smoke(cfg: LanguageAdaptConfig) -> LanguageAdaptConfig:
-    folder = Path(cfg.data) / "tiny-random-en"
-    if not (folder / "config.json").is_file():
-        model, processor = random_model(build_vocab([], ENGLISH_CHARS), size="tiny")
-        model.save_pretrained(folder)
-        processor.save_pretrained(folder)
-    cfg.model, cfg.minutes, cfg.dev_minutes, cfg.test_minutes, cfg.num_speakers = str(folder), [0.1, 0.2], 0.1, 0.1, 3
+    folder = smoke_model(cfg.data)
+    cfg.model, cfg.minutes, cfg.dev_minutes, cfg.test_minutes, cfg.num_speakers = folder, [0.1, 0.2], 0.1, 0.1, 3
     cfg.training.max_steps, cfg.training.eval_every, cfg.training.batch_seconds = 2, 2, 10.0
     return cfg
 

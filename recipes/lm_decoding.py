@@ -30,11 +30,11 @@ from speechtl.decode.lm import LmSettings, load_lm_decoder
 from speechtl.decode.longform import file_log_probs
 from speechtl.decode.ngram import build_arpa, read_text_files
 from speechtl.decode.timestamps import greedy_words
+from speechtl.demo import smoke_model
 from speechtl.eval import error_rates
 from speechtl.fileio import atomic_write_json, atomic_write_text
-from speechtl.models import load_model, random_model
+from speechtl.models import load_model
 from speechtl.runtime import set_threads
-from speechtl.text import ENGLISH_CHARS, build_vocab
 
 
 @dataclass
@@ -57,12 +57,8 @@ class LmDecodingConfig:
 
 
 def _smoke(cfg: LmDecodingConfig) -> LmDecodingConfig:
-    folder = Path(cfg.out) / "tiny-random-en"
-    if not (folder / "config.json").is_file():
-        model, processor = random_model(build_vocab([], ENGLISH_CHARS), size="tiny")
-        model.save_pretrained(folder)
-        processor.save_pretrained(folder)
-    return dataclasses.replace(cfg, model=str(folder), lm_sentences=200, dev_minutes=0.1, test_minutes=0.1,
+    folder = smoke_model(cfg.out)
+    return dataclasses.replace(cfg, model=folder, lm_sentences=200, dev_minutes=0.1, test_minutes=0.1,
                                lm_weights=[1.0], word_scores=[0.0, 1.0], beam_size=8)
 
 

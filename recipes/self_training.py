@@ -26,11 +26,9 @@ from speechtl.adapt.run import AdaptConfig
 from speechtl.adapt.self_training import SelfTrainingConfig, run_self_training
 from speechtl.adapt.train import TrainConfig
 from speechtl.config import parse_config
-from speechtl.demo import synth_set
+from speechtl.demo import smoke_model, synth_set
 from speechtl.eval.bootstrap import WerDifference
 from speechtl.fileio import atomic_write_json, atomic_write_text
-from speechtl.models import random_model
-from speechtl.text import ENGLISH_CHARS, build_vocab
 
 
 def _default_training() -> TrainConfig:
@@ -68,12 +66,8 @@ class SelfTrainingRecipeConfig:
 
 
 def _smoke(cfg: SelfTrainingRecipeConfig) -> None:
-    folder = Path(cfg.data) / "tiny-random-en"
-    if not (folder / "config.json").is_file():
-        model, processor = random_model(build_vocab([], ENGLISH_CHARS), size="tiny")
-        model.save_pretrained(folder)
-        processor.save_pretrained(folder)
-    cfg.model, cfg.num_speakers, cfg.rounds = str(folder), 3, 1
+    folder = smoke_model(cfg.data)
+    cfg.model, cfg.num_speakers, cfg.rounds = folder, 3, 1
     cfg.labelled_minutes = [0.0, 0.15]
     cfg.unlabelled_minutes = cfg.dev_minutes = cfg.test_minutes = cfg.source_test_minutes = 0.15
     cfg.keep_fraction = 1.0
