@@ -32,8 +32,8 @@ __all__ = ["CONFIDENCE_MEASURES", "Decoder", "lm_decoder", "PseudoLabel", "utter
 
 CONFIDENCE_MEASURES = ("max_prob", "entropy", "path")
 
-# (logits (B, T, V), valid frames (B,), tokenizer) -> B transcripts. Greedy by default; :func:`lm_decoder`
-# gives a beam search with a word n-gram LM (speechtl lm build).
+# (logits (B, T, V), valid frames (B,), tokenizer) -> B transcripts, words only (no <unk>, <s>...).
+# Greedy by default; :func:`lm_decoder` gives a beam search with a word n-gram LM (speechtl lm build).
 Decoder = Callable[[torch.Tensor, torch.Tensor, object], list[str]]
 
 
@@ -88,13 +88,6 @@ def select_confident(labels: Sequence[PseudoLabel], min_confidence: float = 0.0,
     return sorted(ranked)
 
 
-def _words_only(text: str, tokenizer) -> str:
-    """The transcript without special tokens (``<unk>``, ``<s>``...: a teacher's noise, not words), normalised."""
-    for token in tokenizer.all_special_tokens:
-        text = text.replace(token, " ")
-    return normalize(text)
-
-
 @torch.no_grad()
 def pseudo_label(model, processor, arrays: Sequence[np.ndarray], measure: str = "max_prob",
                  batch_seconds: float = 60.0, precision: str = "fp32", decoder: Decoder = greedy_decode,
@@ -113,6 +106,6 @@ def pseudo_label(model, processor, arrays: Sequence[np.ndarray], measure: str = 
         texts = decoder(logits, lengths, processor.tokenizer)
         for k, i in enumerate(idx):
             conf = utterance_confidence(logits[k, : int(lengths[k])], blank, measure)
-            out[i] = PseudoLabel(_words_only(texts[k], processor.tokenizer), round(conf, 6))
+            out[i] = PseudoLabel(normalize(texts[k]), round(conf, 6))
     model.train(was_training)
     return out
