@@ -48,7 +48,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, defaults: Any 
             add_dataclass_arguments(parser, tp, value)
             continue
         flag = "--" + f.name.replace("_", "-")
-        help_text = helps.get(f.name, "")
+        help_text = helps.get(f.name, "").replace("%", "%%")  # argparse formats help with %
         origin, args = typing.get_origin(tp), typing.get_args(tp)
         if tp is bool:
             parser.add_argument(flag, dest=f.name, default=value, action=argparse.BooleanOptionalAction,

@@ -26,6 +26,7 @@ class Recipe:
     langs: list[str] = field(default_factory=lambda: ["en", "de"])
     max_minutes: float | None = None  # PEP 604 optional
     seed: Optional[int] = None  # typing.Optional
+    tolerance: float = 0.05  # allowed rise, 5 % relative
     optim: Optim = field(default_factory=Optim)
 
 
@@ -86,6 +87,7 @@ def test_help_uses_the_field_comments(capsys):
     out = capsys.readouterr().out
     assert "--learning-rate" in out and "peak learning rate" in out
     assert "--no-freeze-encoder" in out and "--max-minutes" in out and "run name" in out
+    assert "5 % relative" in out  # a % in a comment is text, not an argparse format
 
 
 def test_config_to_dict_nests():

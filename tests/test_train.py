@@ -45,12 +45,13 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tone_data, tiny_m
     # batch_seconds small enough for several batches per epoch, so resuming mid-epoch is exercised
     cfg = TrainConfig(lr=1e-3, max_steps=12, eval_every=4, batch_seconds=3, freeze_feature_encoder=False,
                       precision=precision, seed=3, **(dict(speed_perturb=[0.9, 1.0, 1.1], noise_snr_db=10,
-                                                           mask_time_prob=0.05) if augment else {}))
+                                                           mask_time_prob=0.05, distill=1.0) if augment else {}))
+    distill = [i % 2 == 0 for i in range(len(utts))]
 
     def run(out, on_step=None, resume=False):
         model, processor = load_model(str(tiny_model_dir))
         train(model, processor, utts, labels_for(utts, processor.tokenizer), out, cfg, train_audio=audio,
-              resume=resume, on_step=on_step, progress=False)
+              resume=resume, on_step=on_step, progress=False, distill=distill)
         return model
 
     reference = run(tmp_path / "straight")
@@ -88,3 +89,43 @@ def test_save_model_moves_files_in_readable_and_leaves_no_temporary_folder(tiny_
     assert mode == 0o666 & ~_UMASK  # not safetensors' 0600
     again, _ = load_model(str(out))
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_distill_loss_on_a_literal_case():
+    import math
+
+    from speechtl.adapt.train import distill_loss
+
+    teacher = torch.log(torch.tensor([[[0.5, 0.5], [0.2, 0.8], [0.5, 0.5]]]))  # (B=1, T=3, V=2); frame 3 is padding
+    student = torch.log(torch.tensor([[[0.9, 0.1], [0.2, 0.8], [0.0001, 0.9999]]]))
+    expected = (0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1) + 0.0) / 2  # mean over the 2 valid frames
+    assert distill_loss(student, teacher, torch.tensor([2])).item() == pytest.approx(expected, rel=1e-5)
+    assert distill_loss(teacher, teacher, torch.tensor([3])).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_distill_keeps_the_flagged_utterances_near_the_starting_model(tone_data, tiny_model_dir, tmp_path):
+    """Training the same steps with the KL term keeps the model's posteriors on the flagged (source) utterances
+    closer to the starting model's than without it; the unflagged utterances still train on CTC alone."""
+    from speechtl.adapt.train import distill_loss
+    from speechtl.data.dataset import CtcCollator
+    from speechtl.decode import forward_logits
+
+    utts, audio = _train_set(tone_data)
+    flagged = [i % 2 == 0 for i in range(len(utts))]
+    batch = CtcCollator(load_model(str(tiny_model_dir))[1].feature_extractor)(
+        [{"id": u.id, "audio": a} for u, a, f in zip(utts, audio, flagged) if f])
+
+    def drift(weight):
+        model, processor = load_model(str(tiny_model_dir))
+        start, _ = load_model(str(tiny_model_dir))
+        cfg = TrainConfig(lr=3e-3, max_steps=40, eval_every=40, batch_seconds=8, freeze_feature_encoder=False,
+                          precision="fp32", seed=0, distill=weight)
+        train(model, processor, utts, labels_for(utts, processor.tokenizer), tmp_path / str(weight), cfg,
+              train_audio=audio, progress=False, distill=flagged)
+        with torch.no_grad():
+            now, lengths = forward_logits(model.eval(), batch, True)
+            before, _ = forward_logits(start.eval(), batch, True)
+        return distill_loss(now, before, lengths).item()
+
+    free, anchored = drift(0.0), drift(10.0)
+    assert anchored < 0.5 * free, (anchored, free)

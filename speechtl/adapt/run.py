@@ -147,6 +147,8 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         raise ConfigError("a training manifest is needed (--train)")
     if not cfg.test and not cfg.dev:
         raise ConfigError("give at least one evaluation set (--test or --dev)")
+    if cfg.training.distill and not cfg.replay:
+        raise ConfigError("--distill keeps the outputs on source replay audio: give --replay too")
     state = PartialState(cpu=cfg.training.cpu)  # this process's device, also under accelerate launch / torchrun
     set_threads(cfg.training.threads)  # before the first evaluation: bf16 results differ slightly by thread count
     model, processor = load_model(cfg.model)
@@ -182,6 +184,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         train_audio=train_audio, dev_utts=utts.get("dev", ()), dev_audio=audio.get("dev"),
         source_dev_utts=utts.get("source_dev", ()), source_dev_audio=audio.get("source_dev"),
         resume=cfg.resume, progress=progress,
+        distill=[False] * len(utts["train"]) + [True] * len(utts.get("replay", [])),
         on_finish=(lambda m: adapters.append(capture_adapter(m, cfg.training.strategy))) if keeps_adapter else None,
     )
     model.to(state.device)

@@ -10,6 +10,7 @@ processes/GPUs with no code change.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +36,8 @@ from speechtl.eval import evaluate
 from speechtl.fileio import atomic_dir
 from speechtl.runtime import resolve_precision, set_threads
 
-__all__ = ["TrainConfig", "TrainResult", "BlankCollapseError", "train", "ctc_loss", "l2sp_penalty", "trainable_parameters"]
+__all__ = ["TrainConfig", "TrainResult", "BlankCollapseError", "train", "ctc_loss", "l2sp_penalty", "distill_loss",
+           "trainable_parameters"]
 
 CHECKPOINT = "checkpoint"  # folder inside the run folder: the state to resume from
 BEST = "best"  # folder inside the run folder: weights with the best dev WER so far
@@ -68,6 +70,7 @@ class TrainConfig:
     interpolate: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])  # WiSE-FT α for θ₀+α(θ_T−θ₀) (source dev only)
     layer_lr_decay: float = 1.0  # layer-wise lr decay: layer i of N trains at lr·decay^(N−i) (1: off; e.g. 0.8)
     l2sp: float = 0.0  # L2-SP: penalty l2sp·Σ(θ−θ₀)² pulling weights toward the starting model (fights forgetting)
+    distill: float = 0.0  # weight of a KL term keeping outputs on source replay audio at the starting model's (0: off)
     precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
     seed: int = 0
     threads: int = 0  # CPU threads for torch (0: torch's default)
@@ -123,6 +126,17 @@ def l2sp_penalty(params: Sequence[torch.Tensor], start: Sequence[torch.Tensor]) 
     return sum(((p - p0) ** 2).sum() for p, p0 in zip(params, start))
 
 
+def distill_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean KL(teacher ‖ student) per valid frame, in fp32 (learning without forgetting, Li & Hoiem 2016,
+    on the source audio: the frame posteriors the source accent was decoded with stay where they were)."""
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        log_p = F.log_softmax(logits.float(), dim=-1)
+        log_q = F.log_softmax(teacher_logits.float(), dim=-1)
+        kl = (log_q.exp() * (log_q - log_p)).sum(-1)  # (B, T)
+        valid = torch.arange(kl.shape[1], device=kl.device)[None, :] < lengths[:, None].to(kl.device)
+        return (kl * valid).sum() / valid.sum().clamp(min=1)
+
+
 def _set_spec_augment(model, mask_time_prob: float, mask_feature_prob: float) -> None:
     """SpecAugment settings into the model config (<0 keeps the model's); adds the mask embedding if it lacks one."""
     for name, value in (("mask_time_prob", mask_time_prob), ("mask_feature_prob", mask_feature_prob)):
@@ -150,6 +164,7 @@ def train(
     on_step: Callable[[TrainState], None] | None = None,
     progress: bool = True,
     on_finish: Callable[[torch.nn.Module], None] | None = None,
+    distill: Sequence[bool] | None = None,
 ) -> TrainResult:
     """Fine-tune ``model`` in place; at the end it holds the best-dev weights (or the last ones without dev).
 
@@ -158,7 +173,8 @@ def train(
     stays within ``cfg.max_forgetting`` of the start qualify, and with ``cfg.guard`` the starting
     model itself (step 0) is a candidate, so a run that cannot help returns the model it started from.
     ``on_finish`` sees the module that trained (a peft wrapper for LoRA) holding the returned weights, before
-    LoRA is merged (to keep an adapter artifact).
+    LoRA is merged (to keep an adapter artifact). ``distill``: per training utterance, whether ``cfg.distill``
+    anchors its frame posteriors to the starting model's (the source replay utterances).
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -168,6 +184,7 @@ def train(
     precision = resolve_precision(cfg.precision, accelerator.device)
     base = model  # the transformers model; `model` becomes what trains (a peft wrapper for LoRA)
     _set_spec_augment(base, cfg.mask_time_prob, cfg.mask_feature_prob)
+    teacher = _teacher(base, accelerator.device) if cfg.distill and distill is not None and any(distill) else None
     model = apply_strategy(base, cfg.strategy, cfg.top_k, cfg.lora_r, cfg.lora_alpha, cfg.adapter_dim,
                            cfg.freeze_feature_encoder)
     base.config.ctc_zero_infinity = True
@@ -189,7 +206,8 @@ def train(
     elapsed_before = state.elapsed_s
 
     dataset = AudioDataset(train_utts, labels, audio=train_audio,
-                           transform=make_augment(cfg.speed_perturb, cfg.noise_snr_db, cfg.seed))
+                           transform=make_augment(cfg.speed_perturb, cfg.noise_snr_db, cfg.seed),
+                           distill=distill if teacher is not None else None)
     durations = [u.duration_s for u in train_utts]
     collate = CtcCollator(processor.feature_extractor)
     pass_mask = uses_attention_mask(processor)
@@ -217,6 +235,14 @@ def train(
                                 batch["label_lengths"].to(logits.device), blank)
                 if cfg.l2sp:
                     loss = loss + cfg.l2sp * l2sp_penalty(params, start_params)
+                if teacher is not None and batch["distill"].any():
+                    rows = batch["distill"]
+                    with torch.no_grad():
+                        teacher_logits, _ = forward_logits(teacher, {k: batch[k][rows] for k in
+                                                                     ("input_values", "attention_mask")},
+                                                           pass_mask, precision)
+                    loss = loss + cfg.distill * distill_loss(logits[rows.to(logits.device)], teacher_logits,
+                                                             lengths[rows.to(lengths.device)])
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm:
                     accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -268,6 +294,13 @@ def train(
         history=state.history,
         stopped_early=stopped_early,
     )
+
+
+def _teacher(model, device):
+    """A frozen copy of the starting model, in eval mode (no dropout, no SpecAugment), for ``cfg.distill``."""
+    teacher = copy.deepcopy(model).to(device).eval()
+    teacher.requires_grad_(False)
+    return teacher
 
 
 class BlankCollapseError(RuntimeError):

@@ -2,7 +2,8 @@
 
 Shapes (legend): B = batch size, S = audio samples at 16 kHz, L = label length.
 A collated batch holds ``input_values`` (B, S) float32, ``attention_mask`` (B, S) long,
-``labels`` (B, L) long padded with -100, ``label_lengths`` (B,) long and ``ids`` (list of B str).
+``labels`` (B, L) long padded with -100, ``label_lengths`` (B,) long and ``ids`` (list of B str); with
+``distill`` given to the dataset also ``distill`` (B,) bool (rows whose outputs the teacher anchors).
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ class AudioDataset(torch.utils.data.Dataset):
         labels: Sequence[Sequence[int]] | None = None,
         audio: Sequence[np.ndarray] | None = None,
         transform: Callable[[np.ndarray, tuple[int, int]], np.ndarray] | None = None,
+        distill: Sequence[bool] | None = None,
     ):
         self.utts = list(utts)
+        self.distill = list(distill) if distill is not None else None  # per utterance: keep the teacher's outputs
         self.labels = list(labels) if labels is not None else None
         self.audio = list(audio) if audio is not None else None
         self.transform = transform  # (audio, (epoch, index)) -> audio, e.g. augmentation
@@ -48,6 +51,8 @@ class AudioDataset(torch.utils.data.Dataset):
         item = {"id": self.utts[i].id, "audio": wav}
         if self.labels is not None:
             item["labels"] = self.labels[i]
+        if self.distill is not None:
+            item["distill"] = self.distill[i]
         return item
 
 
@@ -112,6 +117,8 @@ class CtcCollator:
                 labels[k, : len(it["labels"])] = torch.as_tensor(it["labels"], dtype=torch.long)
             batch["labels"] = labels
             batch["label_lengths"] = lengths
+        if "distill" in items[0]:
+            batch["distill"] = torch.tensor([it["distill"] for it in items], dtype=torch.bool)
         return batch
 
 
