@@ -166,6 +166,21 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     tmp.replace(path)
 
 
+CELL_SETTINGS = "cell_config.json"  # in each cell folder: the settings its results were made with
+
+
+def _same_settings(demo: AccentDemoConfig) -> None:
+    """Write the cell's settings on its first run; a later run with other settings (a changed preset or demo
+    default) is an error rather than a table mixing old results with new labels."""
+    settings = dataclasses.asdict(demo)
+    del settings["quiet"]
+    path = Path(demo.out) / CELL_SETTINGS
+    if not path.is_file():
+        atomic_write_json(path, settings)
+    elif json.loads(path.read_text()) != json.loads(json.dumps(settings)):
+        raise ConfigError(f"{demo.out} was run with other settings ({path}); remove the folder or use another --out")
+
+
 def sweep(cfg: BudgetSweepConfig) -> list[dict]:
     if cfg.smoke:
         cfg.minutes, cfg.strategies = [0.05, 0.15], cfg.strategies[:2]
@@ -179,6 +194,7 @@ def sweep(cfg: BudgetSweepConfig) -> list[dict]:
     rows = []
     for i, (strategy, minutes) in enumerate(cells, 1):
         done = cell_dir(cfg, strategy, minutes) / "results.json"
+        _same_settings(cell_config(cfg, strategy, minutes))
         if done.is_file():
             results = json.loads(done.read_text())
             print(f"[{i}/{len(cells)}] {strategy} {minutes:g} min: done before, not rerun", flush=True)

@@ -130,6 +130,11 @@ def test_budget_sweep_smoke_is_resumable(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.count("done before, not rerun") == 3 and "[4/4] adapter 0.15 min ..." in printed
     assert [r["target_wer_after"] for r in again] == [r["target_wer_after"] for r in rows]
+    recipe.PRESETS["lora"] = {**recipe.PRESETS["lora"], "lr": 0.5}  # a changed preset must not reuse old cells
+    import pytest
+
+    with pytest.raises(ValueError, match="lora-0.05min was run with other settings"):
+        recipe.main(args)
 
 
 def test_budget_sweep_presets_are_diffs_over_the_demo_defaults():
