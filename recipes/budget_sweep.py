@@ -1,6 +1,6 @@
 """Learning curves: labelled target minutes × adaptation strategies → CSV, table and PNG plot.
 
-    python recipes/budget_sweep.py                                    # the full grid: 5 budgets × 4 presets (~1 h+)
+    python recipes/budget_sweep.py                                    # the full grid: 5 budgets × 4 presets (~2 h)
     python recipes/budget_sweep.py --minutes 1 5 --strategies lora full
     python recipes/budget_sweep.py --smoke                            # seconds, tiny random model
 
@@ -30,12 +30,12 @@ from speechtl.demo import AccentDemoConfig, run_accent_demo
 from speechtl.fileio import atomic_write_json, atomic_write_text
 
 # Strategy presets: changes to the demo's defaults (speechtl.demo.AccentDemoConfig and its TrainConfig:
-# LoRA r16 on attention + feed-forward, lr 1e-3, 300 steps, 3:1 source replay, 5 % source forgetting limit).
+# full fine-tune, lr 5e-4, 600 steps, 8:1 source replay, 5 % source forgetting limit).
 PRESETS: dict[str, dict] = {
-    "lora": {},
-    "adapter": {"strategy": "adapter", "adapter_dim": 32},
-    "full": {"strategy": "full", "lr": 5e-5},
-    "full-noreplay": {"strategy": "full", "lr": 5e-5, "replay_ratio": 0.0},
+    "full": {},
+    "lora": {"strategy": "lora", "lr": 1e-3, "lora_r": 8, "lora_alpha": 16},  # r 8: adapter ≤ 5 % of the model
+    "adapter": {"strategy": "adapter", "lr": 1e-3, "adapter_dim": 32},
+    "full-noreplay": {"replay_ratio": 0.0},
 }
 
 COLUMNS = ["strategy", "minutes", "labelled_minutes", "replay_minutes", "target_wer_before", "target_wer_after",
@@ -175,10 +175,12 @@ def _same_settings(demo: AccentDemoConfig) -> None:
     settings = dataclasses.asdict(demo)
     del settings["quiet"]
     path = Path(demo.out) / CELL_SETTINGS
-    if not path.is_file():
-        atomic_write_json(path, settings)
-    elif json.loads(path.read_text()) != json.loads(json.dumps(settings)):
-        raise ConfigError(f"{demo.out} was run with other settings ({path}); remove the folder or use another --out")
+    if path.is_file() and json.loads(path.read_text()) == json.loads(json.dumps(settings)):
+        return
+    if path.is_file() or (Path(demo.out) / "results.json").is_file():
+        raise ConfigError(f"{demo.out} was run with other (or unrecorded) settings; remove the folder or use "
+                          f"another --out")
+    atomic_write_json(path, settings)
 
 
 def sweep(cfg: BudgetSweepConfig) -> list[dict]:

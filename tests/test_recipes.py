@@ -114,8 +114,8 @@ def test_budget_sweep_smoke_is_resumable(tmp_path, capsys):
     recipe = load_script("recipes/budget_sweep.py")
     args = ["--smoke", "--quiet", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "sweep")]
     rows = recipe.main(args)
-    assert [(r["strategy"], r["minutes"]) for r in rows] == [("lora", 0.05), ("lora", 0.15), ("adapter", 0.05),
-                                                            ("adapter", 0.15)]
+    assert [(r["strategy"], r["minutes"]) for r in rows] == [("full", 0.05), ("full", 0.15), ("lora", 0.05),
+                                                            ("lora", 0.15)]
     assert all(r["target_wer_after"] is not None and r["source_wer_after"] is not None for r in rows)
     assert rows[0]["labelled_minutes"] < rows[1]["labelled_minutes"]
     out = tmp_path / "sweep"
@@ -124,11 +124,11 @@ def test_budget_sweep_smoke_is_resumable(tmp_path, capsys):
     assert lines[0].startswith("strategy,minutes,labelled_minutes") and len(lines) == 5
     assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
-    assert "lora" in printed and "adapter" in printed and "target WER %" in printed
-    (out / "adapter-0.15min" / "results.json").unlink()  # as if that cell had been interrupted
+    assert "lora" in printed and "full" in printed and "target WER %" in printed
+    (out / "lora-0.15min" / "results.json").unlink()  # as if that cell had been interrupted
     again = recipe.main(args)
     printed = capsys.readouterr().out
-    assert printed.count("done before, not rerun") == 3 and "[4/4] adapter 0.15 min ..." in printed
+    assert printed.count("done before, not rerun") == 3 and "[4/4] lora 0.15 min ..." in printed
     assert [r["target_wer_after"] for r in again] == [r["target_wer_after"] for r in rows]
     recipe.PRESETS["lora"] = {**recipe.PRESETS["lora"], "lr": 0.5}  # a changed preset must not reuse old cells
     import pytest
@@ -141,11 +141,11 @@ def test_budget_sweep_presets_are_diffs_over_the_demo_defaults():
     recipe = load_script("recipes/budget_sweep.py")
     cfg = recipe.BudgetSweepConfig(out="/tmp/x")
     full = recipe.cell_config(cfg, "full-noreplay", 5)
-    assert (full.training.strategy, full.training.lr, full.replay_ratio, full.train_minutes) == ("full", 5e-5, 0.0, 5)
-    assert full.resume and full.out == "/tmp/x/full-noreplay-5min" and full.training.max_steps == 300
+    assert (full.training.strategy, full.training.lr, full.replay_ratio, full.train_minutes) == ("full", 5e-4, 0.0, 5)
+    assert full.resume and full.out == "/tmp/x/full-noreplay-5min" and full.training.max_steps == 600
     lora = recipe.cell_config(cfg, "lora", 1)
-    assert (lora.training.strategy, lora.training.lora_r, lora.replay_ratio) == ("lora", 16, 3.0)
+    assert (lora.training.strategy, lora.training.lora_r, lora.training.lr, lora.replay_ratio) == ("lora", 8, 1e-3, 8.0)
     import pytest
 
-    with pytest.raises(ValueError, match="unknown strategy preset 'nope'; presets: lora, adapter, full"):
+    with pytest.raises(ValueError, match="unknown strategy preset 'nope'; presets: full, lora, adapter"):
         recipe.cell_config(cfg, "nope", 1)
