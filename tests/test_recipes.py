@@ -133,7 +133,10 @@ def test_budget_sweep_smoke_is_resumable(tmp_path, capsys):
     recipe.PRESETS["lora"] = {**recipe.PRESETS["lora"], "lr": 0.5}  # a changed preset must not reuse old cells
     import pytest
 
-    with pytest.raises(ValueError, match="lora-0.05min was run with other settings"):
+    with pytest.raises(ValueError, match=r"lora-0\.05min was run with other \(or unrecorded\) settings"):
+        recipe.main(args)
+    (out / "full-0.05min" / "cell_config.json").unlink()  # results without recorded settings: not trusted either
+    with pytest.raises(ValueError, match=r"full-0\.05min was run with other \(or unrecorded\) settings"):
         recipe.main(args)
 
 
