@@ -113,8 +113,8 @@ def test_unknown_model_is_a_clear_error(tone_data, tmp_path, capsys):
 
 
 def test_distill_without_replay_is_a_clear_error(tone_data, tiny_model_dir, tmp_path, capsys):
-    assert main(["adapt", "--model", str(tiny_model_dir), "--train", str(tone_data["train"]), "--test", str(tone_data["test"]),
-                 "--out", str(tmp_path / "run"), "--distill", "1", "--quiet"]) == 2
+    assert main(["adapt", "--model", str(tiny_model_dir), "--train", str(tone_data["train"]),
+                 "--test", str(tone_data["test"]), "--out", str(tmp_path / "run"), "--distill", "1", "--quiet"]) == 2
     assert "--distill" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
