@@ -32,7 +32,7 @@ from accelerate import PartialState
 
 from speechtl.adapt.pseudo_label import (CONFIDENCE_MEASURES, Decoder, PseudoLabel, lm_decoder, pseudo_label,
                                          select_confident)
-from speechtl.adapt.run import AdaptConfig, run_adaptation
+from speechtl.adapt.run import AdaptConfig, run_adaptation, save_model
 from speechtl.adapt.train import TrainConfig
 from speechtl.config import ConfigError
 from speechtl.data.dataset import load_utterance_audio
@@ -284,9 +284,7 @@ def _write_summary(adapt: AdaptConfig, st: SelfTrainingConfig, unl: UnlabelledSe
         **(extra or {}),
     }
     if state.is_main_process:
-        model, processor = load_model(teacher)
-        model.save_pretrained(adapt.out)
-        processor.save_pretrained(adapt.out)
+        save_model(*load_model(teacher), Path(adapt.out))  # atomic and readable, like every run folder's model
         atomic_write_json(Path(adapt.out) / "results.json", results)
         atomic_write_text(Path(adapt.out) / "report.md", render_rounds(results))
     state.wait_for_everyone()
