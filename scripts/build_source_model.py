@@ -71,7 +71,19 @@ def _data(cfg: SourceModelConfig, work: Path) -> dict[str, Path]:
     return paths
 
 
-def model_card(cfg: SourceModelConfig, scores: dict, train_info: dict, command: str) -> str:
+def dev_trend(history: list[dict]) -> str:
+    """One sentence on the last two dev evaluations: was the model still improving when training stopped?"""
+    wers = [h["dev_wer"] for h in history if h.get("dev_wer") is not None]
+    if len(wers) < 2:
+        return "Too few dev evaluations to say whether more training would help."
+    last, prev = 100 * wers[-1], 100 * wers[-2]
+    if last < prev:
+        return (f"Dev WER was still falling when the schedule ended ({prev:.1f} → {last:.1f} % over the last "
+                "evaluation interval): more steps (or hours of audio) are the first lever.")
+    return f"Dev WER had stopped falling when the schedule ended ({prev:.1f} → {last:.1f} % over the last interval)."
+
+
+def model_card(cfg: SourceModelConfig, scores: dict, train_info: dict, command: str, history: list[dict]) -> str:
     arch = MODEL_SIZES[cfg.size]
     rows = "\n".join(
         f"| {name.removeprefix('test-')} | {r['num_utts']} | {r['num_words']} | {100 * r['wer']:.1f} | {100 * r['cer']:.1f} |"
@@ -100,8 +112,7 @@ recogniser for real voices.
 - command: `{command}`
 
 The aim for this model was en-us WER ≤ 15 %; this build reaches {100 * scores['sets']['test-en-us']['wer']:.1f} %
-(CER {100 * scores['sets']['test-en-us']['cer']:.1f} %). Dev WER was still falling when the schedule ended:
-more steps (or hours of audio) are the first lever.
+(CER {100 * scores['sets']['test-en-us']['cer']:.1f} %). {dev_trend(history)}
 
 ## WER / CER (%) on held-out synthetic test sentences, by accent
 
@@ -136,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
             "precision": resolve_precision(cfg.training.precision, pick_device("cpu")),
             "wall_min": result.wall_s / 60}
     command = "python scripts/build_source_model.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    atomic_write_text(out / "README.md", model_card(cfg, scores, info, command.strip()))
+    atomic_write_text(out / "README.md", model_card(cfg, scores, info, command.strip(), result.history))
     atomic_write_json(out / "training.json", {"config": asdict(cfg), "info": info, "history": result.history,
                                               "scores": scores["sets"]})
     for name, r in scores["sets"].items():

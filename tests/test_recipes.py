@@ -58,6 +58,13 @@ def test_build_source_model_smoke(tmp_path):
     assert (tmp_path / "model" / "model.safetensors").is_file()
 
 
+def test_model_card_says_what_the_dev_curve_did():
+    trend = load_script("scripts/build_source_model.py").dev_trend
+    assert "still falling" in trend([{"dev_wer": 0.25}, {"step": 1}, {"dev_wer": 0.20}])
+    assert "stopped falling" in trend([{"dev_wer": 0.20}, {"dev_wer": 0.21}])
+    assert "Too few" in trend([{"dev_wer": 0.2}])
+
+
 def test_speed_benchmark_smoke(capsys):
     bench = load_script("benchmarks/train_infer_speed.py")
     bench.main(["--size", "tiny", "--train-steps", "1", "--warmup-steps", "0", "--infer-minutes", "0.05",
