@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from speechtl.adapt.run import AdaptConfig, run_adaptation
+from speechtl.adapt.run import AdaptConfig, format_change, run_adaptation
 from speechtl.adapt.train import TrainConfig
 from speechtl.config import ConfigError
 from speechtl.models import random_model
@@ -125,14 +125,14 @@ def _row(label: str, scores: dict) -> str:
     b, a = scores["before"], scores["after"]
     rel = 100 * (a["wer"] - b["wer"]) / b["wer"] if b["wer"] else 0.0
     return (f"{label:<28} {100 * b['wer']:6.1f} → {100 * a['wer']:5.1f} ({rel:+4.0f}%)   "
-            f"{100 * b['cer']:5.1f} → {100 * a['cer']:5.1f}")
+            f"{100 * b['cer']:5.1f} → {100 * a['cer']:5.1f}    {format_change(scores['change'])}")
 
 
 def format_table(results: dict) -> str:
     demo = results["demo"]
     t = results["train"]
     return "\n".join([
-        f"{'':<28} {'WER % before → after':<24} {'CER % before → after'}",
+        f"{'':<28} {'WER % before → after':<24} {'CER % before → after':<22} WER points, 95 % interval",
         _row(f"target  {demo['accent']}", results["target"]),
         _row(f"source  {demo['source_accent']}", results["source"]),
         f"labelled minutes {results['labelled_minutes']:.1f} (+{results['replay_minutes']:.1f} source replay) · "

@@ -46,6 +46,16 @@ def two_runs(tone_data, tiny_model_dir, tmp_path_factory):
     return {s: (root / s, _adapt(tone_data, tiny_model_dir, root / s, s)) for s in ("lora", "adapter")}
 
 
+def test_results_give_each_change_with_its_interval(two_runs):
+    for out, results in two_runs.values():
+        for s in results["sets"].values():
+            c = s["change"]
+            assert c["wer_delta"] == pytest.approx(s["after"]["wer"] - s["before"]["wer"], abs=1e-5)
+            assert c["low"] <= c["wer_delta"] <= c["high"] and c["level"] == 0.95
+        assert results["target"]["change"] == next(iter(results["sets"].values()))["change"]
+        assert "WER points, 95 % interval" in (out / "report.md").read_text()
+
+
 def test_one_base_two_adapters_each_equal_to_its_merged_model(two_runs, tiny_model_dir):
     base = _logits(load_model(str(tiny_model_dir))[0])
     swapped = {}

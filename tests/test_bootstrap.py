@@ -35,6 +35,18 @@ def test_interval_holds_the_difference_and_is_seeded():
     assert d == paired_bootstrap(refs, a, b)
 
 
+def test_speakers_resample_whole_speakers():
+    rng = np.random.default_rng(0)
+    refs = [" ".join(rng.choice(list("abcdefgh"), 5)) for _ in range(60)]
+    b = [r if i < 50 else "x" for i, r in enumerate(refs)]  # b loses only the last 10 utterances
+    per_utt = paired_bootstrap(refs, refs, b)
+    # one label per utterance draws exactly what the utterance bootstrap draws
+    assert paired_bootstrap(refs, refs, b, speakers=[f"s{i}" for i in range(60)]) == per_utt
+    # the 10 bad utterances are one speaker of six: the change hangs on one cluster, the interval widens
+    by_speaker = paired_bootstrap(refs, refs, b, speakers=[f"s{i // 10}" for i in range(60)])
+    assert by_speaker.delta == per_utt.delta and by_speaker.low <= 0.0 < per_utt.low
+
+
 def test_hypothesis_files_must_list_the_same_utterances(tmp_path):
     (tmp_path / "a.tsv").write_text("id\treference\thypothesis\nu1\tthe cat\tthe cat\nu2\ta dog\ta\n")
     (tmp_path / "b.tsv").write_text("id\treference\thypothesis\nu1\tthe cat\tthe hat\nu2\ta dog\ta dog\n")

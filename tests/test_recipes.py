@@ -28,7 +28,7 @@ def test_accent_recipe_smoke(tmp_path):
     saved = json.loads((out / "results.json").read_text())
     assert saved["demo"]["accent"] == "en-029" and saved["demo"]["source_accent"] == "en-us"
     for role in ("target", "source"):
-        assert set(saved[role]) == {"before", "after"}
+        assert set(saved[role]) == {"before", "after", "change"}
         assert {"wer", "cer"} <= set(saved[role]["after"])
     assert saved["labelled_minutes"] > 0 and saved["replay_minutes"] > 0 and saved["trainable_params"] > 0
     assert saved["seed"] == 0 and saved["wall_s"] > 0

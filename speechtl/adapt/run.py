@@ -29,6 +29,7 @@ from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, TrainConfig, tra
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import Utterance, read_manifest, sample_minutes, total_minutes, unique_names
 from speechtl.eval import EvalResult, evaluate, set_text_language, write_hypotheses
+from speechtl.eval.bootstrap import paired_bootstrap
 from speechtl.fileio import _UMASK, atomic_write_json, atomic_write_text
 from speechtl.eval.mismatch import format_mismatch, mismatch_score
 from speechtl.models import load_model
@@ -38,7 +39,7 @@ from speechtl.models.head import adapt_vocabulary
 from speechtl.runtime import resolve_precision, set_threads
 from speechtl.text import find_oov, normalize, text_rules, text_to_model_alphabet
 
-__all__ = ["AdaptConfig", "run_adaptation", "labels_for", "VocabularyError"]
+__all__ = ["AdaptConfig", "run_adaptation", "labels_for", "format_change", "VocabularyError"]
 
 
 @dataclass
@@ -96,6 +97,21 @@ def _set_names(cfg: AdaptConfig) -> dict[str, tuple[str, str]]:
 
 def _scores(result: EvalResult) -> dict:
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in result.summary().items()}
+
+
+def _change(before: EvalResult, after: EvalResult, utts: list[Utterance]) -> dict:
+    """After − before WER on the same utterances (fractions), with a 95 % paired bootstrap interval over speakers
+    (utterances when the manifest names none): is the change more than the test set's noise?"""
+    speaker = {u.id: u.speaker for u in utts}
+    d = paired_bootstrap([r["reference"] for r in before.rows], [r["hypothesis"] for r in before.rows],
+                         [r["hypothesis"] for r in after.rows], speakers=[speaker[r["id"]] for r in before.rows])
+    return {"wer_delta": round(d.delta, 6), "low": round(d.low, 6), "high": round(d.high, 6), "level": d.level,
+            "resampled": "speakers" if any(speaker.values()) else "utterances"}
+
+
+def format_change(change: dict) -> str:
+    """'+0.9 (−0.6 … +2.4)': the WER change in points and its interval."""
+    return f"{100 * change['wer_delta']:+.1f} ({100 * change['low']:+.1f} … {100 * change['high']:+.1f})"
 
 
 def _too_short(model, utts, audio, labels) -> list[str]:
@@ -164,14 +180,14 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     eval_sets = _set_names(cfg)
     mismatch = _mismatch(cfg, model, processor, audio, eval_sets, precision)
 
-    def score_all(when: str) -> dict[str, dict]:
+    def score_all(when: str) -> dict[str, EvalResult]:
         scores = {}
         for name in eval_sets:
             r = evaluate(model, processor, utts[name], cfg.eval_batch_seconds, precision,
                          progress and state.is_main_process, audio[name], desc=f"{when}: {name}")
             if state.is_main_process:
                 write_hypotheses(r, out / "hyps" / f"{name}.{when}.tsv")
-            scores[name] = _scores(r)
+            scores[name] = r
         return scores
 
     before = score_all("before")
@@ -190,10 +206,11 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     model.to(state.device)
     after = score_all("after")
 
-    sets = {name: {"role": role, "manifest": str(path), "before": before[name], "after": after[name]}
+    sets = {name: {"role": role, "manifest": str(path), "before": _scores(before[name]), "after": _scores(after[name]),
+                   "change": _change(before[name], after[name], utts[name])}
             for name, (role, path) in eval_sets.items()}
-    first = {role: next((dict(before=s["before"], after=s["after"]) for s in sets.values() if s["role"] == role),
-                        None) for role in ("target", "source")}
+    first = {role: next(({k: s[k] for k in ("before", "after", "change")} for s in sets.values()
+                         if s["role"] == role), None) for role in ("target", "source")}
     results = {
         "model": cfg.model,
         "sets": sets,
@@ -312,13 +329,13 @@ def render_report(results: dict) -> str:
     lines = [
         f"# Adaptation of `{results['model']}`",
         "",
-        "| set | role | WER before | WER after | change | CER before | CER after | words |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| set | role | WER before | WER after | change | WER points, 95 % interval | CER before | CER after | words |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, s in results["sets"].items():
         b, a = s["before"], s["after"]
         lines.append(f"| {name} | {s['role']} | {_pct(b['wer'])} | {_pct(a['wer'])} | {_rel(b['wer'], a['wer'])} "
-                     f"| {_pct(b['cer'])} | {_pct(a['cer'])} | {b['num_words']} |")
+                     f"| {format_change(s['change'])} | {_pct(b['cer'])} | {_pct(a['cer'])} | {b['num_words']} |")
     t = results["train"]
     lines += [
         "",

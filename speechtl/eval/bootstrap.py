@@ -45,11 +45,13 @@ class WerDifference:
 
 
 def paired_bootstrap(refs: Sequence[str], hyps_a: Sequence[str], hyps_b: Sequence[str], resamples: int = 2000,
-                     level: float = 0.95, seed: int = 0) -> WerDifference:
-    """WER(b) − WER(a) on the same references, with a percentile bootstrap interval over utterances."""
+                     level: float = 0.95, seed: int = 0, speakers: Sequence[str] | None = None) -> WerDifference:
+    """WER(b) − WER(a) on the same references, with a percentile bootstrap interval over utterances — or over
+    whole speakers when ``speakers`` (one label per utterance; "" = a speaker of its own) is given."""
     edits_a, words = word_errors(refs, hyps_a)
     edits_b, _ = word_errors(refs, hyps_b)
-    test = stats.paired_bootstrap(edits_b, edits_a, words, num=resamples, seed=seed, level=level)
+    clusters = None if speakers is None else stats.cluster_ids(speakers)
+    test = stats.paired_bootstrap(edits_b, edits_a, words, clusters, num=resamples, seed=seed, level=level)
     return WerDifference(test.delta, test.low, test.high, level)
 
 
