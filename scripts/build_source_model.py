@@ -37,6 +37,7 @@ EVAL_SEED = 1001
 @dataclass
 class SourceModelConfig:
     out: str = "speechtl/pretrained/en-us-synth"  # model folder to write (shipped inside the package)
+    name: str = "speechtl/en-us-synth"  # the name on the model card (shipped models load as speechtl/<folder>)
     work: str = "runs/source_model"  # synthetic data, checkpoints
     accent: str = "en-us"  # the source accent
     train_hours: float = 5.0  # synthetic training audio
@@ -95,7 +96,7 @@ library_name: transformers
 pipeline_tag: automatic-speech-recognition
 tags: [wav2vec2, ctc, synthetic-speech, speechtl]
 ---
-# speechtl/en-us-synth — a small offline source model
+# {cfg.name} — a small offline source model
 
 A {train_info['params'] / 1e6:.1f} M-parameter `Wav2Vec2ForCTC` trained **from scratch** on
 {cfg.train_hours:g} h of **synthetic** American-English speech (espeak-ng voices through
