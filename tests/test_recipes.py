@@ -49,6 +49,17 @@ def test_demo_command_smoke_is_deterministic(tmp_path, capsys):
     assert a["replay_minutes"] == 0
 
 
+def test_demo_sets_are_cached_per_voice_count(tmp_path):
+    from speechtl.demo import AccentDemoConfig, synth_set
+    from speechtl.data.manifest import read_manifest
+
+    cfg = AccentDemoConfig(data=str(tmp_path), quiet=True, num_speakers=3)
+    three, five = synth_set(cfg, "replay", 0.5), synth_set(cfg, "replay", 0.5, num_speakers=5)
+    assert three != five and "-5spk-" in five  # a cached 3-voice set is never reused for 5 voices
+    assert len({u.speaker for u in read_manifest(three)}) == 3
+    assert len({u.speaker for u in read_manifest(five)}) == 5
+
+
 def test_build_source_model_smoke(tmp_path):
     script = load_script("scripts/build_source_model.py")
     scores = script.main(["--smoke", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "model")])
