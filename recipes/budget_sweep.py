@@ -30,9 +30,11 @@ from speechtl.demo import AccentDemoConfig, run_accent_demo
 from speechtl.fileio import atomic_write_json, atomic_write_text
 
 # Every cell: the demo's defaults (speechtl.demo.AccentDemoConfig and its TrainConfig: full fine-tune, 8:1 source
-# replay, 5 % source forgetting limit), with the schedule the README's sweep was made with pinned here (the demo
-# has since moved to lr 1e-3 and 800 steps), then the preset's changes.
-SWEEP_TRAINING = {"lr": 5e-4, "max_steps": 600}
+# replay, 5 % source forgetting limit), with the settings the README's sweep was made with pinned here (the demo
+# has since moved on: lr 1e-3, 800 steps, 40 voices per set, ...), then the preset's changes. The sweep also keeps
+# the first shipped model (BudgetSweepConfig.model) until it is re-run on the current one.
+SWEEP_BASE = {"lr": 5e-4, "max_steps": 600, "eval_every": 100, "num_speakers": 20, "replay_speakers": 0,
+              "source_dev_minutes": 10.0}
 PRESETS: dict[str, dict] = {
     "full": {},
     "lora": {"strategy": "lora", "lr": 1e-3, "lora_r": 8, "lora_alpha": 16},  # r 8: adapter ≤ 5 % of the model
@@ -49,7 +51,7 @@ COLUMNS = ["strategy", "minutes", "labelled_minutes", "replay_minutes", "target_
 class BudgetSweepConfig:
     """Adapt the shipped model to a synthetic accent at several labelled budgets with several strategies."""
 
-    model: str = "speechtl/en-us-synth"  # the source model
+    model: str = "speechtl/en-us-synth-v1"  # the source model (the README's sweep was made on the first build)
     accent: str = "en-gb-scotland"  # target accent
     source_accent: str = "en-us"
     minutes: list[float] = field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 20.0])  # labelled target minutes
@@ -71,7 +73,7 @@ def cell_config(cfg: BudgetSweepConfig, strategy: str, minutes: float) -> Accent
                             resume=True, smoke=cfg.smoke, quiet=cfg.quiet)
     demo.training.seed, demo.training.threads = cfg.seed, cfg.threads
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    for key, value in {**SWEEP_TRAINING, **PRESETS[strategy]}.items():
+    for key, value in {**SWEEP_BASE, **PRESETS[strategy]}.items():
         if key in train_fields:
             setattr(demo.training, key, value)
         elif key in {f.name for f in dataclasses.fields(AccentDemoConfig)} - {"training"}:
@@ -193,7 +195,7 @@ def sweep(cfg: BudgetSweepConfig) -> list[dict]:
         cell_config(cfg, s, m)  # every preset checked before the first cell runs
     out = Path(cfg.out)
     atomic_write_json(out / "sweep_config.json", {**dataclasses.asdict(cfg), "presets": PRESETS,
-                                                   "sweep_training": SWEEP_TRAINING,
+                                                   "sweep_base": SWEEP_BASE,
                                                    "command": shlex.join(["python", "recipes/budget_sweep.py",
                                                                           *sys.argv[1:]])})
     rows = []

@@ -1,6 +1,6 @@
 """Build the shipped offline source model: a small Wav2Vec2ForCTC trained from scratch on synthetic en-us.
 
-    .venv/bin/python scripts/build_source_model.py                  # ~1 h on one CPU core
+    .venv/bin/python scripts/build_source_model.py                  # the shipped model: ~2.5 h on one CPU core
     .venv/bin/python scripts/build_source_model.py --resume         # continue after an interruption
     .venv/bin/python scripts/build_source_model.py --smoke          # seconds: the whole path, tiny budget
 
@@ -40,8 +40,8 @@ class SourceModelConfig:
     name: str = "speechtl/en-us-synth"  # the name on the model card (shipped models load as speechtl/<folder>)
     work: str = "runs/source_model"  # synthetic data, checkpoints
     accent: str = "en-us"  # the source accent
-    train_hours: float = 5.0  # synthetic training audio
-    num_speakers: int = 300  # voice/pitch/rate combinations in the training set
+    train_hours: float = 10.0  # synthetic training audio
+    num_speakers: int = 600  # voice/pitch/rate combinations in the training set
     dev_minutes: float = 4.0
     test_minutes: float = 4.0  # per evaluated accent, for the model card
     card_accents: list[str] = field(default_factory=lambda: [*ENGLISH_ACCENTS, "de", "fr", "es"])
@@ -50,7 +50,7 @@ class SourceModelConfig:
     resume: bool = False
     smoke: bool = False  # a tiny run through the whole path (seconds)
     training: TrainConfig = field(default_factory=lambda: TrainConfig(
-        lr=2e-3, max_steps=6000, warmup_ratio=0.05, batch_seconds=60.0, eval_every=500, patience=0,
+        lr=2e-3, max_steps=7000, warmup_ratio=0.05, batch_seconds=60.0, eval_every=500, patience=0,
         freeze_feature_encoder=False, threads=1, seed=0,
     ))
 
