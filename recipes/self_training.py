@@ -4,7 +4,7 @@
     python recipes/self_training.py --labelled-minutes 5 --rounds 3 --keep-fraction 0.3
     python recipes/self_training.py --smoke                       # seconds, tiny random model
 
-Offline default: the first shipped en-us model (v1); espeak-ng sets from :mod:`speechtl.demo` — 30 unlabelled
+Offline default: the shipped en-us model; espeak-ng sets from :mod:`speechtl.demo` — 30 unlabelled
 minutes of en-gb-scotland (their transcripts are hidden references, used only to score the
 pseudo-labels), 5 labelled minutes, a 4-min target dev set (picks checkpoints: labelled audio every
 row uses, also the 0-label one), a 6-min target test set, en-us dev/test sets (forgetting) and en-us
@@ -42,7 +42,7 @@ def _default_training() -> TrainConfig:
 class SelfTrainingRecipeConfig:
     """Self-training on untranscribed target-accent audio (0 and 5 labelled minutes) vs supervised only."""
 
-    model: str = "speechtl/en-us-synth-v1"  # the source model (the README's figures were made on the first build)
+    model: str = "speechtl/en-us-synth"  # the source model
     accent: str = "en-gb-scotland"  # target accent
     source_accent: str = "en-us"  # the accent the source model was trained on
     labelled_minutes: list[float] = field(default_factory=lambda: [0.0, 5.0])  # labelled budgets compared
