@@ -8,8 +8,7 @@ Run (from the repository root):
 Audio: synthetic en-us speech (``speechtl.synth``) joined into one 16 kHz WAV of ``--minutes``, and
 files of ``--scaling-minutes`` (the same speech repeated). Models: a wav2vec2-base-sized random model
 (``random_model(size="base")``, saved once so both sides load the same weights) and the shipped
-``speechtl/en-us-synth-v1`` (the first shipped build; same architecture as the current one). Each measurement
-runs in a fresh subprocess (clean peak RSS):
+``speechtl/en-us-synth``. Each measurement runs in a fresh subprocess (clean peak RSS):
 
 - ``speechtl``: ``transcribe_files`` (streamed chunks, batched, fp32 and bf16 autocast);
 - ``pipeline``: ``transformers.pipeline("automatic-speech-recognition", model=folder)`` called with
@@ -219,7 +218,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     peaks = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
     speech = make_speech(work, min(args.minutes, 10.0))
-    models = {"base": base_model_dir(work), "shipped": SHIPPED_DIR / "en-us-synth-v1"}  # README figures: first build
+    models = {"base": base_model_dir(work), "shipped": SHIPPED_DIR / "en-us-synth"}
     flops = {name: flops_per_chunk(folder, args.chunk_s) for name, folder in models.items()}
 
     def row(kind: str, name: str, system: str, precision: str, minutes: float, stride_s: float) -> dict:
