@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from speechtl.adapt.run import AdaptConfig, format_change, run_adaptation
+from speechtl.adapt.run import AdaptConfig, format_change, format_routing, run_adaptation
 from speechtl.adapt.train import TrainConfig
 from speechtl.config import ConfigError
 from speechtl.models import random_model
@@ -56,9 +56,10 @@ class AccentDemoConfig:
     source_dev_minutes: float = 20.0  # source dev set (forgetting limit; small sets make a 5 % limit noise)
     test_minutes: float = 6.0  # target test set
     source_test_minutes: float = 6.0  # source-accent test set (forgetting)
-    replay_ratio: float = 8.0  # source replay minutes per labelled target minute (0: no replay)
+    replay_ratio: float = 0.0  # source replay minutes per labelled target minute (0: no replay)
+    route_minutes: float = 20.0  # source audio the router learns from (0: one adapted model serves both accents)
     num_speakers: int = 40  # synthetic voices per set (a 20-voice source test set was off by ~1 WER point)
-    replay_speakers: int = 160  # voices in the replay set (0: num_speakers); replay stands for the source corpus
+    replay_speakers: int = 160  # voices in the replay and router source sets (0: num_speakers): the source corpus
     data: str = "runs/data"  # synthetic data cache (reused when present)
     out: str = "runs/demo"  # run folder
     resume: bool = False  # continue an interrupted run from its checkpoint (a finished run is redone)
@@ -99,6 +100,7 @@ def _smoke(cfg: AccentDemoConfig) -> AccentDemoConfig:
     cfg.train_minutes = min(cfg.train_minutes, 0.15)
     cfg.dev_minutes = cfg.source_dev_minutes = cfg.test_minutes = cfg.source_test_minutes = 0.15
     cfg.num_speakers, cfg.replay_speakers = 3, 0
+    cfg.route_minutes = min(cfg.route_minutes, 0.15)
     cfg.training.max_steps, cfg.training.eval_every, cfg.training.batch_seconds = 3, 3, 10.0
     return cfg
 
@@ -119,6 +121,8 @@ def run_accent_demo(cfg: AccentDemoConfig) -> dict:
         replay=(synth_set(cfg, "replay", cfg.replay_ratio * cfg.train_minutes, cfg.replay_speakers)
                 if cfg.replay_ratio > 0 else ""),
         replay_ratio=cfg.replay_ratio,
+        route=synth_set(cfg, "replay", cfg.route_minutes, cfg.replay_speakers) if cfg.route_minutes > 0 else "",
+        route_minutes=cfg.route_minutes,
         out=cfg.out,
         resume=cfg.resume,
         training=cfg.training,
@@ -146,4 +150,5 @@ def format_table(results: dict) -> str:
         f"trainable parameters {results['trainable_params'] / 1e6:.2f} M · steps {t['steps']} "
         f"(chosen {t['best_step']}) · wall time {results['wall_s'] + demo['synthesis_s']:.0f} s · seed {results['seed']}",
         f"verdict: {results['verdict']}",
+        *([format_routing(results["routing"], results["sets"])] if results.get("routing") else []),
     ])

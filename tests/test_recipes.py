@@ -30,7 +30,8 @@ def test_accent_recipe_smoke(tmp_path):
     for role in ("target", "source"):
         assert set(saved[role]) == {"before", "after", "change"}
         assert {"wer", "cer"} <= set(saved[role]["after"])
-    assert saved["labelled_minutes"] > 0 and saved["replay_minutes"] > 0 and saved["trainable_params"] > 0
+    assert saved["labelled_minutes"] > 0 and saved["replay_minutes"] == 0 and saved["trainable_params"] > 0
+    assert set(saved["routing"]["routed_share"]) == set(saved["sets"])  # the default routes by accent
     assert saved["seed"] == 0 and saved["wall_s"] > 0
     assert (out / "recipe_config.json").is_file() and (out / "report.md").is_file()
     assert results["target"] == saved["target"]
@@ -132,41 +133,46 @@ def test_budget_sweep_smoke_is_resumable(tmp_path, capsys):
     recipe = load_script("recipes/budget_sweep.py")
     args = ["--smoke", "--quiet", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "sweep")]
     rows = recipe.main(args)
-    assert [(r["strategy"], r["minutes"]) for r in rows] == [("full", 0.05), ("full", 0.15), ("lora", 0.05),
-                                                            ("lora", 0.15)]
+    assert [(r["strategy"], r["minutes"]) for r in rows] == [("routed", 0.05), ("routed", 0.15), ("full", 0.05),
+                                                            ("full", 0.15)]
     assert all(r["target_wer_after"] is not None and r["source_wer_after"] is not None for r in rows)
     assert rows[0]["labelled_minutes"] < rows[1]["labelled_minutes"]
+    assert rows[0]["replay_minutes"] == 0 < rows[2]["replay_minutes"]  # routed: no replay; full: 8:1 replay
     out = tmp_path / "sweep"
     with open(out / "sweep.csv") as f:
         lines = f.read().splitlines()
     assert lines[0].startswith("strategy,minutes,labelled_minutes") and len(lines) == 5
     assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
-    assert "lora" in printed and "full" in printed and "target WER %" in printed
-    (out / "lora-0.15min" / "results.json").unlink()  # as if that cell had been interrupted
+    assert "routed" in printed and "full" in printed and "target WER %" in printed
+    (out / "full-0.15min" / "results.json").unlink()  # as if that cell had been interrupted
     again = recipe.main(args)
     printed = capsys.readouterr().out
-    assert printed.count("done before, not rerun") == 3 and "[4/4] lora 0.15 min ..." in printed
+    assert printed.count("done before, not rerun") == 3 and "[4/4] full 0.15 min ..." in printed
     assert [r["target_wer_after"] for r in again] == [r["target_wer_after"] for r in rows]
-    recipe.PRESETS["lora"] = {**recipe.PRESETS["lora"], "lr": 0.5}  # a changed preset must not reuse old cells
+    recipe.PRESETS["full"] = {**recipe.PRESETS["full"], "lr": 0.5}  # a changed preset must not reuse old cells
     import pytest
 
-    with pytest.raises(ValueError, match=r"lora-0\.05min was run with other \(or unrecorded\) settings"):
-        recipe.main(args)
-    (out / "full-0.05min" / "cell_config.json").unlink()  # results without recorded settings: not trusted either
     with pytest.raises(ValueError, match=r"full-0\.05min was run with other \(or unrecorded\) settings"):
+        recipe.main(args)
+    (out / "routed-0.05min" / "cell_config.json").unlink()  # results without recorded settings: not trusted either
+    with pytest.raises(ValueError, match=r"routed-0\.05min was run with other \(or unrecorded\) settings"):
         recipe.main(args)
 
 
 def test_budget_sweep_presets_are_diffs_over_the_demo_defaults():
     recipe = load_script("recipes/budget_sweep.py")
     cfg = recipe.BudgetSweepConfig(out="/tmp/x")
-    full = recipe.cell_config(cfg, "full-noreplay", 5)
-    assert (full.training.strategy, full.training.lr, full.replay_ratio, full.train_minutes) == ("full", 5e-4, 0.0, 5)
-    assert full.resume and full.out == "/tmp/x/full-noreplay-5min" and full.training.max_steps == 600
+    routed = recipe.cell_config(cfg, "routed", 5)
+    assert (routed.route_minutes, routed.replay_ratio, routed.training.lr, routed.training.max_steps) == \
+        (20.0, 0.0, 1e-3, 800)
+    assert routed.resume and routed.out == "/tmp/x/routed-5min" and routed.train_minutes == 5
+    plain = recipe.cell_config(cfg, "full-noreplay", 5)
+    assert (plain.training.strategy, plain.route_minutes, plain.replay_ratio) == ("full", 0.0, 0.0)
     lora = recipe.cell_config(cfg, "lora", 1)
-    assert (lora.training.strategy, lora.training.lora_r, lora.training.lr, lora.replay_ratio) == ("lora", 8, 1e-3, 8.0)
+    assert (lora.training.strategy, lora.training.lora_r, lora.route_minutes, lora.replay_ratio) == \
+        ("lora", 8, 0.0, 8.0)
     import pytest
 
-    with pytest.raises(ValueError, match="unknown strategy preset 'nope'; presets: full, lora, adapter"):
+    with pytest.raises(ValueError, match="unknown strategy preset 'nope'; presets: routed, full, lora"):
         recipe.cell_config(cfg, "nope", 1)

@@ -12,6 +12,7 @@ hypotheses under ``hyps/`` and a short ``report.md``. Strategies ``lora`` and ``
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import sys
@@ -31,15 +32,16 @@ from speechtl.data.manifest import Utterance, read_manifest, sample_minutes, tot
 from speechtl.eval import EvalResult, evaluate, set_text_language, write_hypotheses
 from speechtl.eval.bootstrap import paired_bootstrap
 from speechtl.fileio import _UMASK, atomic_write_json, atomic_write_text
-from speechtl.eval.mismatch import format_mismatch, mismatch_score
+from speechtl.eval.mismatch import format_mismatch, mismatch_score, sample_stats
 from speechtl.models import load_model
-from speechtl.models.adapter import ADAPTER_DIR, ADAPTER_STRATEGIES, base_fingerprint, capture_adapter, save_adapter, \
-    weights_bytes
+from speechtl.models.adapter import ADAPTER_DIR, ADAPTER_STRATEGIES, base_fingerprint, capture_adapter, folder_bytes, \
+    save_adapter, weights_bytes
 from speechtl.models.head import adapt_vocabulary
+from speechtl.models.router import ROUTER_DIR, RoutedCTC, fit_router, read_router_meta, save_router, weights_digest
 from speechtl.runtime import resolve_precision, set_threads
 from speechtl.text import find_oov, normalize, text_rules, text_to_model_alphabet
 
-__all__ = ["AdaptConfig", "run_adaptation", "labels_for", "format_change", "VocabularyError"]
+__all__ = ["AdaptConfig", "run_adaptation", "labels_for", "format_change", "format_routing", "VocabularyError"]
 
 
 @dataclass
@@ -52,6 +54,8 @@ class AdaptConfig:
     source_dev: str = ""  # source-domain dev manifest: checkpoints forgetting more than --max-forgetting are refused
     replay: str = ""  # labelled source-domain manifest mixed into training (fights forgetting)
     replay_ratio: float = 1.0  # replay minutes per labelled target minute (speaker-stratified sample)
+    route: str = ""  # source-accent audio (manifest, transcripts not needed): serve source-like utterances with the unchanged start model (speechtl.models.router)
+    route_minutes: float = 30.0  # at most this many minutes of the --route audio (speaker-stratified sample)
     out: str = "runs/adapt"  # run folder
     resume: bool = False  # continue an interrupted run from out/checkpoint
     on_error: str = "fail"  # unreadable audio: fail (stop, naming the file) or skip (leave out, list in results)
@@ -136,11 +140,15 @@ def _load_data(cfg: AdaptConfig, tokenizer, progress: bool, language: str | None
     utts = {name: read_manifest(path) for name, path in named.items()}
     _check_transcripts(utts, tokenizer, cfg.model, language)
     audio, skipped = {}, []
-    if cfg.replay:  # sample the replay share from headers first: a large source set is never decoded whole
-        target_minutes = total_minutes(add_durations(utts["train"], "skip")[0])
-        replay, bad = add_durations(utts["replay"], cfg.on_error)
-        skipped += [{"id": i, "audio_path": "", "reason": r, "set": "replay"} for i, r in bad]
-        utts["replay"] = sample_minutes(replay, cfg.replay_ratio * target_minutes, cfg.training.seed)
+    if cfg.route:  # audio only: the router learns what source speech sounds like, not what it says
+        named["route"], utts["route"] = cfg.route, read_manifest(cfg.route, require_text=False)
+    # sample large source sets from headers first: they are never decoded whole
+    target_minutes = total_minutes(add_durations(utts["train"], "skip")[0]) if cfg.replay else 0.0
+    for name, minutes in (("replay", cfg.replay_ratio * target_minutes), ("route", cfg.route_minutes)):
+        if name in utts:
+            kept, bad = add_durations(utts[name], cfg.on_error)
+            skipped += [{"id": i, "audio_path": "", "reason": r, "set": name} for i, r in bad]
+            utts[name] = sample_minutes(kept, minutes, cfg.training.seed)
     for name in utts:
         utts[name], audio[name], bad = load_utterance_audio(utts[name], cfg.on_error, progress, f"loading {name}")
         skipped += [dict(s, set=name) for s in bad]
@@ -165,12 +173,19 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         raise ConfigError("give at least one evaluation set (--test or --dev)")
     if cfg.training.distill and not cfg.replay:
         raise ConfigError("--distill keeps the outputs on source replay audio: give --replay too")
+    if cfg.route and cfg.vocab != "keep":
+        raise ConfigError("--route serves some utterances with the start model: the adapted model must keep its "
+                          f"vocabulary (--vocab keep, got {cfg.vocab!r})")
     state = PartialState(cpu=cfg.training.cpu)  # this process's device, also under accelerate launch / torchrun
     set_threads(cfg.training.threads)  # before the first evaluation: bf16 results differ slightly by thread count
     model, processor = load_model(cfg.model)
+    if isinstance(model, RoutedCTC):
+        raise ConfigError(f"{cfg.model!r} is a routed run folder (base + adapted model): adapt its base model "
+                          f"{read_router_meta(cfg.model)['base_model']!r} again, or the adapted model alone "
+                          f"(copy the folder without router/)")
     # an adapter artifact applies to the base's vocabulary: with a new CTC head (--vocab ≠ keep) only the full model
     keeps_adapter = cfg.training.strategy in ADAPTER_STRATEGIES and cfg.vocab == "keep"
-    base = base_fingerprint(model, processor) if keeps_adapter else None
+    fingerprint = base_fingerprint(model, processor) if keeps_adapter else None
     language = set_text_language(model, cfg.language)  # saved with the model: scoring uses the same normaliser
     processor, head = adapt_vocabulary(model, processor, [u.text for u in read_manifest(cfg.train)], cfg.vocab,
                                        language, cfg.training.seed)
@@ -180,17 +195,22 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     eval_sets = _set_names(cfg)
     mismatch = _mismatch(cfg, model, processor, audio, eval_sets, precision)
 
-    def score_all(when: str) -> dict[str, EvalResult]:
+    def score_all(when: str, net) -> dict[str, EvalResult]:
         scores = {}
         for name in eval_sets:
-            r = evaluate(model, processor, utts[name], cfg.eval_batch_seconds, precision,
+            if isinstance(net, RoutedCTC):
+                net.counts = [0, 0]
+            r = evaluate(net, processor, utts[name], cfg.eval_batch_seconds, precision,
                          progress and state.is_main_process, audio[name], desc=f"{when}: {name}")
             if state.is_main_process:
                 write_hypotheses(r, out / "hyps" / f"{name}.{when}.tsv")
+            if isinstance(net, RoutedCTC) and routing is not None:
+                routing["routed_share"][name] = round(net.counts[0] / max(net.counts[1], 1), 4)
             scores[name] = r
         return scores
 
-    before = score_all("before")
+    before = score_all("before", model)
+    base, router, routing = _fit_router(cfg, model, processor, audio, precision) if cfg.route else (None, None, None)
     train_utts, train_audio = utts["train"] + utts.get("replay", []), audio["train"] + audio.get("replay", [])
     labels = labels_for(train_utts, processor.tokenizer, language)
     warnings = _too_short(model, train_utts, train_audio, labels)
@@ -202,9 +222,10 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         resume=cfg.resume, progress=progress,
         distill=[False] * len(utts["train"]) + [True] * len(utts.get("replay", [])),
         on_finish=(lambda m: adapters.append(capture_adapter(m, cfg.training.strategy))) if keeps_adapter else None,
+        score_with=(lambda m: RoutedCTC(base, m, router)) if router is not None else None,
     )
     model.to(state.device)
-    after = score_all("after")
+    after = score_all("after", RoutedCTC(base, model, router) if router is not None else model)
 
     sets = {name: {"role": role, "manifest": str(path), "before": _scores(before[name]), "after": _scores(after[name]),
                    "change": _change(before[name], after[name], utts[name])}
@@ -224,6 +245,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         "skipped": skipped,
         "verdict": verdict(result.history, result.best_step, cfg.training.max_forgetting, result.best_alpha),
         "mismatch": mismatch,
+        "routing": routing,
         "warnings": warnings,
         "seed": cfg.training.seed,
         "device": str(state.device),
@@ -235,7 +257,11 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     }
     if state.is_main_process:
         save_model(model, processor, out)
-        results["artifacts"] = _write_adapter(out, cfg.model, adapters[0] if adapters else None, base, result)
+        results["artifacts"] = _write_adapter(out, cfg.model, adapters[0] if adapters else None, fingerprint, result)
+        shutil.rmtree(out / ROUTER_DIR, ignore_errors=True)  # never leave an older run's router behind
+        if router is not None:
+            save_router(router, out / ROUTER_DIR, cfg.model, weights_digest(base), routing)
+            results["artifacts"]["router_bytes"] = folder_bytes(out / ROUTER_DIR)
         atomic_write_json(out / "run_config.json", asdict(cfg))
         atomic_write_json(out / "results.json", results)
         atomic_write_text(out / "report.md", render_report(results))
@@ -243,6 +269,23 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
             shutil.rmtree(out / folder, ignore_errors=True)
     state.wait_for_everyone()
     return results
+
+
+def _fit_router(cfg: AdaptConfig, model, processor, audio: dict, precision: str):
+    """A frozen copy of the start model, the router fitted on its pooled states (target = the labelled training
+    audio, source = the --route audio) and the routing figures for results.json."""
+    base = copy.deepcopy(model).eval()
+    base.requires_grad_(False)
+    pooled = {name: sample_stats(base, processor, audio[name], cfg.eval_batch_seconds, precision).pooled["final"]
+              for name in ("train", "route")}
+    router = fit_router(pooled["train"], pooled["route"]).to(next(model.parameters()).device)
+    with torch.no_grad():
+        hits = {name: router(torch.from_numpy(x).to(router.mean.device)).float().mean().item()
+                for name, x in pooled.items()}
+    routing = {"source_set": cfg.route, "utterances": {"target": len(audio["train"]), "source": len(audio["route"])},
+               "train_accuracy": {"target": round(hits["train"], 4), "source": round(1 - hits["route"], 4)},
+               "routed_share": {}}  # per evaluation set: share of utterances the adapted model served
+    return base, router, routing
 
 
 def _mismatch(cfg: AdaptConfig, model, processor, audio: dict, eval_sets: dict, precision: str) -> dict | None:
@@ -318,10 +361,22 @@ def _rel(before: float, after: float) -> str:
 
 def _artifact_line(a: dict) -> str:
     line = f"Artifacts: full model {a['full_model_bytes'] / 1e6:.2f} MB"
+    if a.get("router_bytes"):
+        line += f" · router {a['router_bytes'] / 1e3:.1f} kB in `router/` (serves with the start model)"
     if a["adapter_bytes"]:
         line += (f" · adapter {a['adapter_bytes'] / 1e6:.3f} MB ({100 * a['adapter_ratio']:.1f} % of the full model) "
                  f"in `{a['adapter_dir']}/`")
     return line + (f" · {a['adapter_note']}" if a.get("adapter_note") else "")
+
+
+def format_routing(routing: dict, sets: dict) -> str:
+    """One line: how the router split each evaluation set between the adapted and the start model."""
+    shares = " · ".join(f"{name} ({sets[name]['role']}) {100 * share:.0f} %" for name, share in
+                        routing["routed_share"].items())
+    acc = routing["train_accuracy"]
+    return (f"Routing: share served by the adapted model (the rest by the unchanged start model): {shares}; "
+            f"router fitted on {routing['utterances']['target']} target / {routing['utterances']['source']} source "
+            f"utterances, right on {100 * acc['target']:.0f} % / {100 * acc['source']:.0f} % of them")
 
 
 def render_report(results: dict) -> str:
@@ -348,6 +403,8 @@ def render_report(results: dict) -> str:
     if results.get("mismatch"):
         lines += ["", f"Domain mismatch before adapting ({results['mismatch']['target_set']} vs "
                       f"{results['mismatch']['source_set']}): {format_mismatch(results['mismatch'])}."]
+    if results.get("routing"):
+        lines += ["", format_routing(results["routing"], results["sets"]) + "."]
     if results.get("artifacts"):
         lines += ["", _artifact_line(results["artifacts"])]
     if results["skipped"]:

@@ -165,6 +165,7 @@ def train(
     progress: bool = True,
     on_finish: Callable[[torch.nn.Module], None] | None = None,
     distill: Sequence[bool] | None = None,
+    score_with: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
 ) -> TrainResult:
     """Fine-tune ``model`` in place; at the end it holds the best-dev weights (or the last ones without dev).
 
@@ -174,7 +175,9 @@ def train(
     model itself (step 0) is a candidate, so a run that cannot help returns the model it started from.
     ``on_finish`` sees the module that trained (a peft wrapper for LoRA) holding the returned weights, before
     LoRA is merged (to keep an adapter artifact). ``distill``: per training utterance, whether ``cfg.distill``
-    anchors its frame posteriors to the starting model's (the source replay utterances).
+    anchors its frame posteriors to the starting model's (the source replay utterances). ``score_with``: what
+    the dev sets score, given the weights in training (default: those weights; a routed run scores the routed
+    system, :class:`speechtl.models.router.RoutedCTC`).
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -212,7 +215,7 @@ def train(
     collate = CtcCollator(processor.feature_extractor)
     pass_mask = uses_attention_mask(processor)
     blank = base.config.pad_token_id
-    dev = _DevSets(dev_utts, dev_audio, source_dev_utts, source_dev_audio)
+    dev = _DevSets(dev_utts, dev_audio, source_dev_utts, source_dev_audio, score_with)
 
     bar = tqdm(total=cfg.max_steps, initial=state.step, desc="adapting", unit="step",
                disable=not (progress and accelerator.is_main_process))
@@ -328,14 +331,16 @@ def _blank_collapse(history: list[dict], cfg: TrainConfig) -> str:
 class _DevSets:
     """The target dev set (checkpoint choice) and the optional source dev set (forgetting limit), loaded once."""
 
-    def __init__(self, target, target_audio, source, source_audio):
+    def __init__(self, target, target_audio, source, source_audio, score_with=None):
         self.target, self.source = list(target), list(source)
+        self.score_with = score_with or (lambda m: m)
         self.target_audio = target_audio if target_audio is not None else [load_audio(u.audio_path) for u in target]
         self.source_audio = source_audio if source_audio is not None else [load_audio(u.audio_path) for u in source]
 
 
 def _score_dev(raw_model, processor, dev: _DevSets, cfg, precision, state: TrainState) -> dict:
     """Target dev WER/CER, source dev WER, and whether the weights stay within the forgetting limit."""
+    raw_model = dev.score_with(raw_model)
     result = evaluate(raw_model, processor, dev.target, cfg.batch_seconds, precision, audio=dev.target_audio)
     empty = sum(not r["hypothesis"] for r in result.rows) / max(len(result.rows), 1)
     entry = {"dev_wer": result.wer, "dev_cer": result.cer, "empty_share": round(empty, 4), "qualifies": True}

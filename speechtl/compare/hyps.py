@@ -35,7 +35,7 @@ __all__ = ["ModelSpec", "split_name", "parse_model_spec", "fingerprint", "TestSe
 CACHE_VERSION = 1
 HASH_LIMIT_BYTES = 256 * 2**20  # larger weight files are identified by size + mtime instead of a full hash
 _NAME = re.compile(r"^[\w.\-]+$")
-_IDENTITY_FILES = ("*.safetensors", "*.json", "*.txt")
+_IDENTITY_FILES = ("*.safetensors", "*.json", "*.txt", "router/*.safetensors", "router/*.json")  # router: routed runs
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def fingerprint(name_or_path: str) -> dict:
     source = Path(_resolve(name_or_path))
     if source.is_dir():
         files = sorted({p for pattern in _IDENTITY_FILES for p in source.glob(pattern)})
-        return {"path": str(source.resolve()), "files": {p.name: _file_id(p) for p in files}}
+        return {"path": str(source.resolve()), "files": {p.relative_to(source).as_posix(): _file_id(p) for p in files}}
     try:
         from huggingface_hub import try_to_load_from_cache
 

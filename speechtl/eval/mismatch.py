@@ -29,6 +29,7 @@ import torch
 from speechtl.audio import SAMPLE_RATE
 from speechtl.data.dataset import CtcCollator, length_grouped_batches
 from speechtl.decode import uses_attention_mask
+from speechtl.models.router import masked_mean
 from speechtl.runtime import autocast
 
 __all__ = ["SampleStats", "sample_stats", "frechet_distance", "mismatch_score", "format_mismatch"]
@@ -73,8 +74,7 @@ def sample_stats(model, processor, arrays: Sequence[np.ndarray], batch_seconds: 
         valid = (torch.arange(logits.shape[1], device=device)[None, :] < lengths[:, None]).float()  # (B, T)
         states = {str(i): h for i, h in enumerate(enc.hidden_states)} | {"final": enc.last_hidden_state}
         for name, h in states.items():  # (B, T, D) -> (B, D) mean over valid frames
-            mean = (h.float() * valid[..., None]).sum(1) / valid.sum(1, keepdim=True).clamp(min=1)
-            pooled.setdefault(name, []).append(mean.cpu().numpy())
+            pooled.setdefault(name, []).append(masked_mean(h, lengths).cpu().numpy())
         logp = torch.log_softmax(logits.float(), dim=-1)
         entropy += float((-(logp.exp() * logp).sum(-1) * valid).sum())
         confidence += float((logp.max(-1).values.exp() * valid).sum())

@@ -60,12 +60,14 @@ def _resolve(name_or_path: str) -> str:
     return name_or_path
 
 
-def load_model(name_or_path: str, attn_implementation: str = "sdpa",
-               adapter: str | None = None) -> tuple[PreTrainedModel, Wav2Vec2Processor]:
+def load_model(name_or_path: str, attn_implementation: str = "sdpa", adapter: str | None = None,
+               route: bool = True) -> tuple[PreTrainedModel, Wav2Vec2Processor]:
     """Load a CTC model and its processor from a folder or a hub id (safetensors only, no remote code).
 
     ``adapter``: an adapter folder (``<run>/adapter`` of a lora/adapter run) applied to this base model;
-    see :mod:`speechtl.models.adapter`.
+    see :mod:`speechtl.models.adapter`. A run folder with ``router/`` (an ``adapt --route`` run) loads as the
+    routed system, base and adapted model together (:class:`speechtl.models.router.RoutedCTC`), unless
+    ``route`` is False (then: the adapted model alone).
     """
     source = _resolve(str(name_or_path))
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every load
@@ -108,6 +110,13 @@ def load_model(name_or_path: str, attn_implementation: str = "sdpa",
         from speechtl.models.adapter import apply_adapter
 
         model = apply_adapter(model, processor, adapter, str(name_or_path))
+    elif route and Path(source).is_dir():
+        from speechtl.models.router import RoutedCTC, load_router, read_router_meta
+
+        meta = read_router_meta(source)
+        if meta is not None:
+            base, _ = load_model(meta["base_model"], attn_implementation, route=False)
+            model = RoutedCTC(base, model, load_router(source, meta, base, meta["base_model"])).eval()
     return model, processor
 
 

@@ -1,0 +1,187 @@
+"""Accent routing: the start model keeps serving the source accent, the adapted model serves the target accent.
+
+A single small model adapted to a new accent trades the source for the target (NOTES.md: every recipe that
+buys the target −40 % costs the source +100 % or more on the shipped model). Routing sidesteps the trade: a
+linear classifier on the **start model's own** mean-pooled final hidden states (the representation the
+domain-mismatch score uses, :mod:`speechtl.eval.mismatch`) decides per utterance whether it looks like the
+target data the run was adapted on; those go through the adapted model, all others through the unchanged start
+model. What the source "forgets" is then only what the router sends the wrong way — measured, like everything
+else, on the source test set.
+
+- :func:`fit_router`: balanced logistic regression (L-BFGS, L2) on standardised pooled states of the labelled
+  target audio (class 1) and a sample of source-accent audio (class 0; transcripts not needed).
+- :class:`RoutedCTC`: base + adapted + router as one module with a CTC model's ``forward(input_values,
+  attention_mask) -> .logits``, so every decoding path (evaluate, transcribe, long-form chunks, compare)
+  serves the routed system unchanged. The base runs on every row; the adapted model only on routed rows.
+  Long files are routed per chunk.
+- A run folder with ``router/`` (``router.safetensors`` + ``speechtl_router.json``: the base model's name,
+  SHA-256 of its weights, the router's figures) loads as a :class:`RoutedCTC` through
+  :func:`speechtl.models.load_model`; the folder's own model files are the adapted model alone (plain
+  transformers loads those).
+
+Models without an attention mask (group-norm wav2vec2, e.g. base-960h) pool over padded frames too in batched
+inference; our models and large-lv60-style models pass the mask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from transformers.modeling_outputs import CausalLMOutput
+
+from speechtl.fileio import _UMASK, atomic_dir, atomic_write_json
+
+__all__ = ["ROUTER_DIR", "Router", "RoutedCTC", "fit_router", "masked_mean", "weights_digest", "save_router",
+           "read_router_meta", "load_router"]
+
+ROUTER_DIR = "router"  # inside the run folder
+META = "speechtl_router.json"
+WEIGHTS = "router.safetensors"
+FORMAT = "speechtl-router/1"
+
+
+def masked_mean(hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T, D) hidden states → (B, D) fp32 mean over each row's first ``lengths`` frames."""
+    valid = (torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None].to(hidden.device))
+    valid = valid.float()
+    return (hidden.float() * valid[..., None]).sum(1) / valid.sum(1, keepdim=True).clamp(min=1)
+
+
+class Router(torch.nn.Module):
+    """p(target | pooled state) = σ(w·(x − μ)/σ + b); an utterance is routed to the adapted model when p > 0.5."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        for name in ("mean", "std", "weight"):
+            self.register_buffer(name, torch.zeros(dim))
+        self.register_buffer("bias", torch.zeros(1))
+
+    def logit(self, pooled: torch.Tensor) -> torch.Tensor:
+        x = (pooled.float() - self.mean) / self.std
+        return x @ self.weight + self.bias
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(B, D) → (B,) bool: True = the adapted (target) model."""
+        return self.logit(pooled) > 0
+
+
+def fit_router(target: np.ndarray, source: np.ndarray, l2: float = 1e-2) -> Router:
+    """Logistic regression on (N, D) target and (M, D) source pooled states, classes weighted equally."""
+    if len(target) < 2 or len(source) < 2:
+        raise ValueError(f"a router needs at least 2 target and 2 source utterances (got {len(target)} and "
+                         f"{len(source)})")
+    x = torch.tensor(np.concatenate([target, source]), dtype=torch.float64)
+    y = torch.cat([torch.ones(len(target)), torch.zeros(len(source))]).double()
+    sample_weight = torch.where(y > 0, 0.5 / len(target), 0.5 / len(source))
+    mean, std = x.mean(0), x.std(0).clamp(min=1e-6)
+    z = (x - mean) / std
+    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=500, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, y, weight=sample_weight,
+                                                                   reduction="sum")
+        loss = bce + 0.5 * l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    router = Router(x.shape[1])
+    router.mean.copy_(mean.float())
+    router.std.copy_(std.float())
+    router.weight.copy_(w.detach().float())
+    router.bias.copy_(b.detach().float())
+    return router
+
+
+class RoutedCTC(torch.nn.Module):
+    """The start model for source-like utterances, the adapted model for target-like ones (see the module doc)."""
+
+    def __init__(self, base, adapted, router: Router):
+        super().__init__()
+        self.base, self.adapted, self.router = base, adapted, router
+        self.config = adapted.config  # vocabulary, text language: the adapted model's (the same head layout)
+        self.counts = [0, 0]  # utterances routed to the adapted model, utterances seen (since the last reset)
+
+    def _get_feat_extract_output_lengths(self, lengths):
+        return self.base._get_feat_extract_output_lengths(lengths)
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None, **_) -> CausalLMOutput:
+        enc = self.base.base_model(input_values, attention_mask=attention_mask)
+        hidden = enc.last_hidden_state
+        logits = self.base.lm_head(hidden)  # what every *ForCTC head does (dropout is off in eval)
+        samples = attention_mask.sum(-1) if attention_mask is not None else \
+            torch.full((len(input_values),), input_values.shape[1], device=input_values.device)
+        routed = self.router(masked_mean(hidden, self.base._get_feat_extract_output_lengths(samples)))
+        self.counts[0] += int(routed.sum())
+        self.counts[1] += len(routed)
+        if routed.any():
+            mask = attention_mask[routed] if attention_mask is not None else None
+            logits = logits.clone()
+            logits[routed] = self.adapted(input_values[routed], attention_mask=mask).logits.to(logits.dtype)
+        return CausalLMOutput(logits=logits)
+
+
+def weights_digest(model) -> str:
+    """SHA-256 of every weight of ``model`` (names, dtypes, shapes, bytes)."""
+    from speechtl.models.adapter import _digest_tensors
+
+    return _digest_tensors(model.state_dict())
+
+
+def save_router(router: Router, folder: str | Path, base_model: str, base_digest: str, info: dict) -> None:
+    """Write ``folder`` atomically. A base given as a local folder is stored as an absolute path."""
+    if Path(base_model).is_dir():
+        base_model = str(Path(base_model).resolve())
+    meta = {"format": FORMAT, "base_model": base_model, "base_weights_sha256": base_digest, "weights": WEIGHTS,
+            **info}
+    with atomic_dir(folder) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in router.state_dict().items()}, tmp / WEIGHTS,
+                  metadata={"format": "pt"})
+        os.chmod(tmp / WEIGHTS, 0o666 & ~_UMASK)
+        atomic_write_json(tmp / META, meta)
+
+
+def read_router_meta(folder: str | Path) -> dict | None:
+    """The router description of a run folder's ``router/``, or None when it has none."""
+    from speechtl.models import ModelLoadError
+
+    path = Path(folder) / ROUTER_DIR / META
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{str(path)!r}: unreadable router description ({type(e).__name__}: {e})") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not meta.get("base_model"):
+        raise ModelLoadError(f"{str(path)!r} is not a {FORMAT} description naming its base model")
+    return meta
+
+
+def load_router(folder: str | Path, meta: dict, base, base_name: str) -> Router:
+    """The router of a run folder, after checking that ``base`` is the model it was trained on."""
+    from speechtl.models import ModelLoadError
+
+    where = Path(folder) / ROUTER_DIR
+    if weights_digest(base) != meta.get("base_weights_sha256"):
+        raise ModelLoadError(f"{str(where)!r} routes between {meta['base_model']!r} and the adapted model, but "
+                             f"{base_name!r} has other weights: the router only works with the base it was "
+                             f"trained on")
+    try:
+        tensors = load_file(where / meta.get("weights", WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelLoadError(f"{str(where)!r}: unreadable router weights ({e})") from e
+    router = Router(base.config.hidden_size)
+    try:
+        router.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise ModelLoadError(f"{str(where)!r}: the router does not fit {base_name!r} ({e})") from e
+    return router

@@ -1,0 +1,144 @@
+"""Accent routing: the router's decision, the routed model's outputs row by row, the run folder round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from speechtl.adapt.run import AdaptConfig, run_adaptation
+from speechtl.adapt.train import TrainConfig
+from speechtl.cli import main
+from speechtl.config import ConfigError
+from speechtl.models import ModelLoadError, load_model, random_model
+from speechtl.models.router import ROUTER_DIR, RoutedCTC, Router, fit_router, masked_mean
+from speechtl.text import build_vocab
+
+from conftest import make_tone_set
+
+
+def test_fit_router_separates_two_clouds_and_weighs_the_classes_equally():
+    rng = np.random.default_rng(0)
+    target = rng.normal(+1.0, 1.0, size=(20, 8))  # few target utterances ...
+    source = rng.normal(-1.0, 1.0, size=(2000, 8))  # ... against many source ones
+    router = fit_router(target, source)
+    held_t, held_s = rng.normal(+1.0, 1.0, size=(500, 8)), rng.normal(-1.0, 1.0, size=(500, 8))
+    hit_t = router(torch.tensor(held_t)).float().mean().item()
+    hit_s = 1 - router(torch.tensor(held_s)).float().mean().item()
+    assert hit_t > 0.95 and hit_s > 0.95  # unweighted, 100:1 would push the boundary into the target cloud
+    mid = router.logit(torch.zeros(1, 8)).item()  # the point halfway between the clouds
+    assert abs(mid) < 1.5
+
+
+def test_fit_router_needs_two_of_each():
+    with pytest.raises(ValueError, match="at least 2 target and 2 source"):
+        fit_router(np.zeros((1, 4)), np.zeros((5, 4)))
+
+
+def test_masked_mean_ignores_padding():
+    h = torch.tensor([[[1.0], [3.0], [100.0]], [[2.0], [4.0], [6.0]]])
+    assert masked_mean(h, torch.tensor([2, 3])).squeeze(-1).tolist() == [2.0, 4.0]
+
+
+def _models():
+    vocab = build_vocab(["abc"])
+    base, processor = random_model(vocab, size="tiny", seed=0)
+    adapted, _ = random_model(vocab, size="tiny", seed=1)
+    return base.eval(), adapted.eval(), processor
+
+
+def _router(dim: int, bias: float, weight: torch.Tensor | None = None) -> Router:
+    r = Router(dim)
+    r.std.fill_(1.0)
+    r.bias.fill_(bias)
+    if weight is not None:
+        r.weight.copy_(weight)
+    return r
+
+
+@torch.no_grad()
+def test_routed_model_serves_each_row_from_the_model_the_router_picks():
+    base, adapted, _ = _models()
+    x = torch.randn(3, 8000, generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(x, dtype=torch.long)
+    mask[2, 5000:] = 0
+    x[2, 5000:] = 0
+    ref_base, ref_adapted = base(x, attention_mask=mask).logits, adapted(x, attention_mask=mask).logits
+    assert torch.equal(RoutedCTC(base, adapted, _router(32, -1.0))(x, mask).logits, ref_base)
+    assert torch.equal(RoutedCTC(base, adapted, _router(32, +1.0))(x, mask).logits, ref_adapted)
+    # a router that picks by the pooled state: its decision per row decides which model's rows come out
+    w = torch.randn(32, generator=torch.Generator().manual_seed(1))
+    pooled = masked_mean(base.base_model(x, attention_mask=mask).last_hidden_state,
+                         base._get_feat_extract_output_lengths(mask.sum(-1)))
+    bias = -float((pooled @ w).median())  # one row on each side of the boundary (the middle one on it)
+    routed = RoutedCTC(base, adapted, _router(32, bias, w))
+    picks = routed.router(pooled)
+    out = routed(x, mask).logits
+    for i, pick in enumerate(picks.tolist()):
+        assert torch.allclose(out[i], (ref_adapted if pick else ref_base)[i], atol=1e-5)
+    assert routed.counts == [int(picks.sum()), 3]
+
+
+@pytest.fixture(scope="module")
+def routed_run(tone_data, tiny_model_dir, tmp_path_factory):
+    """A routed run: tone-language target, a 'source accent' of the same tones one octave lower."""
+    root = tmp_path_factory.mktemp("routed")
+    source = make_tone_set(root / "src", 8, seed=7, accent="src")
+    cfg = AdaptConfig(model=str(tiny_model_dir), train=str(tone_data["train"]), dev=str(tone_data["dev"]),
+                      test=[str(tone_data["test"])], source_test=str(source), route=str(source),
+                      out=str(root / "run"), mismatch_utts=0,
+                      training=TrainConfig(lr=1e-2, max_steps=2, eval_every=2, batch_seconds=4, guard=False))
+    return root / "run", run_adaptation(cfg, progress=False), source
+
+
+def test_a_routed_run_records_its_router_and_how_it_split_each_set(routed_run, tiny_model_dir):
+    out, results, _ = routed_run
+    routing = results["routing"]
+    assert routing["utterances"] == {"target": 12, "source": 8}
+    assert set(routing["routed_share"]) == set(results["sets"])
+    assert all(0 <= v <= 1 for v in routing["routed_share"].values())
+    meta = json.loads((out / ROUTER_DIR / "speechtl_router.json").read_text())
+    assert meta["base_model"] == str(tiny_model_dir.resolve()) and meta["routed_share"] == routing["routed_share"]
+    assert results["artifacts"]["router_bytes"] > 0
+    assert "Routing: share served by the adapted model" in (out / "report.md").read_text()
+
+
+def test_the_run_folder_loads_as_the_routed_system_and_scores_as_the_run_did(routed_run, capsys):
+    out, results, source = routed_run
+    model, _ = load_model(str(out))
+    assert isinstance(model, RoutedCTC)
+    alone, _ = load_model(str(out), route=False)
+    assert not isinstance(alone, RoutedCTC)
+    assert main(["evaluate", str(out), str(source), "--output-format", "json", "--quiet", "--precision",
+                 "bf16"]) == 0
+    scored = json.loads(capsys.readouterr().out)["sets"]["src"]
+    assert scored["wer"] == pytest.approx(results["sets"]["src"]["after"]["wer"])
+
+
+def test_a_router_refuses_another_base(routed_run, tmp_path):
+    out, _, _ = routed_run
+    meta_path = out / ROUTER_DIR / "speechtl_router.json"
+    other = tmp_path / "other"
+    model, processor = random_model(build_vocab(["abc"]), size="tiny", seed=5)
+    model.save_pretrained(other)
+    processor.save_pretrained(other)
+    meta = json.loads(meta_path.read_text())
+    try:
+        meta_path.write_text(json.dumps({**meta, "base_model": str(other)}))
+        with pytest.raises(ModelLoadError, match="has other weights: the router only works with the base"):
+            load_model(str(out))
+    finally:
+        meta_path.write_text(json.dumps(meta))
+
+
+def test_routing_needs_the_kept_vocabulary_and_a_plain_start_model(routed_run, tone_data, tmp_path):
+    out, _, source = routed_run
+    cfg = AdaptConfig(model=str(out), train=str(tone_data["train"]), test=[str(tone_data["test"])],
+                      out=str(tmp_path / "again"), training=TrainConfig(max_steps=1))
+    with pytest.raises(ConfigError, match="is a routed run folder"):
+        run_adaptation(cfg, progress=False)
+    cfg.route, cfg.vocab = str(source), "copy"
+    with pytest.raises(ConfigError, match="--vocab keep"):
+        run_adaptation(cfg, progress=False)
