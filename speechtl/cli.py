@@ -57,10 +57,11 @@ def _evaluate(args) -> int:
     if args.output_format == "json":
         print(json.dumps(results, indent=2))
         return 0
-    print(f"{'set':24} {'utts':>6} {'words':>7} {'WER %':>7} {'CER %':>7} {'RTF':>7}")
+    routed = any("routed_share" in r for r in results["sets"].values())  # a routed run folder
+    print(f"{'set':24} {'utts':>6} {'words':>7} {'WER %':>7} {'CER %':>7} {'RTF':>7}" + ("  routed %" if routed else ""))
     for name, r in results["sets"].items():
         print(f"{name:24} {r['num_utts']:>6} {r['num_words']:>7} {100 * r['wer']:>7.2f} {100 * r['cer']:>7.2f} "
-              f"{r['rtf']:>7.4f}")
+              f"{r['rtf']:>7.4f}" + (f"  {100 * r['routed_share']:>8.0f}" if routed else ""))
     for s in results["skipped"]:
         print(f"skipped {s['set']}/{s['id']}: {s['reason']}", file=sys.stderr)
     return 0

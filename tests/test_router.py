@@ -115,6 +115,7 @@ def test_the_run_folder_loads_as_the_routed_system_and_scores_as_the_run_did(rou
                  "bf16"]) == 0
     scored = json.loads(capsys.readouterr().out)["sets"]["src"]
     assert scored["wer"] == pytest.approx(results["sets"]["src"]["after"]["wer"])
+    assert scored["routed_share"] == results["routing"]["routed_share"]["src"]
 
 
 def test_a_router_refuses_another_base(routed_run, tmp_path):

@@ -16,6 +16,7 @@ from speechtl.data.manifest import Utterance, read_manifest, unique_names
 from speechtl.decode import transcribe_arrays
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import load_model
+from speechtl.models.router import RoutedCTC
 from speechtl.runtime import pick_device, resolve_precision
 from speechtl.text import normalize, text_rules
 
@@ -161,9 +162,13 @@ def evaluate_manifests(
     for name, (path, utts) in sets.items():
         utts, audio, bad = load_utterance_audio(utts, on_error, progress, f"loading {name}")
         results["skipped"] += [dict(s, set=name) for s in bad]
+        if isinstance(net, RoutedCTC):
+            net.counts = [0, 0]
         r = evaluate(net, processor, utts, batch_seconds, precision, progress, audio, f"evaluating {name}",
                      language, decode)
         results["sets"][name] = {"manifest": path, **r.summary()}
+        if isinstance(net, RoutedCTC):  # share of the set's utterances the router sent to the adapted model
+            results["sets"][name]["routed_share"] = round(net.counts[0] / max(net.counts[1], 1), 4)
         if out:
             write_hypotheses(r, Path(out) / "hyps" / f"{name}.tsv")
     if out:
