@@ -14,7 +14,7 @@ if [ -z "${PY:-}" ]; then
 fi
 THREADS=${THREADS:-1}
 LORA=(--strategy lora --lr 1e-3 --lora-r 16 --lora-alpha 16 --max-steps 300 --eval-every 50 --replay-ratio 3
-      --source-dev-minutes 4 --num-speakers 20 --replay-speakers 0)
+      --source-dev-minutes 4 --num-speakers 20 --replay-speakers 0 --route-minutes 0)
 for accent in en-gb-scotland en-029; do
   [ -f "runs/demo_$accent/model.safetensors" ] ||
     "$PY" -m speechtl.cli demo --accent "$accent" --out "runs/demo_$accent" --threads "$THREADS" --quiet "${LORA[@]}"

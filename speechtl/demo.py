@@ -2,9 +2,9 @@
 
 Everything is made here, offline: a few labelled minutes of the target accent (default
 ``en-gb-scotland``), a target dev and test set, a source-accent (``en-us``) test set to measure
-forgetting, a source dev set (checkpoints that forget too much are refused) and a source
-replay set, all from :mod:`speechtl.synth`. Then one
-:func:`~speechtl.adapt.run.run_adaptation` and a table. ``speechtl demo`` and
+forgetting, a source dev set (checkpoints that forget too much are refused) and untranscribed source
+audio for the accent router (a source replay set instead or as well with ``--replay-ratio``), all from
+:mod:`speechtl.synth`. Then one :func:`~speechtl.adapt.run.run_adaptation` and a table. ``speechtl demo`` and
 ``recipes/accent_adaptation.py`` both run :func:`run_accent_demo`.
 """
 
@@ -36,10 +36,11 @@ _SETS = {  # name: (split, seed offset, accent role)
 
 
 def _default_training() -> TrainConfig:
-    """The demo's recipe, picked by sweeps on the offline default (NOTES.md): a full fine-tune (feature encoder
-    frozen) at lr 1e-3 for 800 steps with 8:1 source replay (160 voices); checkpoints every 200 steps are chosen
-    on the target dev set under a 5 % source forgetting limit (20-min source dev set), with WiSE-FT interpolation
-    toward the start when the best target checkpoint forgets more."""
+    """The demo's recipe (NOTES.md): a full fine-tune (feature encoder frozen) at lr 1e-3 for 800 steps on the
+    target minutes; checkpoints every 200 steps are chosen on the target dev set under a 5 % source forgetting
+    limit (20-min source dev set), with WiSE-FT interpolation toward the start when the best target checkpoint
+    forgets more. With the demo's default accent routing (``route_minutes``) both limits score the routed
+    system; with ``--route-minutes 0 --replay-ratio 8`` this is the previous single-model default."""
     return TrainConfig(lr=1e-3, max_steps=800, warmup_ratio=0.1, batch_seconds=60.0, eval_every=200, patience=0,
                        strategy="full")
 
