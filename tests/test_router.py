@@ -12,6 +12,7 @@ from speechtl.adapt.run import AdaptConfig, run_adaptation
 from speechtl.adapt.train import TrainConfig
 from speechtl.cli import main
 from speechtl.config import ConfigError
+from speechtl.decode import forward_logits
 from speechtl.models import ModelLoadError, load_model, random_model
 from speechtl.models.router import ROUTER_DIR, RoutedCTC, Router, fit_router, masked_mean
 from speechtl.text import build_vocab
@@ -79,6 +80,21 @@ def test_routed_model_serves_each_row_from_the_model_the_router_picks():
     for i, pick in enumerate(picks.tolist()):
         assert torch.allclose(out[i], (ref_adapted if pick else ref_base)[i], atol=1e-5)
     assert routed.counts == [int(picks.sum()), 3]
+
+
+@torch.no_grad()
+def test_a_routed_model_always_gets_the_mask_and_passes_it_on_only_where_its_models_use_one():
+    base, adapted, _ = _models()
+    x = torch.randn(2, 8000, generator=torch.Generator().manual_seed(2))
+    mask = torch.ones_like(x, dtype=torch.long)
+    mask[1, 6000:] = 0
+    routed = RoutedCTC(base, adapted, _router(32, -1.0), pass_mask=False)  # as for a group-norm model
+    seen = []
+    routed.forward = lambda *a, **k: (seen.append(k["attention_mask"]), RoutedCTC.forward(routed, *a, **k))[1]
+    logits, lengths = forward_logits(routed, {"input_values": x, "attention_mask": mask}, pass_mask=False)
+    assert seen[0] is not None and torch.equal(seen[0], mask)  # the router pools over valid frames
+    assert torch.equal(logits, base(x).logits.float())  # the base itself got no mask, as the HF convention asks
+    assert lengths.tolist() == base._get_feat_extract_output_lengths(mask.sum(-1)).tolist()
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ from speechtl.config import ConfigError
 from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, TrainConfig, train
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import Utterance, read_manifest, sample_minutes, total_minutes, unique_names
+from speechtl.decode import uses_attention_mask
 from speechtl.eval import EvalResult, evaluate, set_text_language, write_hypotheses
 from speechtl.eval.bootstrap import paired_bootstrap
 from speechtl.fileio import _UMASK, atomic_write_json, atomic_write_text
@@ -211,6 +212,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
 
     before = score_all("before", model)
     base, router, routing = _fit_router(cfg, model, processor, audio, precision) if cfg.route else (None, None, None)
+    pass_mask = uses_attention_mask(processor)
     train_utts, train_audio = utts["train"] + utts.get("replay", []), audio["train"] + audio.get("replay", [])
     labels = labels_for(train_utts, processor.tokenizer, language)
     warnings = _too_short(model, train_utts, train_audio, labels)
@@ -222,10 +224,10 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         resume=cfg.resume, progress=progress,
         distill=[False] * len(utts["train"]) + [True] * len(utts.get("replay", [])),
         on_finish=(lambda m: adapters.append(capture_adapter(m, cfg.training.strategy))) if keeps_adapter else None,
-        score_with=(lambda m: RoutedCTC(base, m, router)) if router is not None else None,
+        score_with=(lambda m: RoutedCTC(base, m, router, pass_mask)) if router is not None else None,
     )
     model.to(state.device)
-    after = score_all("after", RoutedCTC(base, model, router) if router is not None else model)
+    after = score_all("after", RoutedCTC(base, model, router, pass_mask) if router is not None else model)
 
     sets = {name: {"role": role, "manifest": str(path), "before": _scores(before[name]), "after": _scores(after[name]),
                    "change": _change(before[name], after[name], utts[name])}

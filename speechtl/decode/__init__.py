@@ -31,8 +31,9 @@ def forward_logits(model, batch: dict, pass_mask: bool, precision: str = "fp32")
     device = next(model.parameters()).device
     inputs = batch["input_values"].to(device)
     mask = batch["attention_mask"].to(device)
+    give_mask = pass_mask or getattr(model, "wants_attention_mask", False)  # a routed model pools valid frames
     with autocast(device, precision):
-        out = model(inputs, attention_mask=mask if pass_mask else None)
+        out = model(inputs, attention_mask=mask if give_mask else None)
     base = extract_model_from_parallel(model)  # DDP/compiled wrappers hide the helper below
     lengths = base._get_feat_extract_output_lengths(mask.sum(-1)).to(torch.long)
     return out.logits.float(), lengths

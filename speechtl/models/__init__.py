@@ -111,12 +111,14 @@ def load_model(name_or_path: str, attn_implementation: str = "sdpa", adapter: st
 
         model = apply_adapter(model, processor, adapter, str(name_or_path))
     elif route and Path(source).is_dir():
+        from speechtl.decode import uses_attention_mask
         from speechtl.models.router import RoutedCTC, load_router, read_router_meta
 
         meta = read_router_meta(source)
         if meta is not None:
             base, _ = load_model(meta["base_model"], attn_implementation, route=False)
-            model = RoutedCTC(base, model, load_router(source, meta, base, meta["base_model"])).eval()
+            model = RoutedCTC(base, model, load_router(source, meta, base, meta["base_model"]),
+                              uses_attention_mask(processor)).eval()
     return model, processor
 
 

@@ -19,8 +19,9 @@ else, on the source test set.
   :func:`speechtl.models.load_model`; the folder's own model files are the adapted model alone (plain
   transformers loads those).
 
-Models without an attention mask (group-norm wav2vec2, e.g. base-960h) pool over padded frames too in batched
-inference; our models and large-lv60-style models pass the mask.
+The router pools over each row's valid frames, so :func:`speechtl.decode.forward_logits` always hands a
+``RoutedCTC`` the attention mask (``wants_attention_mask``); it passes the mask on to its two models only when
+they use one (``pass_mask``: not for group-norm wav2vec2 such as base-960h, the HF convention).
 """
 
 from __future__ import annotations
@@ -105,9 +106,12 @@ def fit_router(target: np.ndarray, source: np.ndarray, l2: float = 1e-2) -> Rout
 class RoutedCTC(torch.nn.Module):
     """The start model for source-like utterances, the adapted model for target-like ones (see the module doc)."""
 
-    def __init__(self, base, adapted, router: Router):
+    wants_attention_mask = True  # forward_logits passes the mask whatever the feature extractor says
+
+    def __init__(self, base, adapted, router: Router, pass_mask: bool = True):
         super().__init__()
         self.base, self.adapted, self.router = base, adapted, router
+        self.pass_mask = pass_mask  # give the mask to the two models (False: group-norm models, padded with zeros)
         self.config = adapted.config  # vocabulary, text language: the adapted model's (the same head layout)
         self.counts = [0, 0]  # utterances routed to the adapted model, utterances seen (since the last reset)
 
@@ -115,7 +119,8 @@ class RoutedCTC(torch.nn.Module):
         return self.base._get_feat_extract_output_lengths(lengths)
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None, **_) -> CausalLMOutput:
-        enc = self.base.base_model(input_values, attention_mask=attention_mask)
+        mask = attention_mask if self.pass_mask else None
+        enc = self.base.base_model(input_values, attention_mask=mask)
         hidden = enc.last_hidden_state
         logits = self.base.lm_head(hidden)  # what every *ForCTC head does (dropout is off in eval)
         samples = attention_mask.sum(-1) if attention_mask is not None else \
@@ -124,9 +129,9 @@ class RoutedCTC(torch.nn.Module):
         self.counts[0] += int(routed.sum())
         self.counts[1] += len(routed)
         if routed.any():
-            mask = attention_mask[routed] if attention_mask is not None else None
             logits = logits.clone()
-            logits[routed] = self.adapted(input_values[routed], attention_mask=mask).logits.to(logits.dtype)
+            logits[routed] = self.adapted(input_values[routed], attention_mask=mask[routed] if mask is not None
+                                          else None).logits.to(logits.dtype)
         return CausalLMOutput(logits=logits)
 
 
