@@ -14,7 +14,7 @@ from speechtl.cli import main
 from speechtl.config import ConfigError
 from speechtl.decode import forward_logits
 from speechtl.models import ModelLoadError, load_model, random_model
-from speechtl.models.router import ROUTER_DIR, RoutedCTC, Router, fit_router, masked_mean
+from speechtl.models.router import ROUTER_DIR, RoutedCTC, Router, fit_router, masked_mean, weights_digest
 from speechtl.text import build_vocab
 
 from conftest import make_tone_set
@@ -95,6 +95,32 @@ def test_a_routed_model_always_gets_the_mask_and_passes_it_on_only_where_its_mod
     assert seen[0] is not None and torch.equal(seen[0], mask)  # the router pools over valid frames
     assert torch.equal(logits, base(x).logits.float())  # the base itself got no mask, as the HF convention asks
     assert lengths.tolist() == base._get_feat_extract_output_lengths(mask.sum(-1)).tolist()
+
+
+def test_the_base_digest_ignores_the_randomly_initialised_mask_embedding():
+    model = torch.nn.Module()
+    model.wav2vec2, model.lm_head = torch.nn.Module(), torch.nn.Linear(4, 3)
+    model.wav2vec2.masked_spec_embed = torch.nn.Parameter(torch.zeros(4))
+    before = weights_digest(model)
+    with torch.no_grad():
+        model.wav2vec2.masked_spec_embed.uniform_()  # what transformers does when a checkpoint lacks it
+    assert weights_digest(model) == before
+    with torch.no_grad():
+        model.lm_head.bias.add_(1.0)
+    assert weights_digest(model) != before
+
+
+@pytest.mark.parametrize("strategy", ["lora", "adapter", "head"])
+def test_routing_works_with_every_strategy(strategy, tone_data, tiny_model_dir, tmp_path):
+    source = make_tone_set(tmp_path / "src", 4, seed=8, accent="src")
+    cfg = AdaptConfig(model=str(tiny_model_dir), train=str(tone_data["train"]), dev=str(tone_data["dev"]),
+                      test=[str(tone_data["test"])], source_test=str(source), route=str(source),
+                      out=str(tmp_path / "run"), mismatch_utts=0,
+                      training=TrainConfig(strategy=strategy, lr=1e-2, max_steps=2, eval_every=2, batch_seconds=4,
+                                           lora_r=4, adapter_dim=8, guard=False))
+    results = run_adaptation(cfg, progress=False)
+    assert set(results["routing"]["routed_share"]) == {"test", "src"}
+    assert isinstance(load_model(str(tmp_path / "run"))[0], RoutedCTC)
 
 
 @pytest.fixture(scope="module")

@@ -136,10 +136,11 @@ class RoutedCTC(torch.nn.Module):
 
 
 def weights_digest(model) -> str:
-    """SHA-256 of every weight of ``model`` (names, dtypes, shapes, bytes)."""
+    """SHA-256 of the weights of ``model`` (names, dtypes, shapes, bytes) that inference reads: all but the
+    SpecAugment mask embedding, which transformers initialises at random when a checkpoint lacks it."""
     from speechtl.models.adapter import _digest_tensors
 
-    return _digest_tensors(model.state_dict())
+    return _digest_tensors({k: v for k, v in model.state_dict().items() if not k.endswith("masked_spec_embed")})
 
 
 def save_router(router: Router, folder: str | Path, base_model: str, base_digest: str, info: dict) -> None:
