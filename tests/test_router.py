@@ -176,6 +176,14 @@ def test_a_router_refuses_another_base(routed_run, tmp_path):
         meta_path.write_text(json.dumps(meta))
 
 
+def test_a_router_that_cannot_tell_the_accents_apart_is_reported(tone_data, tiny_model_dir, tmp_path):
+    cfg = AdaptConfig(model=str(tiny_model_dir), train=str(tone_data["train"]), test=[str(tone_data["test"])],
+                      route=str(tone_data["train"]), out=str(tmp_path / "run"), mismatch_utts=0,
+                      training=TrainConfig(max_steps=1, batch_seconds=4))  # "source" = the target audio itself
+    results = run_adaptation(cfg, progress=False)
+    assert any("the router tells the accents apart on only" in w for w in results["warnings"])
+
+
 def test_routing_needs_the_kept_vocabulary_and_a_plain_start_model(routed_run, tone_data, tmp_path):
     out, _, source = routed_run
     cfg = AdaptConfig(model=str(out), train=str(tone_data["train"]), test=[str(tone_data["test"])],

@@ -215,7 +215,7 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     pass_mask = uses_attention_mask(processor)
     train_utts, train_audio = utts["train"] + utts.get("replay", []), audio["train"] + audio.get("replay", [])
     labels = labels_for(train_utts, processor.tokenizer, language)
-    warnings = _too_short(model, train_utts, train_audio, labels)
+    warnings = _too_short(model, train_utts, train_audio, labels) + _router_warning(routing)
     adapters = []  # the trained adapter, captured before LoRA is merged
     result = train(
         model, processor, train_utts, labels, out, cfg.training,
@@ -288,6 +288,20 @@ def _fit_router(cfg: AdaptConfig, model, processor, audio: dict, precision: str)
                "train_accuracy": {"target": round(hits["train"], 4), "source": round(1 - hits["route"], 4)},
                "routed_share": {}}  # per evaluation set: share of utterances the adapted model served
     return base, router, routing
+
+
+ROUTER_MIN_ACCURACY = 0.9  # below this on its own training audio, a router cannot tell the accents apart
+
+
+def _router_warning(routing: dict | None) -> list[str]:
+    if routing is None or min(routing["train_accuracy"].values()) >= ROUTER_MIN_ACCURACY:
+        return []
+    acc = routing["train_accuracy"]
+    msg = (f"the router tells the accents apart on only {100 * acc['target']:.0f} % of the target and "
+           f"{100 * acc['source']:.0f} % of the source utterances it was fitted on: the two may be too close to "
+           f"route, and misrouted utterances get the other model; compare with a run without --route")
+    print(f"warning: {msg}", file=sys.stderr)
+    return [msg]
 
 
 def _mismatch(cfg: AdaptConfig, model, processor, audio: dict, eval_sets: dict, precision: str) -> dict | None:
