@@ -182,6 +182,7 @@ def test_a_router_that_cannot_tell_the_accents_apart_is_reported(tone_data, tiny
                       training=TrainConfig(max_steps=1, batch_seconds=4))  # "source" = the target audio itself
     results = run_adaptation(cfg, progress=False)
     assert any("the router tells the accents apart on only" in w for w in results["warnings"])
+    assert "Warnings:\n- the router tells the accents apart" in (tmp_path / "run" / "report.md").read_text()
 
 
 def test_routing_needs_the_kept_vocabulary_and_a_plain_start_model(routed_run, tone_data, tmp_path):

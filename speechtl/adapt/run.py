@@ -423,6 +423,8 @@ def render_report(results: dict) -> str:
         lines += ["", format_routing(results["routing"], results["sets"]) + "."]
     if results.get("artifacts"):
         lines += ["", _artifact_line(results["artifacts"])]
+    if results.get("warnings"):
+        lines += ["", "Warnings:", *(f"- {w}" for w in results["warnings"])]
     if results["skipped"]:
         lines += ["", f"Skipped {len(results['skipped'])} unreadable file(s):"]
         lines += [f"- {s['set']}/{s['id']}: {s['reason']}" for s in results["skipped"]]
