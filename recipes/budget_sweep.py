@@ -30,9 +30,7 @@ from speechtl.demo import AccentDemoConfig, run_accent_demo
 from speechtl.fileio import atomic_write_json, atomic_write_text
 
 # Every cell: the demo's defaults (speechtl.demo.AccentDemoConfig and its TrainConfig: a full fine-tune at lr 1e-3 for
-# 800 steps, the 5 % source forgetting limit, accent routing), then the preset's changes. SWEEP_BASE pins settings
-# over the demo's for every cell (none now; the README's earlier sweep on the first build pinned that day's demo).
-SWEEP_BASE: dict = {}
+# 800 steps, the 5 % source forgetting limit, accent routing), then the preset's changes.
 _ONE_MODEL = {"route_minutes": 0.0, "replay_ratio": 8.0}  # one adapted model serves both accents; 8:1 source replay
 PRESETS: dict[str, dict] = {
     "routed": {},  # the demo default: the start model keeps the source accent, the router picks per utterance
@@ -74,7 +72,7 @@ def cell_config(cfg: BudgetSweepConfig, strategy: str, minutes: float) -> Accent
                             resume=True, smoke=cfg.smoke, quiet=cfg.quiet)
     demo.training.seed, demo.training.threads = cfg.seed, cfg.threads
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    for key, value in {**SWEEP_BASE, **PRESETS[strategy]}.items():
+    for key, value in PRESETS[strategy].items():
         if key in train_fields:
             setattr(demo.training, key, value)
         elif key in {f.name for f in dataclasses.fields(AccentDemoConfig)} - {"training"}:
@@ -196,7 +194,6 @@ def sweep(cfg: BudgetSweepConfig) -> list[dict]:
         cell_config(cfg, s, m)  # every preset checked before the first cell runs
     out = Path(cfg.out)
     atomic_write_json(out / "sweep_config.json", {**dataclasses.asdict(cfg), "presets": PRESETS,
-                                                   "sweep_base": SWEEP_BASE,
                                                    "command": shlex.join(["python", "recipes/budget_sweep.py",
                                                                           *sys.argv[1:]])})
     rows = []

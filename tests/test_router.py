@@ -59,13 +59,19 @@ def _router(dim: int, bias: float, weight: torch.Tensor | None = None) -> Router
     return r
 
 
+def _padded_batch(rows: int, seed: int, pad_from: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random audio, the last row zero-padded from sample ``pad_from``, and its attention mask."""
+    x = torch.randn(rows, 8000, generator=torch.Generator().manual_seed(seed))
+    mask = torch.ones_like(x, dtype=torch.long)
+    mask[-1, pad_from:] = 0
+    x[-1, pad_from:] = 0
+    return x, mask
+
+
 @torch.no_grad()
 def test_routed_model_serves_each_row_from_the_model_the_router_picks():
     base, adapted, _ = _models()
-    x = torch.randn(3, 8000, generator=torch.Generator().manual_seed(0))
-    mask = torch.ones_like(x, dtype=torch.long)
-    mask[2, 5000:] = 0
-    x[2, 5000:] = 0
+    x, mask = _padded_batch(3, seed=0, pad_from=5000)
     ref_base, ref_adapted = base(x, attention_mask=mask).logits, adapted(x, attention_mask=mask).logits
     assert torch.equal(RoutedCTC(base, adapted, _router(32, -1.0))(x, mask).logits, ref_base)
     assert torch.equal(RoutedCTC(base, adapted, _router(32, +1.0))(x, mask).logits, ref_adapted)
@@ -85,9 +91,7 @@ def test_routed_model_serves_each_row_from_the_model_the_router_picks():
 @torch.no_grad()
 def test_a_routed_model_always_gets_the_mask_and_passes_it_on_only_where_its_models_use_one():
     base, adapted, _ = _models()
-    x = torch.randn(2, 8000, generator=torch.Generator().manual_seed(2))
-    mask = torch.ones_like(x, dtype=torch.long)
-    mask[1, 6000:] = 0
+    x, mask = _padded_batch(2, seed=2, pad_from=6000)
     routed = RoutedCTC(base, adapted, _router(32, -1.0), pass_mask=False)  # as for a group-norm model
     seen = []
     routed.forward = lambda *a, **k: (seen.append(k["attention_mask"]), RoutedCTC.forward(routed, *a, **k))[1]

@@ -199,14 +199,12 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     def score_all(when: str, net) -> dict[str, EvalResult]:
         scores = {}
         for name in eval_sets:
-            if isinstance(net, RoutedCTC):
-                net.counts = [0, 0]
             r = evaluate(net, processor, utts[name], cfg.eval_batch_seconds, precision,
                          progress and state.is_main_process, audio[name], desc=f"{when}: {name}")
             if state.is_main_process:
                 write_hypotheses(r, out / "hyps" / f"{name}.{when}.tsv")
-            if isinstance(net, RoutedCTC) and routing is not None:
-                routing["routed_share"][name] = round(net.counts[0] / max(net.counts[1], 1), 4)
+            if isinstance(net, RoutedCTC):  # a fresh one: it has seen only this run's sets
+                routing["routed_share"][name] = net.pop_share()
             scores[name] = r
         return scores
 

@@ -162,13 +162,11 @@ def evaluate_manifests(
     for name, (path, utts) in sets.items():
         utts, audio, bad = load_utterance_audio(utts, on_error, progress, f"loading {name}")
         results["skipped"] += [dict(s, set=name) for s in bad]
-        if isinstance(net, RoutedCTC):
-            net.counts = [0, 0]
         r = evaluate(net, processor, utts, batch_seconds, precision, progress, audio, f"evaluating {name}",
                      language, decode)
         results["sets"][name] = {"manifest": path, **r.summary()}
         if isinstance(net, RoutedCTC):  # share of the set's utterances the router sent to the adapted model
-            results["sets"][name]["routed_share"] = round(net.counts[0] / max(net.counts[1], 1), 4)
+            results["sets"][name]["routed_share"] = net.pop_share()
         if out:
             write_hypotheses(r, Path(out) / "hyps" / f"{name}.tsv")
     if out:

@@ -113,7 +113,13 @@ class RoutedCTC(torch.nn.Module):
         self.base, self.adapted, self.router = base, adapted, router
         self.pass_mask = pass_mask  # give the mask to the two models (False: group-norm models, padded with zeros)
         self.config = adapted.config  # vocabulary, text language: the adapted model's (the same head layout)
-        self.counts = [0, 0]  # utterances routed to the adapted model, utterances seen (since the last reset)
+        self.counts = [0, 0]  # utterances routed to the adapted model, utterances seen (since the last pop_share)
+
+    def pop_share(self) -> float:
+        """Share of the utterances seen since the last call that went to the adapted model; restarts the count."""
+        share = round(self.counts[0] / max(self.counts[1], 1), 4)
+        self.counts = [0, 0]
+        return share
 
     def _get_feat_extract_output_lengths(self, lengths):
         return self.base._get_feat_extract_output_lengths(lengths)
