@@ -21,6 +21,7 @@ import torch
 import torchaudio.functional as AF
 
 from speechtl.data.manifest import Utterance
+from speechtl.errors import SpeechtlError
 
 __all__ = ["SAMPLE_RATE", "SILENCE_THRESHOLD", "AudioError", "AudioInfo", "load_audio", "audio_info", "add_durations"]
 
@@ -35,7 +36,7 @@ _BLOCK_FRAMES = 1 << 16
 PathLike = str | os.PathLike
 
 
-class AudioError(ValueError):
+class AudioError(SpeechtlError, ValueError):
     """An audio file is missing, unreadable or unusable; the message names the file and the problem."""
 
 

@@ -317,19 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from speechtl.adapt.run import VocabularyError
-    from speechtl.adapt.train import BlankCollapseError
-    from speechtl.audio import AudioError
-    from speechtl.config import ConfigError
-    from speechtl.data.manifest import ManifestError
-    from speechtl.models import ModelLoadError
-
-    from speechtl.decode.lm import LmError
+    from speechtl.errors import SpeechtlError
 
     try:
         return args.func(args)
-    except (AudioError, ManifestError, ModelLoadError, VocabularyError, ConfigError, BlankCollapseError,
-            LmError) as e:
+    except SpeechtlError as e:
         print(f"speechtl {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -15,12 +15,14 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from speechtl.errors import SpeechtlError
+
 __all__ = ["ConfigError", "add_dataclass_arguments", "dataclass_from_args", "parse_config", "config_to_dict"]
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(SpeechtlError, ValueError):
     """A run was configured in a way that cannot work; the message says what to give instead."""
 
 

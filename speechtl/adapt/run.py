@@ -41,6 +41,7 @@ from speechtl.models.head import adapt_vocabulary
 from speechtl.models.router import ROUTER_DIR, RoutedCTC, fit_router, read_router_meta, save_router, weights_digest
 from speechtl.runtime import resolve_precision, set_threads
 from speechtl.text import find_oov, normalize, text_rules, text_to_model_alphabet
+from speechtl.errors import SpeechtlError
 
 __all__ = ["AdaptConfig", "run_adaptation", "labels_for", "format_change", "format_routing", "VocabularyError"]
 
@@ -67,7 +68,7 @@ class AdaptConfig:
     training: TrainConfig = field(default_factory=TrainConfig)
 
 
-class VocabularyError(ValueError):
+class VocabularyError(SpeechtlError, ValueError):
     """Transcripts contain characters the model cannot output."""
 
 

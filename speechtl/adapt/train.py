@@ -35,6 +35,7 @@ from speechtl.decode import forward_logits, uses_attention_mask
 from speechtl.eval import evaluate
 from speechtl.fileio import atomic_dir
 from speechtl.runtime import resolve_precision, set_threads
+from speechtl.errors import SpeechtlError
 
 __all__ = ["TrainConfig", "TrainResult", "BlankCollapseError", "train", "ctc_loss", "l2sp_penalty", "distill_loss",
            "trainable_parameters"]
@@ -306,7 +307,7 @@ def _teacher(model, device):
     return teacher
 
 
-class BlankCollapseError(RuntimeError):
+class BlankCollapseError(SpeechtlError, RuntimeError):
     """Greedy outputs became (almost) all blank although the starting model wrote text: training is broken."""
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from speechtl.fileio import atomic_write_text
+from speechtl.errors import SpeechtlError
 
 __all__ = [
     "Utterance",
@@ -54,7 +55,7 @@ REQUIRED = ("id", "audio_path")
 OPTIONAL_EXTRA = ("gender",)  # written only when some utterance has it: older manifests stay byte-identical
 
 
-class ManifestError(ValueError):
+class ManifestError(SpeechtlError, ValueError):
     """A manifest line is malformed; the message names the file and line."""
 
 

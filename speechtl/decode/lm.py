@@ -27,13 +27,14 @@ import torchaudio.functional as AF
 from speechtl.decode.ngram import arpa_vocabulary
 from speechtl.decode.timestamps import Word, words_from_frames
 from speechtl.text import WORD_DELIMITER, text_to_model_alphabet
+from speechtl.errors import SpeechtlError
 
 __all__ = ["LmError", "LmSettings", "LmDecoder", "load_lm_decoder", "pause_segments", "SEGMENT_S"]
 
 SEGMENT_S = 30.0  # longest stretch handed to the beam search at once
 
 
-class LmError(ValueError):
+class LmError(SpeechtlError, ValueError):
     """An LM file cannot be used with this model; the message says why."""
 
 

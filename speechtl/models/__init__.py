@@ -26,6 +26,7 @@ from transformers import (
 
 from speechtl.audio import SAMPLE_RATE
 from speechtl.text import PAD, UNK, WORD_DELIMITER, save_vocab
+from speechtl.errors import SpeechtlError
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "ModelLoadError", "load_model", "build_processor", "random_model", "MODEL_SIZES"]
 
@@ -45,7 +46,7 @@ SUPPORTED_MODEL_TYPES = (
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(SpeechtlError, ValueError):
     """A model name/folder could not be loaded; the message says why and what is allowed."""
 
 
