@@ -112,8 +112,18 @@ def rank(cfg: MismatchRankingConfig) -> dict:
 
 
 def _spearman(x: list[float], y: list[float]) -> dict:
+    """Spearman's ρ; undefined (None, with the reason) when either side is constant, e.g. every WER tied."""
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return {"rho": None, "p": None, "n": len(x), "note": "undefined: " + ("all WERs tie" if len(set(y)) < 2
+                                                                            else "all scores tie")}
     rho, p = spearmanr(x, y)
     return {"rho": round(float(rho), 4), "p": float(f"{p:.3g}"), "n": len(x)}
+
+
+def _rho(v: dict, p: bool = True) -> str:
+    if v["rho"] is None:
+        return f"– ({v['note']})"
+    return f"{v['rho']:+.2f}" + (f" (p {v['p']:.2g})" if p else "")
 
 
 def format_table(results: dict) -> str:
@@ -124,9 +134,9 @@ def format_table(results: dict) -> str:
                      f"{r['entropy']:>8.3f} {r['confidence']:>10.3f}")
     s = results["spearman"]
     lines.append("Spearman ρ with WER over the target accents (n = {}): ".format(s["frechet"]["n"]) +
-                 ", ".join(f"{k} {v['rho']:+.2f} (p {v['p']:.2g})" for k, v in s.items()))
+                 ", ".join(f"{k} {_rho(v)}" for k, v in s.items()))
     lines.append("Fréchet distance by layer, ρ with WER: " + ", ".join(
-        f"{k} {v['rho']:+.2f}" for k, v in results["spearman_frechet_by_layer"].items()))
+        f"{k} {_rho(v, p=False)}" for k, v in results["spearman_frechet_by_layer"].items()))
     return "\n".join(lines)
 
 

@@ -122,7 +122,8 @@ def test_mismatch_ranking_recipe_smoke(tmp_path, capsys):
     for r in results["rows"]:
         assert r["frechet"] == r["mismatch"]["frechet"] > 0 and 0 < r["confidence"] <= 1 and r["num_words"] > 0
     assert set(results["spearman"]) == {"frechet", "entropy", "confidence"}
-    assert all(s["n"] == 3 and -1 <= s["rho"] <= 1 for s in results["spearman"].values())
+    for s in results["spearman"].values():  # a tiny smoke model may tie every WER: then ρ is undefined, and says so
+        assert s["n"] == 3 and (-1 <= s["rho"] <= 1 if s["rho"] is not None else s["note"].startswith("undefined"))
     saved = json.loads((tmp_path / "rank" / "results.json").read_text())
     assert saved["rows"] == results["rows"] and saved["command"].startswith("python recipes/mismatch_ranking.py")
     table = capsys.readouterr().out

@@ -27,6 +27,7 @@ from transformers import (
 from speechtl.audio import SAMPLE_RATE
 from speechtl.text import PAD, UNK, WORD_DELIMITER, save_vocab
 from speechtl.errors import SpeechtlError
+from speechtl.models.numerics import protect_pos_conv
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "ModelLoadError", "load_model", "build_processor", "random_model", "MODEL_SIZES"]
 
@@ -107,6 +108,7 @@ def load_model(name_or_path: str, attn_implementation: str = "sdpa", adapter: st
             f"{name_or_path!r}: tokenizer has {len(processor.tokenizer)} tokens but the CTC head only "
             f"{model.config.vocab_size} outputs"
         )
+    protect_pos_conv(model)
     if adapter is not None:
         from speechtl.models.adapter import apply_adapter
 
@@ -179,5 +181,5 @@ def random_model(
     kwargs.update(overrides)
     config = Wav2Vec2Config(**kwargs)
     torch.manual_seed(seed)
-    model = Wav2Vec2ForCTC._from_config(config, attn_implementation=attn_implementation)
+    model = protect_pos_conv(Wav2Vec2ForCTC._from_config(config, attn_implementation=attn_implementation))
     return model, build_processor(vocab, return_attention_mask=True)
