@@ -69,3 +69,15 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say loudly when the real-recording tests did not run: their many cases collapse into a few skips."""
+    if SHARED_DATA.is_dir():
+        return
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "shared" in str(r.longrepr)]
+    terminalreporter.write_sep("!", "REAL SPEECH NOT TESTED", red=True, bold=True)
+    terminalreporter.write_line(
+        f"{SHARED_DATA} is absent: {len(skipped)} skip(s) stand for every real-recording case (about 200: each "
+        f"fixture file in each format). Lay ../shared/data beside the checkout (see its README) to run them.",
+        red=True, bold=True)
