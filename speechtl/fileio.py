@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -10,7 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_write_text", "atomic_write_json", "atomic_dir"]
+from speechtl.errors import SpeechtlError
+
+__all__ = ["atomic_write_text", "atomic_write_json", "atomic_dir", "FolderBusyError", "OutputPathError", "folder_lock", "LOCK_FILE"]
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -52,3 +55,41 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(path, old)
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+LOCK_FILE = ".speechtl.lock"  # in every output folder a verb writes: who holds it (pid, verb)
+
+
+class FolderBusyError(SpeechtlError):
+    """Another speechtl process is writing the same output folder."""
+
+
+class OutputPathError(SpeechtlError):
+    """An output path that cannot be written as asked (a file where a folder is needed, no permission)."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, verb: str) -> Iterator[Path]:
+    """Hold ``folder`` for one writer: a second run into it is refused, naming the holder's pid.
+
+    An advisory ``flock`` on ``folder/.speechtl.lock``: the kernel drops it when the holder exits, however it dies
+    (kill -9 included), so a stale lock cannot block the next run and needs no take-over logic. The file stays
+    behind, holding the last holder's pid and verb.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputPathError(f"{folder}: is a file, not a folder: give --out a folder path")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            raise FolderBusyError(f"{folder} is in use by {holder}: wait for it to finish, or give another "
+                                  f"--out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} (speechtl {verb})\n".encode(), 0)
+        yield folder
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -1,0 +1,51 @@
+"""One writer per output folder (speechtl.fileio.folder_lock)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from speechtl.fileio import LOCK_FILE, FolderBusyError, OutputPathError, folder_lock
+
+HOLD = """
+import sys, time
+from speechtl.fileio import folder_lock
+with folder_lock(sys.argv[1], "test"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def _holder(folder):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holder_frees_the_folder(tmp_path):
+    proc = _holder(tmp_path / "run")
+    try:
+        with pytest.raises(FolderBusyError, match=f"in use by pid {proc.pid} \\(speechtl test\\)"):
+            with folder_lock(tmp_path / "run", "adapt"):
+                pass
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with folder_lock(tmp_path / "run", "adapt"):  # kill -9 left the file but not the lock
+        assert (tmp_path / "run" / LOCK_FILE).read_text().startswith(f"pid {os.getpid()} (speechtl adapt)")
+
+
+def test_the_same_process_can_lock_again_after_release_and_a_file_is_refused(tmp_path):
+    for _ in range(2):
+        with folder_lock(tmp_path / "run", "evaluate"):
+            pass
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputPathError, match="is a file, not a folder"):
+        with folder_lock(tmp_path / "file", "adapt"):
+            pass
