@@ -10,10 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_write_text", "atomic_write_json", "atomic_dir"]
+__all__ = ["atomic_write_text", "atomic_write_json", "atomic_dir", "UMASK"]
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+UMASK = os.umask(0)  # the process's umask: files we chmod get what open() would give them
+os.umask(UMASK)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -21,7 +21,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for everyone who may read the folder
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; results are for everyone who may read the folder
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
@@ -40,7 +40,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; the folder is for everyone who may read its parent
+    os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes 0700; the folder is for everyone who may read its parent
     try:
         yield tmp
     except BaseException:

@@ -20,9 +20,8 @@ from speechtl.decode.chunking import frame_hop
 from speechtl.decode.lm import LmSettings, load_lm_decoder
 from speechtl.decode.longform import file_log_probs
 from speechtl.decode.timestamps import Word, greedy_words
-from speechtl.eval import model_text_language
 from speechtl.fileio import atomic_write_text
-from speechtl.models import load_model
+from speechtl.models import load_model, model_text_language
 from speechtl.runtime import pick_device, resolve_precision
 from speechtl.writers import OUTPUT_FORMATS, format_transcript
 
