@@ -24,11 +24,10 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
-from speechtl.audio import add_durations
 from speechtl.config import ConfigError
 from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, TrainConfig, train
 from speechtl.data.dataset import load_utterance_audio
-from speechtl.data.manifest import Utterance, read_manifest, sample_minutes, total_minutes, unique_names
+from speechtl.data.manifest import Utterance, add_durations, read_manifest, sample_minutes, total_minutes, unique_names
 from speechtl.decode import uses_attention_mask
 from speechtl.eval import EvalResult, evaluate, set_text_language, write_hypotheses
 from speechtl.eval.bootstrap import paired_bootstrap

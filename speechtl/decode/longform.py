@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from speechtl.audio import SAMPLE_RATE, AudioError, _known_frames, _open, load_audio
+from speechtl.audio import SAMPLE_RATE, AudioError, known_frames, load_audio, open_audio
 from speechtl.data.dataset import length_grouped_batches
 from speechtl.decode import forward_arrays
 from speechtl.decode.chunking import Chunk, ChunkPlan, frame_hop, iter_chunks, plan_chunks, stream_audio
@@ -48,8 +48,8 @@ class _Runner:
 
 def _header_seconds(path: Path) -> float | None:
     """Duration from the file header without decoding; None when the header has no frame count."""
-    with _open(path) as f:
-        frames = _known_frames(f)
+    with open_audio(path) as f:
+        frames = known_frames(f)
         return None if frames is None else frames / f.samplerate
 
 
