@@ -8,25 +8,25 @@ Every problem with a file raises :class:`AudioError` whose one-line message name
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from speechtl.data.manifest import Utterance
 from speechtl.errors import SpeechtlError
 
-__all__ = ["SAMPLE_RATE", "SILENCE_THRESHOLD", "AudioError", "AudioInfo", "load_audio", "audio_info", "add_durations"]
+__all__ = ["SAMPLE_RATE", "SILENCE_THRESHOLD", "AUDIO_SUFFIXES", "AudioError", "AudioInfo", "load_audio", "audio_info",
+           "open_audio", "error_reason", "known_frames", "find_audio_files", "locate_audio_files"]
 
 SAMPLE_RATE = 16_000  # what wav2vec2-family models expect
 SILENCE_THRESHOLD = 1e-6  # a file whose peak |sample| stays below this is rejected as silent
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".sph", ".nist", ".raw", ".pcm")
 RAW_SUFFIXES = (".raw", ".pcm")  # headerless: 16-bit little-endian mono PCM at RAW_SAMPLE_RATE
 RAW_SAMPLE_RATE = 16_000
 MAX_RESAMPLE_PHASES = 1000  # reduced input-rate factor above which resampling goes through soxr
@@ -49,12 +49,14 @@ class AudioInfo:
     num_samples: int  # frames per channel
 
 
-def _reason(e: Exception) -> str:
+def error_reason(e: Exception) -> str:
     """libsndfile's own short message (soundfile's str() repeats the path)."""
     return (getattr(e, "error_string", None) or str(e)).strip().rstrip(".")
 
 
-def _open(path: PathLike) -> sf.SoundFile:
+def open_audio(path: PathLike) -> sf.SoundFile:
+    """``path`` opened for reading (headerless ``.raw``/``.pcm`` as 16-bit PCM); :class:`AudioError` if it
+    cannot be."""
     p = Path(path)
     if not p.is_file():
         raise AudioError(f"{p}: {'not a regular file' if p.exists() else 'no such audio file'}")
@@ -63,17 +65,17 @@ def _open(path: PathLike) -> sf.SoundFile:
             return sf.SoundFile(p, samplerate=RAW_SAMPLE_RATE, channels=1, format="RAW", subtype="PCM_16", endian="LITTLE")
         return sf.SoundFile(p)
     except (sf.SoundFileError, RuntimeError, ValueError) as e:
-        raise AudioError(f"{p}: cannot read audio ({_reason(e)})") from e
+        raise AudioError(f"{p}: cannot read audio ({error_reason(e)})") from e
 
 
-def _known_frames(f: sf.SoundFile) -> int | None:
+def known_frames(f: sf.SoundFile) -> int | None:
     """Frame count from the header, or None when the header has none."""
     return f.frames if 0 < f.frames < _SF_COUNT_MAX else None
 
 
 def _decode(f: sf.SoundFile) -> np.ndarray:
     """All frames as float32 (frames, channels), ints scaled to [-1, 1]; block-wise without a frame count."""
-    if _known_frames(f) is not None:
+    if known_frames(f) is not None:
         return f.read(dtype="float32", always_2d=True)
     blocks = []
     while len(block := f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)):
@@ -86,11 +88,11 @@ def load_audio(path: PathLike, sampling_rate: int = SAMPLE_RATE) -> np.ndarray:
 
     Channels are averaged; rejects empty, non-finite and silent audio with :class:`AudioError`.
     """
-    with _open(path) as f:
+    with open_audio(path) as f:
         try:
             data = _decode(f)
         except (sf.SoundFileError, RuntimeError, ValueError) as e:
-            raise AudioError(f"{path}: cannot decode audio ({_reason(e)})") from e
+            raise AudioError(f"{path}: cannot decode audio ({error_reason(e)})") from e
         orig_rate = f.samplerate
     mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
     if mono.size == 0:
@@ -113,8 +115,8 @@ def load_audio(path: PathLike, sampling_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 def audio_info(path: PathLike) -> AudioInfo:
     """Header facts of ``path`` without decoding (decodes only when the header has no frame count)."""
-    with _open(path) as f:
-        frames = _known_frames(f)
+    with open_audio(path) as f:
+        frames = known_frames(f)
         if frames is None:
             frames = len(_decode(f))
         return AudioInfo(
@@ -126,30 +128,18 @@ def audio_info(path: PathLike) -> AudioInfo:
         )
 
 
-def add_durations(
-    utts: Sequence[Utterance], on_error: Literal["fail", "skip"] = "fail"
-) -> tuple[list[Utterance], list[tuple[str, str]]]:
-    """Fill ``duration_s`` from the audio header where it is missing.
+def locate_audio_files(paths: Sequence[PathLike]) -> list[tuple[Path, Path | None]]:
+    """Each file with the folder argument it was found in (None for a file given as such): files as given,
+    folders searched recursively for files with an :data:`AUDIO_SUFFIXES` suffix (sorted)."""
+    found: list[tuple[Path, Path | None]] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += [(f, p) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES]
+        else:
+            found.append((p, None))  # a missing file is reported by the reader, like any unreadable one
+    return found
 
-    Returns (utterances kept, [(utterance id, reason)] skipped). With ``on_error="fail"`` the first
-    unreadable or empty file raises :class:`AudioError` naming the utterance id and the file.
-    """
-    if on_error not in ("fail", "skip"):
-        raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
-    kept: list[Utterance] = []
-    skipped: list[tuple[str, str]] = []
-    for utt in utts:
-        if utt.duration_s is not None:
-            kept.append(utt)
-            continue
-        try:
-            info = audio_info(utt.audio_path)
-            if info.num_samples == 0:
-                raise AudioError(f"{utt.audio_path}: empty audio (0 samples)")
-        except AudioError as e:
-            if on_error == "fail":
-                raise AudioError(f"utterance {utt.id!r}: {e}") from e
-            skipped.append((utt.id, str(e)))
-            continue
-        kept.append(dataclasses.replace(utt, duration_s=info.duration_s))
-    return kept, skipped
+
+def find_audio_files(paths: Sequence[PathLike]) -> list[Path]:
+    """Files as given; folders searched recursively for files with an audio suffix (sorted)."""
+    return [f for f, _ in locate_audio_files(paths)]

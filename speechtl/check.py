@@ -22,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from speechtl.audio import SAMPLE_RATE, AudioError, audio_info, load_audio
+from speechtl.data.dataset import frames_needed
 from speechtl.data.manifest import Utterance, read_manifest
 from speechtl.text import find_oov, normalize, text_to_model_alphabet
 
@@ -100,11 +101,6 @@ def frames_for(num_samples: int, conv: tuple[Sequence[int], Sequence[int]] = WAV
     for kernel, stride in zip(*conv):
         length = (length - kernel) // stride + 1
     return max(length, 0)
-
-
-def frames_needed(label: str) -> int:
-    """CTC's minimum frames for a label: one per token, plus a blank between two equal neighbours."""
-    return len(label) + sum(a == b for a, b in zip(label, label[1:]))
 
 
 def _odd_text(text: str) -> str:

@@ -13,10 +13,11 @@ from typing import Iterator
 
 from speechtl.errors import SpeechtlError
 
-__all__ = ["atomic_write_text", "atomic_write_json", "atomic_dir", "FolderBusyError", "OutputPathError", "folder_lock", "LOCK_FILE"]
+__all__ = ["atomic_write_text", "atomic_write_json", "atomic_dir", "UMASK", "FolderBusyError", "OutputPathError",
+           "folder_lock", "LOCK_FILE"]
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+UMASK = os.umask(0)  # the process's umask: files we chmod get what open() would give them
+os.umask(UMASK)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -24,7 +25,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for everyone who may read the folder
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; results are for everyone who may read the folder
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
@@ -43,7 +44,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; the folder is for everyone who may read its parent
+    os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes 0700; the folder is for everyone who may read its parent
     try:
         yield tmp
     except BaseException:
@@ -80,7 +81,7 @@ def folder_lock(folder: str | os.PathLike, verb: str) -> Iterator[Path]:
     if folder.exists() and not folder.is_dir():
         raise OutputPathError(f"{folder}: is a file, not a folder: give --out a folder path")
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666 & ~UMASK)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -13,46 +13,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from speechtl.audio import SAMPLE_RATE, AudioError
+from speechtl.audio import AUDIO_SUFFIXES, SAMPLE_RATE, AudioError, find_audio_files, locate_audio_files
 from speechtl.config import ConfigError
 from speechtl.data.dataset import ON_ERROR
 from speechtl.decode.chunking import frame_hop
 from speechtl.decode.lm import LmSettings, load_lm_decoder
 from speechtl.decode.longform import file_log_probs
 from speechtl.decode.timestamps import Word, greedy_words
-from speechtl.eval import model_text_language
 from speechtl.fileio import atomic_write_text
-from speechtl.models import load_model
+from speechtl.models import load_model, model_text_language
 from speechtl.runtime import pick_device, resolve_precision
 from speechtl.writers import OUTPUT_FORMATS, format_transcript
 
-__all__ = ["AUDIO_SUFFIXES", "find_audio_files", "output_names", "FileTranscript", "TranscribeOptions",
-           "transcribe_files"]
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".sph", ".nist", ".raw", ".pcm")
-
-
-def _found(paths: Sequence[str | Path]) -> list[tuple[Path, Path | None]]:
-    """(file, the folder argument it was found in — None for a file given as such)."""
-    found: list[tuple[Path, Path | None]] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found += [(f, p) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES]
-        else:
-            found.append((p, None))  # a missing file is reported by the reader, like any unreadable one
-    return found
-
-
-def find_audio_files(paths: Sequence[str | Path]) -> list[Path]:
-    """Files as given; folders searched recursively for files with an audio suffix (sorted)."""
-    return [f for f, _ in _found(paths)]
+__all__ = ["output_names", "FileTranscript", "TranscribeOptions", "transcribe_files"]
 
 
 def output_names(paths: Sequence[str | Path]) -> list[str]:
     """Per found file, a unique output name without suffix: its path below the folder it was found in
     (its bare stem when given as a file), with ``_2``, ``_3``... where names repeat."""
     names: list[str] = []
-    for f, root in _found(paths):
+    for f, root in locate_audio_files(paths):
         base = (f.relative_to(root).with_suffix("") if root else Path(f.stem)).as_posix()
         name, k = base, 1
         while name in names:

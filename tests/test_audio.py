@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 
 from speechtl import audio
-from speechtl.audio import SAMPLE_RATE, AudioError, add_durations, audio_info, load_audio
+from speechtl.audio import SAMPLE_RATE, AudioError, audio_info, load_audio
+from speechtl.data.manifest import add_durations
 from speechtl.data.manifest import Utterance
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -99,7 +100,7 @@ def test_decodes_when_header_has_no_frame_count(tmp_path, monkeypatch):
     path = tmp_path / "long.flac"
     sf.write(path, tone(22050, 4.0), 22050)
     expected = load_audio(path)
-    monkeypatch.setattr(audio, "_known_frames", lambda f: None)
+    monkeypatch.setattr(audio, "known_frames", lambda f: None)
     assert audio_info(path).num_samples == 4 * 22050
     np.testing.assert_array_equal(load_audio(path), expected)
 

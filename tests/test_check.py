@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from speechtl.check import check_manifests, frames_for, frames_needed, infer_role
+from speechtl.check import check_manifests, frames_for, infer_role
+from speechtl.data.dataset import frames_needed
 from speechtl.cli import main
 from speechtl.models import load_model
 
@@ -97,6 +98,7 @@ def test_repeated_letters_need_a_blank_between_them():
     assert frames_needed("ab|ba") == 5
     assert frames_needed("cc") == 3  # c, blank, c
     assert frames_needed("aaa") == 5
+    assert frames_needed([7, 7, 9]) == 4  # token ids, as the training labels are
 
 
 def test_frames_for_matches_the_model(tiny_model_dir: Path):

@@ -81,7 +81,7 @@ def test_save_model_moves_files_in_readable_and_leaves_no_temporary_folder(tiny_
     import stat
 
     from speechtl.adapt.run import save_model
-    from speechtl.fileio import _UMASK
+    from speechtl.fileio import UMASK as _UMASK
 
     model, processor = load_model(str(tiny_model_dir))
     out = tmp_path / "run"

@@ -21,10 +21,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from speechtl.audio import SAMPLE_RATE
 from speechtl.config import ConfigError
-from speechtl.data.dataset import CtcCollator, length_grouped_batches
-from speechtl.decode import forward_logits, greedy_decode, uses_attention_mask
+from speechtl.decode import greedy_decode, iter_batches
 from speechtl.text import normalize
 
 __all__ = ["CONFIDENCE_MEASURES", "Decoder", "lm_decoder", "PseudoLabel", "utterance_confidence", "select_confident",
@@ -93,19 +91,11 @@ def pseudo_label(model, processor, arrays: Sequence[np.ndarray], measure: str = 
                  batch_seconds: float = 60.0, precision: str = "fp32", decoder: Decoder = greedy_decode,
                  ) -> list[PseudoLabel]:
     """Transcribe 16 kHz mono arrays with ``decoder`` (greedy by default) and score each transcript's confidence."""
-    was_training = model.training
-    model.eval()
-    durations = [len(a) / SAMPLE_RATE for a in arrays]
-    collate = CtcCollator(processor.feature_extractor)
-    pass_mask = uses_attention_mask(processor)
     blank = processor.tokenizer.pad_token_id
     out: list[PseudoLabel | None] = [None] * len(arrays)
-    for idx in length_grouped_batches(durations, batch_seconds, seed=None):
-        logits, lengths = forward_logits(model, collate([{"id": str(i), "audio": arrays[i]} for i in idx]),
-                                         pass_mask, precision)
-        texts = decoder(logits, lengths, processor.tokenizer)
-        for k, i in enumerate(idx):
-            conf = utterance_confidence(logits[k, : int(lengths[k])], blank, measure)
+    for b in iter_batches(model, processor, arrays, batch_seconds, precision):
+        texts = decoder(b.logits, b.lengths, processor.tokenizer)
+        for k, i in enumerate(b.indices):
+            conf = utterance_confidence(b.logits[k, : int(b.lengths[k])], blank, measure)
             out[i] = PseudoLabel(normalize(texts[k]), round(conf, 6))
-    model.train(was_training)
     return out

@@ -24,15 +24,14 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
-from speechtl.audio import add_durations
 from speechtl.config import ConfigError
 from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, TrainConfig, train
 from speechtl.data.dataset import load_utterance_audio
-from speechtl.data.manifest import Utterance, read_manifest, sample_minutes, total_minutes, unique_names
+from speechtl.data.manifest import Utterance, add_durations, read_manifest, sample_minutes, total_minutes, unique_names
 from speechtl.decode import uses_attention_mask
 from speechtl.eval import EvalResult, evaluate, set_text_language, write_hypotheses
 from speechtl.eval.bootstrap import paired_bootstrap
-from speechtl.fileio import _UMASK, atomic_write_json, atomic_write_text
+from speechtl.fileio import UMASK, atomic_write_json, atomic_write_text
 from speechtl.eval.mismatch import format_mismatch, mismatch_score, sample_stats
 from speechtl.models import load_model
 from speechtl.models.adapter import ADAPTER_DIR, ADAPTER_STRATEGIES, base_fingerprint, capture_adapter, folder_bytes, \
@@ -327,7 +326,7 @@ def save_model(model, processor, out: Path) -> None:
         processor.save_pretrained(tmp)
         for f in sorted(Path(tmp).iterdir()):
             if f.is_file():
-                os.chmod(f, 0o666 & ~_UMASK)
+                os.chmod(f, 0o666 & ~UMASK)
                 os.replace(f, out / f.name)
 
 

@@ -34,6 +34,7 @@ from speechtl.adapt.pseudo_label import (CONFIDENCE_MEASURES, Decoder, PseudoLab
                                          select_confident)
 from speechtl.adapt.run import AdaptConfig, run_adaptation, save_model
 from speechtl.adapt.train import TrainConfig
+from speechtl.audio import AUDIO_SUFFIXES, find_audio_files
 from speechtl.config import ConfigError
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import ManifestError, Utterance, read_manifest, total_minutes, write_manifest
@@ -44,7 +45,6 @@ from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import load_model
 from speechtl.runtime import resolve_precision, set_threads
 from speechtl.text import normalize
-from speechtl.transcribe import AUDIO_SUFFIXES, find_audio_files
 
 __all__ = ["SelfTrainingConfig", "UnlabelledSet", "read_unlabelled", "run_self_training", "render_rounds",
            "limit_against_original"]

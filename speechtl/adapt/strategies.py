@@ -22,6 +22,7 @@ import re
 from torch import nn
 
 from speechtl.config import ConfigError
+from speechtl.models.adapter import add_adapters
 
 __all__ = ["STRATEGIES", "LORA_TARGETS", "apply_strategy", "finish_strategy", "param_groups"]
 
@@ -34,22 +35,6 @@ def _set_trainable(modules, flag: bool) -> None:
     for m in modules:
         for p in m.parameters():
             p.requires_grad = flag
-
-
-def _add_adapters(model, dim: int) -> list[nn.Module]:
-    from transformers.models.wav2vec2.modeling_wav2vec2 import Wav2Vec2AttnAdapterLayer
-
-    if model.config.model_type != "wav2vec2":
-        raise ConfigError(f"the adapter strategy needs a wav2vec2 model (got {model.config.model_type!r}); use lora")
-    model.config.adapter_attn_dim = dim  # saved with the model, so from_pretrained rebuilds the adapters
-    adapters = []
-    for layer in model.base_model.encoder.layers:
-        adapter = Wav2Vec2AttnAdapterLayer(model.config).to(next(layer.parameters()).device)
-        nn.init.zeros_(adapter.linear_2.weight)  # starts as the identity: no change before training
-        nn.init.zeros_(adapter.linear_2.bias)
-        layer.adapter_layer = adapter
-        adapters.append(adapter)
-    return adapters
 
 
 def apply_strategy(model, strategy: str, top_k: int = 2, lora_r: int = 8, lora_alpha: int = 16,
@@ -73,7 +58,7 @@ def apply_strategy(model, strategy: str, top_k: int = 2, lora_r: int = 8, lora_a
             raise ConfigError(f"top_k must be 1..{len(layers)} for this model, got {top_k}")
         _set_trainable([*layers[-top_k:], model.base_model.encoder.layer_norm, head], True)
     elif strategy == "adapter":
-        _set_trainable([*_add_adapters(model, adapter_dim), head], True)
+        _set_trainable([*add_adapters(model, adapter_dim), head], True)
     else:  # lora
         from peft import LoraConfig, get_peft_model
 

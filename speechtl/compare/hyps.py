@@ -27,7 +27,7 @@ from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import Utterance
 from speechtl.decode import transcribe_arrays
 from speechtl.fileio import atomic_write_json
-from speechtl.models import _resolve, load_model  # _resolve: shipped names → the folder inside the package
+from speechtl.models import load_model, resolve  # resolve: shipped names → the folder inside the package
 
 __all__ = ["ModelSpec", "split_name", "parse_model_spec", "fingerprint", "TestSet", "Decoding", "AudioCache",
            "model_hypotheses", "CACHE_VERSION"]
@@ -84,7 +84,7 @@ def _file_id(path: Path) -> str:
 
 def fingerprint(name_or_path: str) -> dict:
     """What identifies a model's weights: its files (folder) or its cached snapshot (hub id)."""
-    source = Path(_resolve(name_or_path))
+    source = Path(resolve(name_or_path))
     if source.is_dir():
         files = sorted({p for pattern in _IDENTITY_FILES for p in source.glob(pattern)})
         return {"path": str(source.resolve()), "files": {p.relative_to(source).as_posix(): _file_id(p) for p in files}}

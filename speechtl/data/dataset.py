@@ -20,7 +20,8 @@ from speechtl.config import ConfigError
 from speechtl.audio import SAMPLE_RATE, AudioError, load_audio
 from speechtl.data.manifest import Utterance
 
-__all__ = ["AudioDataset", "length_grouped_batches", "CtcCollator", "load_utterance_audio", "ON_ERROR"]
+__all__ = ["AudioDataset", "length_grouped_batches", "CtcCollator", "load_utterance_audio", "ON_ERROR",
+           "frames_needed"]
 
 
 class AudioDataset(torch.utils.data.Dataset):
@@ -89,6 +90,12 @@ def length_grouped_batches(
     if seed is not None:
         random.Random(seed + 1).shuffle(batches)
     return batches
+
+
+def frames_needed(label: Sequence) -> int:
+    """CTC's minimum output frames for a label (a string or token ids): one per token, plus a blank between two
+    equal neighbours. An utterance with fewer frames cannot be aligned: the CTC loss ignores it."""
+    return len(label) + sum(a == b for a, b in zip(label, label[1:]))
 
 
 class CtcCollator:

@@ -21,9 +21,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-from speechtl.audio import add_durations
-from speechtl.data.manifest import ManifestError, Utterance, write_manifest
-from speechtl.transcribe import find_audio_files
+from speechtl.audio import find_audio_files
+from speechtl.data.manifest import ManifestError, Utterance, add_durations, write_manifest
 
 __all__ = ["prepare_commonvoice", "prepare_folder", "prepare_kaldi", "summary"]
 

@@ -20,8 +20,9 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Literal, Sequence
 
+from speechtl.audio import AudioError, audio_info
 from speechtl.fileio import atomic_write_text
 from speechtl.errors import SpeechtlError
 
@@ -35,6 +36,7 @@ __all__ = [
     "total_minutes",
     "set_name",
     "unique_names",
+    "add_durations",
 ]
 
 
@@ -220,7 +222,7 @@ def sample_minutes(utts: Sequence[Utterance], minutes: float, seed: int = 0) -> 
     turn, so a small budget still covers as many speakers as it can.
     """
     if any(u.duration_s is None for u in utts):
-        raise ValueError("sample_minutes needs duration_s on every utterance (see speechtl.audio.add_durations)")
+        raise ValueError("sample_minutes needs duration_s on every utterance (see add_durations)")
     rng = random.Random(seed)
     by_speaker: dict[str, list[Utterance]] = defaultdict(list)
     for u in utts:
@@ -239,3 +241,32 @@ def sample_minutes(utts: Sequence[Utterance], minutes: float, seed: int = 0) -> 
                 taken.append(u)
                 total += u.duration_s
     return taken
+
+
+def add_durations(
+    utts: Sequence[Utterance], on_error: Literal["fail", "skip"] = "fail"
+) -> tuple[list[Utterance], list[tuple[str, str]]]:
+    """Fill ``duration_s`` from the audio header where it is missing.
+
+    Returns (utterances kept, [(utterance id, reason)] skipped). With ``on_error="fail"`` the first
+    unreadable or empty file raises :class:`AudioError` naming the utterance id and the file.
+    """
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+    kept: list[Utterance] = []
+    skipped: list[tuple[str, str]] = []
+    for utt in utts:
+        if utt.duration_s is not None:
+            kept.append(utt)
+            continue
+        try:
+            info = audio_info(utt.audio_path)
+            if info.num_samples == 0:
+                raise AudioError(f"{utt.audio_path}: empty audio (0 samples)")
+        except AudioError as e:
+            if on_error == "fail":
+                raise AudioError(f"utterance {utt.id!r}: {e}") from e
+            skipped.append((utt.id, str(e)))
+            continue
+        kept.append(dataclasses.replace(utt, duration_s=info.duration_s))
+    return kept, skipped

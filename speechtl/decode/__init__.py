@@ -1,13 +1,17 @@
-"""CTC decoding: the model's forward pass on a padded batch, and batched greedy decoding.
+"""CTC decoding: the model's forward pass on a padded batch, the one batched inference loop, greedy decoding.
 
-Legend: B = batch, S = samples, T = output frames (20 ms each for wav2vec2), V = vocabulary.
+Every inference path (transcripts, pseudo-labels, the mismatch score's hidden states, long files) pads its
+audio with :class:`~speechtl.data.dataset.CtcCollator` and runs the model through :func:`forward_arrays`;
+those that start from arrays in memory batch them with :func:`iter_batches` (length-grouped, longest first).
+
+Legend: B = batch, S = samples, T = output frames (20 ms each for wav2vec2), V = vocabulary, D = hidden size.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -16,14 +20,15 @@ from tqdm.auto import tqdm
 
 from speechtl.audio import SAMPLE_RATE
 from speechtl.data.dataset import CtcCollator, length_grouped_batches
+from speechtl.models import ctc_forward, uses_attention_mask
 from speechtl.runtime import autocast
 
-__all__ = ["uses_attention_mask", "forward_logits", "greedy_decode", "transcribe_arrays", "Transcripts"]
+__all__ = ["uses_attention_mask", "forward_logits", "Batch", "forward_arrays", "iter_batches", "greedy_decode",
+           "transcribe_arrays", "Transcripts"]
 
 
-def uses_attention_mask(processor) -> bool:
-    """Group-norm wav2vec2 models (e.g. base-960h) must not get an attention mask (HF convention)."""
-    return bool(getattr(processor.feature_extractor, "return_attention_mask", True))
+def _gives_mask(model, pass_mask: bool) -> bool:
+    return pass_mask or getattr(model, "wants_attention_mask", False)  # a routed model pools valid frames
 
 
 def forward_logits(model, batch: dict, pass_mask: bool, precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,12 +36,55 @@ def forward_logits(model, batch: dict, pass_mask: bool, precision: str = "fp32")
     device = next(model.parameters()).device
     inputs = batch["input_values"].to(device)
     mask = batch["attention_mask"].to(device)
-    give_mask = pass_mask or getattr(model, "wants_attention_mask", False)  # a routed model pools valid frames
     with autocast(device, precision):
-        out = model(inputs, attention_mask=mask if give_mask else None)
+        out = model(inputs, attention_mask=mask if _gives_mask(model, pass_mask) else None)
     base = extract_model_from_parallel(model)  # DDP/compiled wrappers hide the helper below
     lengths = base._get_feat_extract_output_lengths(mask.sum(-1)).to(torch.long)
     return out.logits.float(), lengths
+
+
+@dataclass
+class Batch:
+    """One padded batch's outputs; the hidden states only when asked for (``hidden_states=True``)."""
+
+    indices: list[int]  # the rows' positions in the input
+    logits: torch.Tensor  # (B, T, V) fp32, on the model's device
+    lengths: torch.Tensor  # (B,) valid frames per row
+    hidden_states: tuple[torch.Tensor, ...] | None = None  # (B, T, D) each: the transformer's input, then per layer
+    last_hidden_state: torch.Tensor | None = None  # (B, T, D): the encoder's output, what the CTC head reads
+
+
+def forward_arrays(model, processor, arrays: Sequence[np.ndarray], precision: str = "fp32",
+                   hidden_states: bool = False, indices: Sequence[int] | None = None) -> Batch:
+    """16 kHz arrays padded into one batch by the model's feature extractor, through the model (no gradients,
+    in the mode the model is in). ``hidden_states`` needs a plain ``*ForCTC`` model in eval mode."""
+    indices = list(range(len(arrays))) if indices is None else list(indices)
+    batch = CtcCollator(processor.feature_extractor)([{"id": str(i), "audio": a} for i, a in zip(indices, arrays)])
+    pass_mask = uses_attention_mask(processor)
+    with torch.no_grad():
+        if not hidden_states:
+            return Batch(indices, *forward_logits(model, batch, pass_mask, precision))
+        device = next(model.parameters()).device
+        mask = batch["attention_mask"].to(device)
+        with autocast(device, precision):
+            enc, logits = ctc_forward(model, batch["input_values"].to(device),
+                                      mask if _gives_mask(model, pass_mask) else None, output_hidden_states=True)
+        lengths = model._get_feat_extract_output_lengths(mask.sum(-1)).to(torch.long)
+    return Batch(indices, logits.float(), lengths, enc.hidden_states, enc.last_hidden_state)
+
+
+def iter_batches(model, processor, arrays: Sequence[np.ndarray], batch_seconds: float = 60.0,
+                 precision: str = "fp32", hidden_states: bool = False) -> Iterator[Batch]:
+    """The model's outputs on 16 kHz arrays in length-grouped batches (longest first) whose padded size stays
+    under ``batch_seconds``; the model is in eval mode meanwhile and back in its own mode at the end."""
+    was_training = model.training
+    model.eval()
+    try:
+        durations = [len(a) / SAMPLE_RATE for a in arrays]
+        for idx in length_grouped_batches(durations, batch_seconds, seed=None):
+            yield forward_arrays(model, processor, [arrays[i] for i in idx], precision, hidden_states, idx)
+    finally:
+        model.train(was_training)
 
 
 def greedy_decode(logits: torch.Tensor, lengths: torch.Tensor, tokenizer) -> list[str]:
@@ -81,21 +129,13 @@ def transcribe_arrays(
 
     ``decode(logits (B, T, V), lengths (B,))`` turns a batch into texts (default: greedy; see
     :func:`speechtl.decode.lm.LmDecoder.batch_decoder` for beam search with an LM)."""
-    was_training = model.training
-    model.eval()
     durations = [len(a) / SAMPLE_RATE for a in arrays]
-    batches = length_grouped_batches(durations, batch_seconds, seed=None)
-    collate = CtcCollator(processor.feature_extractor)
-    pass_mask = uses_attention_mask(processor)
     texts: list[str] = [""] * len(arrays)
     start = time.perf_counter()
     with tqdm(total=sum(durations), unit="audio-s", desc=desc, disable=not progress, leave=False) as bar:
-        for idx in batches:
-            batch = collate([{"id": str(i), "audio": arrays[i]} for i in idx])
-            logits, lengths = forward_logits(model, batch, pass_mask, precision)
-            texts_b = decode(logits, lengths) if decode else greedy_decode(logits, lengths, processor.tokenizer)
-            for i, text in zip(idx, texts_b):
+        for b in iter_batches(model, processor, arrays, batch_seconds, precision):
+            texts_b = decode(b.logits, b.lengths) if decode else greedy_decode(b.logits, b.lengths, processor.tokenizer)
+            for i, text in zip(b.indices, texts_b):
                 texts[i] = text
-            bar.update(sum(durations[i] for i in idx))
-    model.train(was_training)
+            bar.update(sum(durations[i] for i in b.indices))
     return Transcripts(texts, time.perf_counter() - start, sum(durations))

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from speechtl.audio import SAMPLE_RATE, SILENCE_THRESHOLD, AudioError, _open, _reason
+from speechtl.audio import SAMPLE_RATE, SILENCE_THRESHOLD, AudioError, error_reason, open_audio
 
 __all__ = ["ChunkPlan", "Chunk", "plan_chunks", "stream_audio", "iter_chunks", "frame_hop"]
 
@@ -70,7 +70,7 @@ def stream_audio(path: str | Path, block_s: float = BLOCK_S) -> Iterator[np.ndar
     Raises :class:`AudioError` naming the file for unreadable, non-finite, empty or silent audio
     (the last two once the end is reached).
     """
-    with _open(path) as f:
+    with open_audio(path) as f:
         rate = f.samplerate
         resampler = None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
         frames, peak = max(1, int(block_s * rate)), 0.0
@@ -79,7 +79,7 @@ def stream_audio(path: str | Path, block_s: float = BLOCK_S) -> Iterator[np.ndar
             try:
                 block = f.read(frames, dtype="float32", always_2d=True)
             except (sf.SoundFileError, RuntimeError, ValueError) as e:
-                raise AudioError(f"{path}: cannot decode audio ({_reason(e)})") from e
+                raise AudioError(f"{path}: cannot decode audio ({error_reason(e)})") from e
             last = len(block) < frames
             mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
             if not np.isfinite(mono).all():

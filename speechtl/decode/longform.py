@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from speechtl.audio import SAMPLE_RATE, AudioError, _known_frames, _open, load_audio
-from speechtl.data.dataset import CtcCollator, length_grouped_batches
-from speechtl.decode import forward_logits, uses_attention_mask
+from speechtl.audio import SAMPLE_RATE, AudioError, known_frames, load_audio, open_audio
+from speechtl.data.dataset import length_grouped_batches
+from speechtl.decode import forward_arrays
 from speechtl.decode.chunking import Chunk, ChunkPlan, frame_hop, iter_chunks, plan_chunks, stream_audio
 
 __all__ = ["FileLogProbs", "file_log_probs"]
@@ -38,22 +38,18 @@ class _Runner:
     """The model's forward pass on lists of arrays; log-softmax in fp32 on CPU."""
 
     def __init__(self, model, processor, precision: str):
-        self.model, self.precision = model, precision
-        self.collate = CtcCollator(processor.feature_extractor)
-        self.pass_mask = uses_attention_mask(processor)
+        self.model, self.processor, self.precision = model, processor, precision
 
-    @torch.no_grad()
     def __call__(self, arrays: Sequence[np.ndarray]) -> list[torch.Tensor]:
-        batch = self.collate([{"id": str(i), "audio": a} for i, a in enumerate(arrays)])
-        logits, lengths = forward_logits(self.model, batch, self.pass_mask, self.precision)
-        log_probs = torch.log_softmax(logits, dim=-1).cpu()
-        return [lp[: int(n)] for lp, n in zip(log_probs, lengths)]
+        out = forward_arrays(self.model, self.processor, arrays, self.precision)
+        log_probs = torch.log_softmax(out.logits, dim=-1).cpu()
+        return [lp[: int(n)] for lp, n in zip(log_probs, out.lengths)]
 
 
 def _header_seconds(path: Path) -> float | None:
     """Duration from the file header without decoding; None when the header has no frame count."""
-    with _open(path) as f:
-        frames = _known_frames(f)
+    with open_audio(path) as f:
+        frames = known_frames(f)
         return None if frames is None else frames / f.samplerate
 
 

@@ -15,21 +15,13 @@ from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import Utterance, read_manifest, unique_names
 from speechtl.decode import transcribe_arrays
 from speechtl.fileio import atomic_write_json, atomic_write_text
-from speechtl.models import load_model
+from speechtl.models import TEXT_LANGUAGE_KEY, load_model, model_text_language
 from speechtl.models.router import RoutedCTC
 from speechtl.runtime import pick_device, resolve_precision
 from speechtl.text import normalize, text_rules
 
 __all__ = ["ErrorRates", "error_rates", "EvalResult", "evaluate", "write_hypotheses", "evaluate_manifests",
            "TEXT_LANGUAGE_KEY", "model_text_language", "set_text_language"]
-
-# model.config key naming the language whose normaliser scores (and trained) the model; saved in config.json
-TEXT_LANGUAGE_KEY = "text_language"
-
-
-def model_text_language(model) -> str | None:
-    """The language a model was adapted to (its ``config.text_language``), or None (the English default)."""
-    return getattr(getattr(model, "config", None), TEXT_LANGUAGE_KEY, None) or None
 
 
 def set_text_language(model, language: str | None) -> str | None:

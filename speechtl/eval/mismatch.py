@@ -27,10 +27,8 @@ import scipy.linalg
 import torch
 
 from speechtl.audio import SAMPLE_RATE
-from speechtl.data.dataset import CtcCollator, length_grouped_batches
-from speechtl.decode import uses_attention_mask
+from speechtl.decode import iter_batches
 from speechtl.models.router import masked_mean
-from speechtl.runtime import autocast
 
 __all__ = ["SampleStats", "sample_stats", "frechet_distance", "mismatch_score", "format_mismatch"]
 
@@ -55,32 +53,21 @@ def _pick(arrays: Sequence[np.ndarray], max_utts: int, seed: int) -> list[np.nda
 def sample_stats(model, processor, arrays: Sequence[np.ndarray], batch_seconds: float = 60.0,
                  precision: str = "fp32") -> SampleStats:
     """Pooled hidden states per layer and frame-posterior statistics of 16 kHz arrays."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    collate, pass_mask = CtcCollator(processor.feature_extractor), uses_attention_mask(processor)
-    durations = [len(a) / SAMPLE_RATE for a in arrays]
     pooled: dict[str, list] = {}
     order: list[int] = []
     entropy = confidence = frames = 0.0
-    for idx in length_grouped_batches(durations, batch_seconds, seed=None):
-        batch = collate([{"id": str(i), "audio": arrays[i]} for i in idx])
-        mask = batch["attention_mask"].to(device)
-        with autocast(device, precision):
-            enc = model.base_model(batch["input_values"].to(device), attention_mask=mask if pass_mask else None,
-                                   output_hidden_states=True)
-            logits = model.lm_head(enc.last_hidden_state)  # what every *ForCTC head does (dropout is off in eval)
-        lengths = model._get_feat_extract_output_lengths(mask.sum(-1)).to(torch.long)
-        valid = (torch.arange(logits.shape[1], device=device)[None, :] < lengths[:, None]).float()  # (B, T)
-        states = {str(i): h for i, h in enumerate(enc.hidden_states)} | {"final": enc.last_hidden_state}
+    for b in iter_batches(model, processor, arrays, batch_seconds, precision, hidden_states=True):
+        logits, lengths = b.logits, b.lengths
+        valid = (torch.arange(logits.shape[1], device=logits.device)[None, :] < lengths[:, None]).float()  # (B, T)
+        states = {str(i): h for i, h in enumerate(b.hidden_states)} | {"final": b.last_hidden_state}
         for name, h in states.items():  # (B, T, D) -> (B, D) mean over valid frames
             pooled.setdefault(name, []).append(masked_mean(h, lengths).cpu().numpy())
-        logp = torch.log_softmax(logits.float(), dim=-1)
+        logp = torch.log_softmax(logits, dim=-1)
         entropy += float((-(logp.exp() * logp).sum(-1) * valid).sum())
         confidence += float((logp.max(-1).values.exp() * valid).sum())
         frames += float(valid.sum())
-        order += idx
-    model.train(was_training)
+        order += b.indices
+    durations = [len(a) / SAMPLE_RATE for a in arrays]
     back = np.argsort(order)  # batches run longest first: restore input order
     return SampleStats({k: np.concatenate(v)[back] for k, v in pooled.items()}, entropy / max(frames, 1),
                        confidence / max(frames, 1), len(arrays), sum(durations))

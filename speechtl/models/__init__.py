@@ -23,13 +23,15 @@ from transformers import (
     Wav2Vec2ForCTC,
     Wav2Vec2Processor,
 )
+from transformers.utils import ModelOutput
 
 from speechtl.audio import SAMPLE_RATE
 from speechtl.text import PAD, UNK, WORD_DELIMITER, save_vocab
 from speechtl.errors import SpeechtlError
 from speechtl.models.numerics import protect_pos_conv
 
-__all__ = ["SUPPORTED_MODEL_TYPES", "ModelLoadError", "load_model", "build_processor", "random_model", "MODEL_SIZES"]
+__all__ = ["SUPPORTED_MODEL_TYPES", "ModelLoadError", "resolve", "load_model", "build_processor", "random_model",
+           "MODEL_SIZES", "uses_attention_mask", "ctc_forward", "TEXT_LANGUAGE_KEY", "model_text_language"]
 
 # wav2vec2-family encoders with a CTC head in transformers (AutoModelForCTC).
 SUPPORTED_MODEL_TYPES = (
@@ -45,13 +47,15 @@ SUPPORTED_MODEL_TYPES = (
 )
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+# model.config key naming the language whose normaliser scores (and trained) the model; saved in config.json
+TEXT_LANGUAGE_KEY = "text_language"
 
 
 class ModelLoadError(SpeechtlError, ValueError):
     """A model name/folder could not be loaded; the message says why and what is allowed."""
 
 
-def _resolve(name_or_path: str) -> str:
+def resolve(name_or_path: str) -> str:
     """Shipped model names ("speechtl/<name>") resolve to the folder inside the package."""
     if name_or_path.startswith("speechtl/") and not Path(name_or_path).is_dir():
         folder = SHIPPED_DIR / name_or_path.split("/", 1)[1]
@@ -71,7 +75,7 @@ def load_model(name_or_path: str, attn_implementation: str = "sdpa", adapter: st
     routed system, base and adapted model together (:class:`speechtl.models.router.RoutedCTC`), unless
     ``route`` is False (then: the adapted model alone).
     """
-    source = _resolve(str(name_or_path))
+    source = resolve(str(name_or_path))
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every load
     where = "folder" if Path(source).is_dir() else "hub id"
     try:
@@ -114,7 +118,6 @@ def load_model(name_or_path: str, attn_implementation: str = "sdpa", adapter: st
 
         model = apply_adapter(model, processor, adapter, str(name_or_path))
     elif route and Path(source).is_dir():
-        from speechtl.decode import uses_attention_mask
         from speechtl.models.router import RoutedCTC, load_router, read_router_meta
 
         meta = read_router_meta(source)
@@ -123,6 +126,24 @@ def load_model(name_or_path: str, attn_implementation: str = "sdpa", adapter: st
             model = RoutedCTC(base, model, load_router(source, meta, base, meta["base_model"]),
                               uses_attention_mask(processor)).eval()
     return model, processor
+
+
+def uses_attention_mask(processor) -> bool:
+    """Group-norm wav2vec2 models (e.g. base-960h) must not get an attention mask (HF convention)."""
+    return bool(getattr(processor.feature_extractor, "return_attention_mask", True))
+
+
+def model_text_language(model) -> str | None:
+    """The language a model was adapted to (its ``config.text_language``), or None (the English default)."""
+    return getattr(getattr(model, "config", None), TEXT_LANGUAGE_KEY, None) or None
+
+
+def ctc_forward(model, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                output_hidden_states: bool = False) -> tuple[ModelOutput, torch.Tensor]:
+    """The encoder's outputs and the CTC logits (B, T, V) of a ``*ForCTC`` model in eval mode, for callers that
+    need the hidden states too: what every ``*ForCTC.forward`` does (its dropout before the head is off in eval)."""
+    enc = model.base_model(input_values, attention_mask=attention_mask, output_hidden_states=output_hidden_states)
+    return enc, model.lm_head(enc.last_hidden_state)
 
 
 def build_processor(vocab: Mapping[str, int], return_attention_mask: bool = True) -> Wav2Vec2Processor:

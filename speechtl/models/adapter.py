@@ -27,11 +27,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from speechtl.config import ConfigError
+from speechtl.fileio import UMASK, atomic_dir, atomic_write_json
 from speechtl.models import ModelLoadError
-from speechtl.fileio import _UMASK, atomic_dir, atomic_write_json
 
-__all__ = ["ADAPTER_STRATEGIES", "ADAPTER_DIR", "AdapterArtifact", "base_fingerprint", "capture_adapter",
-           "save_adapter", "apply_adapter", "folder_bytes", "weights_bytes"]
+__all__ = ["ADAPTER_STRATEGIES", "ADAPTER_DIR", "AdapterArtifact", "add_adapters", "base_fingerprint",
+           "capture_adapter", "save_adapter", "apply_adapter", "folder_bytes", "weights_bytes", "digest_tensors"]
 
 ADAPTER_STRATEGIES = ("lora", "adapter")
 ADAPTER_DIR = "adapter"  # inside the run folder
@@ -49,13 +50,33 @@ class AdapterArtifact:
     adapter_dim: int | None = None  # bottleneck width (strategy adapter)
 
 
-def _digest_tensors(tensors: dict[str, torch.Tensor]) -> str:
+def digest_tensors(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of named tensors: names, dtypes, shapes and bytes, in name order."""
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()
+
+
+def add_adapters(model, dim: int) -> list[torch.nn.Module]:
+    """MMS-style bottleneck adapters (transformers' ``adapter_attn_dim``) after every transformer layer of a
+    wav2vec2 model, zero-initialised so the model starts unchanged; returns them (the ``adapter`` strategy trains
+    them, :func:`apply_adapter` loads saved ones into them)."""
+    from transformers.models.wav2vec2.modeling_wav2vec2 import Wav2Vec2AttnAdapterLayer
+
+    if model.config.model_type != "wav2vec2":
+        raise ConfigError(f"the adapter strategy needs a wav2vec2 model (got {model.config.model_type!r}); use lora")
+    model.config.adapter_attn_dim = dim  # saved with the model, so from_pretrained rebuilds the adapters
+    adapters = []
+    for layer in model.base_model.encoder.layers:
+        adapter = Wav2Vec2AttnAdapterLayer(model.config).to(next(layer.parameters()).device)
+        torch.nn.init.zeros_(adapter.linear_2.weight)  # starts as the identity: no change before training
+        torch.nn.init.zeros_(adapter.linear_2.bias)
+        layer.adapter_layer = adapter
+        adapters.append(adapter)
+    return adapters
 
 
 def _replaceable(name: str) -> bool:
@@ -67,7 +88,7 @@ def base_fingerprint(model, processor) -> dict:
     """Architecture, and digests of the weights an adapter leaves alone and of the vocabulary."""
     weights = {k: v for k, v in model.state_dict().items() if not _replaceable(k)}
     vocab = json.dumps(sorted(processor.tokenizer.get_vocab().items()), ensure_ascii=False)
-    return {**{k: getattr(model.config, k) for k in _ARCH}, "weights_sha256": _digest_tensors(weights),
+    return {**{k: getattr(model.config, k) for k in _ARCH}, "weights_sha256": digest_tensors(weights),
             "vocab_sha256": hashlib.sha256(vocab.encode()).hexdigest()}
 
 
@@ -93,7 +114,7 @@ def save_adapter(artifact: AdapterArtifact, folder: str | Path, base_model: str,
         meta["adapter_attn_dim"] = artifact.adapter_dim
     with atomic_dir(folder) as tmp:
         save_file(artifact.tensors, tmp / meta["weights"], metadata={"format": "pt"})
-        os.chmod(tmp / meta["weights"], 0o666 & ~_UMASK)  # safetensors writes 0600; the JSON files are 0644
+        os.chmod(tmp / meta["weights"], 0o666 & ~UMASK)  # safetensors writes 0600; the JSON files are 0644
         if artifact.lora_config is not None:
             artifact.lora_config.base_model_name_or_path = base_model
             artifact.lora_config.save_pretrained(str(tmp))
@@ -176,12 +197,10 @@ def _apply_lora(model, folder: Path, tensors: dict[str, torch.Tensor]):
 
 
 def _apply_mms(model, folder: Path, tensors: dict[str, torch.Tensor], dim):
-    from speechtl.adapt.strategies import _add_adapters
-
     if model.config.model_type != "wav2vec2" or not isinstance(dim, int) or dim < 1:
         raise ModelLoadError(f"adapter {str(folder)!r}: MMS adapters need a wav2vec2 model and a positive "
                              f"adapter_attn_dim (got {model.config.model_type!r}, {dim!r})")
-    _add_adapters(model, dim)
+    add_adapters(model, dim)
     expected = model._get_adapters()
     if not any(k.startswith("lm_head.") for k in tensors):  # the head travels only when it was trained
         expected = {k: v for k, v in expected.items() if not k.startswith("lm_head.")}

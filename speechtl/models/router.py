@@ -36,7 +36,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers.modeling_outputs import CausalLMOutput
 
-from speechtl.fileio import _UMASK, atomic_dir, atomic_write_json
+from speechtl.fileio import UMASK, atomic_dir, atomic_write_json
+from speechtl.models import ModelLoadError, ctc_forward
+from speechtl.models.adapter import digest_tensors
 
 __all__ = ["ROUTER_DIR", "Router", "RoutedCTC", "fit_router", "masked_mean", "weights_digest", "save_router",
            "read_router_meta", "load_router"]
@@ -126,9 +128,8 @@ class RoutedCTC(torch.nn.Module):
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None, **_) -> CausalLMOutput:
         mask = attention_mask if self.pass_mask else None
-        enc = self.base.base_model(input_values, attention_mask=mask)
+        enc, logits = ctc_forward(self.base, input_values, mask)
         hidden = enc.last_hidden_state
-        logits = self.base.lm_head(hidden)  # what every *ForCTC head does (dropout is off in eval)
         samples = attention_mask.sum(-1) if attention_mask is not None else \
             torch.full((len(input_values),), input_values.shape[1], device=input_values.device)
         routed = self.router(masked_mean(hidden, self.base._get_feat_extract_output_lengths(samples)))
@@ -144,9 +145,7 @@ class RoutedCTC(torch.nn.Module):
 def weights_digest(model) -> str:
     """SHA-256 of the weights of ``model`` (names, dtypes, shapes, bytes) that inference reads: all but the
     SpecAugment mask embedding, which transformers initialises at random when a checkpoint lacks it."""
-    from speechtl.models.adapter import _digest_tensors
-
-    return _digest_tensors({k: v for k, v in model.state_dict().items() if not k.endswith("masked_spec_embed")})
+    return digest_tensors({k: v for k, v in model.state_dict().items() if not k.endswith("masked_spec_embed")})
 
 
 def save_router(router: Router, folder: str | Path, base_model: str, base_digest: str, info: dict) -> None:
@@ -158,14 +157,12 @@ def save_router(router: Router, folder: str | Path, base_model: str, base_digest
     with atomic_dir(folder) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in router.state_dict().items()}, tmp / WEIGHTS,
                   metadata={"format": "pt"})
-        os.chmod(tmp / WEIGHTS, 0o666 & ~_UMASK)
+        os.chmod(tmp / WEIGHTS, 0o666 & ~UMASK)
         atomic_write_json(tmp / META, meta)
 
 
 def read_router_meta(folder: str | Path) -> dict | None:
     """The router description of a run folder's ``router/``, or None when it has none."""
-    from speechtl.models import ModelLoadError
-
     path = Path(folder) / ROUTER_DIR / META
     if not path.is_file():
         return None
@@ -180,8 +177,6 @@ def read_router_meta(folder: str | Path) -> dict | None:
 
 def load_router(folder: str | Path, meta: dict, base, base_name: str) -> Router:
     """The router of a run folder, after checking that ``base`` is the model it was trained on."""
-    from speechtl.models import ModelLoadError
-
     where = Path(folder) / ROUTER_DIR
     if weights_digest(base) != meta.get("base_weights_sha256"):
         raise ModelLoadError(f"{str(where)!r} routes between {meta['base_model']!r} and the adapted model, but "
