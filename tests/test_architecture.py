@@ -7,7 +7,8 @@ Layers, bottom up (a module may import its own layer and any layer below; never 
 |------|------------|--------------------------------------------------------------------------|
 | 0    | base       | speechtl (package), errors, fileio, config, runtime, text, audio,        |
 |      |            | synth_words — utilities anyone may import                                |
-| 1    | data       | data/ (manifests, datasets, batching, importers, augmentation)           |
+| 1    | data       | data/ (manifests, datasets, batching, importers, augmentation), tts,     |
+|      |            | text_sources (speech and sentences that data sets are made of)           |
 | 2    | models     | models/ (loading, adapters, routing, vocabulary heads)                   |
 | 3    | decode     | decode/, writers (writers formats decode's timed words into files)       |
 | 4    | eval       | eval/                                                                    |
@@ -32,7 +33,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "speechtl"
 LAYERS = {  # module name (or package prefix) -> layer; the longest matching prefix wins
     "speechtl": "base", "speechtl.errors": "base", "speechtl.fileio": "base", "speechtl.config": "base",
     "speechtl.runtime": "base", "speechtl.text": "base", "speechtl.audio": "base", "speechtl.synth_words": "base",
-    "speechtl.data": "data",
+    "speechtl.data": "data", "speechtl.tts": "data", "speechtl.text_sources": "data",
     "speechtl.models": "models",
     "speechtl.decode": "decode", "speechtl.writers": "decode",
     "speechtl.eval": "eval",
