@@ -57,6 +57,7 @@ SCRIPTS = {
     "oracle": lambda ref: ref,  # every word right
     "drop": lambda ref: " ".join(ref.split()[:-1]),  # last word deleted
     "oracle2": lambda ref: ref.upper() + ".",  # right after normalisation, wrong orthographically
+    "first": lambda ref: ref.split()[0] + (" zz" if len(ref) % 2 else ""),  # first word, an insertion on odd lengths
 }
 
 
@@ -109,6 +110,18 @@ def test_identical_models_give_delta_zero_and_p_one(tmp_path: Path, tone_sets, s
                                   num_bootstrap=200, quiet=True))
     (row,) = [x for x in r["matrix"] if x["model"] == "oracle2"]
     assert (row["delta_wer"], row["delta_wer_low"], row["delta_wer_high"], row["p_value"]) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_paired_test_gives_the_figures_it_gave_before(tmp_path: Path, tone_sets, scripted):
+    # recorded before the statistics moved to speechtl.eval.stats (Δ = model − baseline, 200 resamples, seed 0)
+    r = run_compare(CompareConfig(models=["drop", "first"], test=[str(p) for p in tone_sets], out=str(tmp_path),
+                                  num_bootstrap=200, quiet=True))
+    row = next(x for x in r["matrix"] if x["set"] == "all" and x["model"] == "first")
+    keys = ("wer", "wer_low", "wer_high", "delta_wer", "delta_wer_low", "delta_wer_high", "p_value", "delta_cer",
+            "p_value_cer")
+    assert [row[k] for k in keys] == pytest.approx([
+        0.47368421052631576, 0.3333333333333333, 0.5811403508771935, -0.15789473684210525, -0.3333333333333333,
+        -0.051315789473683905, 0.05970149253731343, -0.16363636363636364, 0.009950248756218905], abs=1e-12)
 
 
 def test_report_files(tmp_path: Path, tone_sets, scripted):

@@ -11,12 +11,13 @@ import matplotlib
 matplotlib.use("Agg")  # headless; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 
+from speechtl.eval.stats import SIGNIFICANT  # noqa: E402
+
 __all__ = ["wer_bars", "before_after", "COLORS"]
 
 COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974",
           "#64B5CD"]
 BASELINE_COLOR = "#333333"
-SIGNIFICANT = 0.05
 
 
 def _png(fig) -> bytes:
