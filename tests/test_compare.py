@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 import shutil
 from pathlib import Path
@@ -57,6 +58,7 @@ SCRIPTS = {
     "oracle": lambda ref: ref,  # every word right
     "drop": lambda ref: " ".join(ref.split()[:-1]),  # last word deleted
     "oracle2": lambda ref: ref.upper() + ".",  # right after normalisation, wrong orthographically
+    "first": lambda ref: ref.split()[0] + (" zz" if len(ref) % 2 else ""),  # first word, an insertion on odd lengths
 }
 
 
@@ -109,6 +111,51 @@ def test_identical_models_give_delta_zero_and_p_one(tmp_path: Path, tone_sets, s
                                   num_bootstrap=200, quiet=True))
     (row,) = [x for x in r["matrix"] if x["model"] == "oracle2"]
     assert (row["delta_wer"], row["delta_wer_low"], row["delta_wer_high"], row["p_value"]) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_paired_test_gives_the_figures_it_gave_before(tmp_path: Path, tone_sets, scripted):
+    # recorded before the statistics moved to speechtl.eval.stats (Δ = model − baseline, 200 resamples, seed 0)
+    r = run_compare(CompareConfig(models=["drop", "first"], test=[str(p) for p in tone_sets], out=str(tmp_path),
+                                  num_bootstrap=200, quiet=True))
+    row = next(x for x in r["matrix"] if x["set"] == "all" and x["model"] == "first")
+    keys = ("wer", "wer_low", "wer_high", "delta_wer", "delta_wer_low", "delta_wer_high", "p_value", "delta_cer",
+            "p_value_cer")
+    assert [row[k] for k in keys] == pytest.approx([
+        0.47368421052631576, 0.3333333333333333, 0.5811403508771935, -0.15789473684210525, -0.3333333333333333,
+        -0.051315789473683905, 0.05970149253731343, -0.16363636363636364, 0.009950248756218905], abs=1e-12)
+
+
+def _without_matplotlib(monkeypatch) -> None:
+    """Import the report modules afresh as if matplotlib were not installed (restored after the test)."""
+    import importlib
+    import sys
+
+    import speechtl.compare as package
+
+    for name in ("matplotlib", "matplotlib.pyplot"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import matplotlib` raises ImportError
+    for name in ("figures", "tables", "report"):
+        monkeypatch.delitem(sys.modules, f"speechtl.compare.{name}", raising=False)
+        monkeypatch.setattr(package, name, getattr(package, name, None), raising=False)
+    for name in ("figures", "tables", "report"):
+        importlib.import_module(f"speechtl.compare.{name}")
+
+
+def test_compare_without_matplotlib_writes_all_but_the_figures(tmp_path: Path, tone_sets, scripted, monkeypatch,
+                                                                capsys):
+    _without_matplotlib(monkeypatch)
+    hint = "pip install 'speechtl[plot]'"
+    argv = ["compare", "--models", "drop", "oracle", "--test", *map(str, tone_sets), "--out", str(tmp_path),
+            "--num-bootstrap", "100", "--quiet"]
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    assert printed.err.count(hint) == 1 and "| set | utts | words | drop | oracle |" in printed.out
+    assert not (tmp_path / "figures").exists()
+    assert {"results.json", "matrix.csv", "utterances.csv", "report.md", "report.html"} <= {
+        p.name for p in tmp_path.iterdir()}
+    for page in ("report.md", "report.html"):
+        text = html.unescape((tmp_path / page).read_text(encoding="utf-8"))
+        assert text.count(hint) == 1 and "figures/" not in text and "data:image/png" not in text
 
 
 def test_report_files(tmp_path: Path, tone_sets, scripted):

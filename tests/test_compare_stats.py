@@ -1,5 +1,5 @@
-"""speechtl.compare.stats and analysis: bootstrap intervals with known answers, the paired test's symmetry,
-per-utterance counts that add up to jiwer's corpus rates."""
+"""speechtl.eval.stats and speechtl.compare.analysis: bootstrap intervals with known answers, the paired test's
+symmetry, per-utterance counts that add up to jiwer's corpus rates."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from speechtl.compare.analysis import error_counts, score_utterances, utterance_changes
-from speechtl.compare.stats import bootstrap_ci, cluster_ids, paired_bootstrap
 from speechtl.eval import error_rates
+from speechtl.eval.stats import bootstrap_ci, cluster_ids, paired_bootstrap
 
 
 def binomial_quantile(n: int, p: float, q: float) -> int:
@@ -85,9 +85,10 @@ def test_a_clearly_better_system_is_significant_and_a_tie_on_noise_is_not():
     rng = np.random.default_rng(3)
     worse = rng.binomial(10, 0.5, 200)
     better = rng.binomial(10, 0.2, 200)
-    assert paired_bootstrap(better, worse, lengths).p_value == 2 / 1001  # no resample on the far side of 0
+    t = paired_bootstrap(worse, better, lengths)  # Δ = better − worse
+    assert t.delta < 0 and t.p_value == 2 / 1001  # no resample on the far side of 0
     noise = worse + rng.choice([-1, 0, 1], 200).clip(-worse, 10 - worse)
-    t = paired_bootstrap(noise, worse, lengths)
+    t = paired_bootstrap(worse, noise, lengths)
     assert t.low < 0 < t.high and t.p_value > 0.05
 
 

@@ -1,8 +1,9 @@
 """Compare ASR models on labelled test sets: ``speechtl compare``.
 
 hyps.py (model specs, hypothesis cache) → analysis.py (per-utterance errors, error analysis) →
-stats.py (bootstrap intervals, paired test) → run.py (the evaluation matrix, breakdowns) →
-tables.py / figures.py / report.py (report.md, report.html, CSV, JSON).
+run.py (the evaluation matrix, breakdowns; bootstrap intervals and paired tests from :mod:`speechtl.eval.stats`)
+→ tables.py / figures.py / report.py (report.md, report.html, CSV, JSON; figures need matplotlib, the ``plot``
+extra, and are left out without it).
 """
 
 from speechtl.compare.run import CompareConfig, run_compare

@@ -1,7 +1,7 @@
 """Per-utterance error counts (normalised and orthographic), word-level error analysis, fixes and breaks.
 
-Alignments come from jiwer (the same edit distance as :func:`speechtl.eval.error_rates`), so the
-per-utterance counts add up to exactly the corpus WER/CER that ``error_rates`` reports.
+Counts come from :func:`speechtl.eval.scoring.utterance_edits` (jiwer; what :func:`speechtl.eval.error_rates`
+sums), so the per-utterance counts add up to exactly the corpus WER/CER that ``error_rates`` reports.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Sequence
 import jiwer
 import numpy as np
 
+from speechtl.eval.scoring import utterance_edits
 from speechtl.text import normalize
 
 __all__ = ["UttScores", "score_utterances", "ErrorCounts", "error_counts", "utterance_changes"]
@@ -41,19 +42,6 @@ class UttScores:
         return float(err.sum() / max(length.sum(), 1))
 
 
-def _edits(output) -> tuple[np.ndarray, np.ndarray]:
-    """(reference lengths, edit counts) per sentence of a jiwer WordOutput/CharacterOutput."""
-    lengths = np.array([len(r) for r in output.references], dtype=np.int64)
-    errors = np.zeros(len(lengths), dtype=np.int64)
-    for i, chunks in enumerate(output.alignments):
-        for c in chunks:
-            if c.type == "insert":
-                errors[i] += c.hyp_end_idx - c.hyp_start_idx
-            elif c.type != "equal":  # substitute, delete
-                errors[i] += c.ref_end_idx - c.ref_start_idx
-    return lengths, errors
-
-
 def _orthographic(text: str) -> str:
     return " ".join(text.split())
 
@@ -67,10 +55,10 @@ def score_utterances(refs: Sequence[str], hyps: Sequence[str]) -> UttScores:
     if empty:
         raise ValueError(f"reference {empty[0]} is empty after normalisation; WER needs words to count")
     orth_refs, orth_hyps = [_orthographic(r) for r in refs], [_orthographic(h) for h in hyps]
-    words, word_errors = _edits(jiwer.process_words(norm_refs, norm_hyps))
-    chars, char_errors = _edits(jiwer.process_characters(norm_refs, norm_hyps))
-    orth_words, orth_word_errors = _edits(jiwer.process_words(orth_refs, orth_hyps))
-    orth_chars, orth_char_errors = _edits(jiwer.process_characters(orth_refs, orth_hyps))
+    word_errors, words = utterance_edits(norm_refs, norm_hyps, "words")
+    char_errors, chars = utterance_edits(norm_refs, norm_hyps, "chars")
+    orth_word_errors, orth_words = utterance_edits(orth_refs, orth_hyps, "words")
+    orth_char_errors, orth_chars = utterance_edits(orth_refs, orth_hyps, "chars")
     return UttScores(words, word_errors, chars, char_errors, orth_words, orth_word_errors, orth_chars, orth_char_errors)
 
 

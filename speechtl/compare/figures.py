@@ -1,25 +1,46 @@
 """Report figures (matplotlib, Agg backend, PNG bytes): WER per group per model with 95 % interval bars, and
-arrows from the baseline's WER to each model's."""
+arrows from the baseline's WER to each model's.
+
+matplotlib is the optional ``plot`` extra: it is imported only when a figure is drawn, so the rest of
+``speechtl compare`` works without it (:func:`pyplot` says whether it is there).
+"""
 
 from __future__ import annotations
 
 import io
 from typing import Sequence
 
-import matplotlib
+from speechtl.eval.stats import SIGNIFICANT
 
-matplotlib.use("Agg")  # headless; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-
-__all__ = ["wer_bars", "before_after", "COLORS"]
+__all__ = ["wer_bars", "before_after", "pyplot", "COLORS", "NO_PLOT"]
 
 COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974",
           "#64B5CD"]
 BASELINE_COLOR = "#333333"
-SIGNIFICANT = 0.05
+NO_PLOT = "No figures: matplotlib is not installed (pip install 'speechtl[plot]' draws them)."
+
+
+def pyplot():
+    """matplotlib.pyplot on the headless Agg backend, or None when matplotlib is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")  # headless; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _pyplot():
+    plt = pyplot()
+    if plt is None:
+        raise ModuleNotFoundError(NO_PLOT, name="matplotlib")
+    return plt
 
 
 def _png(fig) -> bytes:
+    plt = _pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -41,7 +62,7 @@ def wer_bars(rows: Sequence[dict], key: str, groups: Sequence[str], models: Sequ
     the reference word count under each group's label."""
     at = _lookup(rows, key)
     width = 0.8 / len(models)
-    fig, ax = plt.subplots(figsize=(min(10.0, max(8.0, 1.5 + 1.2 * len(groups) * max(1, len(models) / 3))), 4.0))
+    fig, ax = _pyplot().subplots(figsize=(min(10.0, max(8.0, 1.5 + 1.2 * len(groups) * max(1, len(models) / 3))), 4.0))
     for k, model in enumerate(models):
         xs = [g + (k - (len(models) - 1) / 2) * width for g in range(len(groups))]
         ys = [100 * at[(g, model)]["wer"] for g in groups]
@@ -67,6 +88,7 @@ def before_after(rows: Sequence[dict], key: str, groups: Sequence[str], models: 
     """Per group, an arrow from the baseline's WER to each model's; solid when the paired test gives
     p < 0.05, dashed and pale otherwise."""
     at = _lookup(rows, key)
+    plt = _pyplot()
     others = [m for m in models if m != baseline]
     fig, ax = plt.subplots(figsize=(10.0, 1.2 + 0.42 * len(groups) * max(1.5, len(others))))
     step = 0.7 / max(1, len(others))

@@ -1,5 +1,6 @@
 """The report folder of ``speechtl compare``: results.json, one CSV per table, figures/*.png, report.md, and a
-self-contained report.html (figures embedded as base64 PNG, no external resources)."""
+self-contained report.html (figures embedded as base64 PNG, no external resources). Without matplotlib (the
+``plot`` extra) everything but the figures is written, and the report says how to get them."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import csv
 import html
 import io
 import os
+import sys
 from pathlib import Path
 
-from speechtl.compare.figures import before_after, wer_bars
+from speechtl.compare.figures import NO_PLOT, before_after, pyplot, wer_bars
 from speechtl.compare.tables import (
     Table, breakdown_table, changes_table, delta_table, errors_table, headline, model_table, set_table,
 )
@@ -60,8 +62,11 @@ def _write_csvs(results: dict, out: Path, pool) -> None:
     _write_csv(out / "utterances.csv", _utterance_rows(pool))
 
 
-def _figures(results: dict) -> list[tuple[str, str, bytes]]:
-    """(file name, caption, PNG) for each figure: by accent when the manifests say it, else by test set."""
+def _figures(results: dict) -> list[tuple[str, str, bytes]] | None:
+    """(file name, caption, PNG) for each figure: by accent when the manifests say it, else by test set;
+    None when matplotlib is not installed."""
+    if pyplot() is None:
+        return None
     models, baseline = [m["name"] for m in results["models"]], results["baseline"]
     if "accent" in results["breakdowns"]:
         key, rows = "accent", results["breakdowns"]["accent"]
@@ -111,7 +116,9 @@ def _facts(results: dict) -> str:
 def _markdown(results: dict, figures, sections) -> str:
     parts = ["# Model comparison", "", _facts(results), ""]
     parts += [f"- {line}" for line in _summary(results)] + [""]
-    parts += [f"![{caption}](figures/{name})\n" for name, caption, _ in figures]
+    parts += [f"![{caption}](figures/{name})\n" for name, caption, _ in figures or []]
+    if figures is None:
+        parts += [f"*{NO_PLOT}*", ""]
     for title, tables in sections.items():
         if tables:
             parts += [f"## {title}", ""] + [t.markdown() + "\n" for t in tables]
@@ -149,8 +156,10 @@ def _html(results: dict, figures, sections) -> str:
     summary = _summary(results)
     if summary:
         parts.append("<div class='summary'><ul>" + "".join(f"<li>{esc(s)}</li>" for s in summary) + "</ul></div>")
+    if figures is None:
+        parts.append(f"<p class='note'>{esc(NO_PLOT)}</p>")
     parts.append("<div class='figs'>")
-    for name, caption, png in figures:
+    for name, caption, png in figures or []:
         data = base64.b64encode(png).decode("ascii")
         parts.append(f"<figure><img alt='{esc(caption)}' src='data:image/png;base64,{data}'>"
                      f"<figcaption>{esc(caption)}</figcaption></figure>")
@@ -177,7 +186,9 @@ def write_report(results: dict, out: Path, pool) -> None:
     atomic_write_json(out / "results.json", results)
     _write_csvs(results, out, pool)
     figures = _figures(results)
-    for name, _, png in figures:
+    if figures is None:
+        print(f"speechtl compare: {NO_PLOT}", file=sys.stderr)
+    for name, _, png in figures or []:
         (out / "figures").mkdir(exist_ok=True)
         tmp = out / "figures" / f".{name}.tmp"
         tmp.write_bytes(png)

@@ -20,9 +20,9 @@ from speechtl.compare.analysis import UttScores, error_counts, score_utterances,
 from speechtl.compare.hyps import (
     Decoding, ModelSpec, TestSet, AudioCache, model_hypotheses, parse_model_spec, split_name,
 )
-from speechtl.compare.stats import NUM_BOOTSTRAP, bootstrap_ci, cluster_ids, paired_bootstrap
 from speechtl.config import ConfigError, config_to_dict
 from speechtl.data.manifest import FIELDS, ManifestError, Utterance, read_manifest, unique_names
+from speechtl.eval.stats import NUM_BOOTSTRAP, bootstrap_ci, cluster_ids, paired_bootstrap
 from speechtl.runtime import pick_device, resolve_precision, set_threads
 from speechtl.text import normalize
 
@@ -124,10 +124,11 @@ def _rates(cfg: CompareConfig, pool: _Pool, model: str, mask: np.ndarray, cluste
 
 
 def _paired(cfg: CompareConfig, pool: _Pool, model: str, baseline: str, mask, clusters) -> dict:
-    a, b = pool.scores[model], pool.scores[baseline]
+    """Δ = model − baseline (negative: the model makes fewer errors)."""
+    m, b = pool.scores[model], pool.scores[baseline]
     kw = dict(clusters=clusters, num=cfg.num_bootstrap, seed=cfg.seed)
-    w = paired_bootstrap(a.word_errors[mask], b.word_errors[mask], a.words[mask], **kw)
-    c = paired_bootstrap(a.char_errors[mask], b.char_errors[mask], a.chars[mask], **kw)
+    w = paired_bootstrap(b.word_errors[mask], m.word_errors[mask], m.words[mask], **kw)
+    c = paired_bootstrap(b.char_errors[mask], m.char_errors[mask], m.chars[mask], **kw)
     return {"delta_wer": w.delta, "delta_wer_low": w.low, "delta_wer_high": w.high, "p_value": w.p_value,
             "delta_cer": c.delta, "delta_cer_low": c.low, "delta_cer_high": c.high, "p_value_cer": c.p_value}
 

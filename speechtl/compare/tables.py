@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from speechtl.compare.figures import SIGNIFICANT
+from speechtl.eval.stats import SIGNIFICANT
 
 __all__ = ["Table", "pct", "p_text", "set_table", "delta_table", "model_table", "breakdown_table",
            "errors_table", "changes_table", "headline"]

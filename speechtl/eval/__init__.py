@@ -1,4 +1,8 @@
-"""Scoring: corpus WER and CER with jiwer on normalised text, per-utterance rows, real-time factor."""
+"""Scoring: transcribe and score test sets (corpus WER and CER on normalised text, per-utterance rows, real-time
+factor).
+
+scoring.py counts edits (jiwer), stats.py holds the bootstrap statistics, bootstrap.py the paired WER difference
+of two hypothesis lists; ``speechtl.compare`` builds on them (never the reverse)."""
 
 from __future__ import annotations
 
@@ -8,20 +12,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import jiwer
-
 from speechtl.audio import load_audio
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import Utterance, read_manifest, unique_names
 from speechtl.decode import transcribe_arrays
+from speechtl.eval.scoring import ErrorRates, error_rates, utterance_edits
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import TEXT_LANGUAGE_KEY, load_model, model_text_language
 from speechtl.models.router import RoutedCTC
 from speechtl.runtime import pick_device, resolve_precision
 from speechtl.text import normalize, text_rules
 
-__all__ = ["ErrorRates", "error_rates", "EvalResult", "evaluate", "write_hypotheses", "evaluate_manifests",
-           "TEXT_LANGUAGE_KEY", "model_text_language", "set_text_language"]
+__all__ = ["ErrorRates", "error_rates", "utterance_edits", "EvalResult", "evaluate", "write_hypotheses",
+           "evaluate_manifests", "TEXT_LANGUAGE_KEY", "model_text_language", "set_text_language"]
 
 
 def set_text_language(model, language: str | None) -> str | None:
@@ -31,31 +34,6 @@ def set_text_language(model, language: str | None) -> str | None:
         text_rules(language)  # an unknown language stops here, before any work
         setattr(model.config, TEXT_LANGUAGE_KEY, language)
     return model_text_language(model)
-
-
-@dataclass(frozen=True)
-class ErrorRates:
-    wer: float  # fraction, e.g. 0.123
-    cer: float
-    num_words: int  # reference words behind the WER
-    num_chars: int  # reference characters (spaces included) behind the CER
-
-
-def error_rates(refs: Sequence[str], hyps: Sequence[str], language: str | None = None) -> ErrorRates:
-    """Corpus-level WER/CER (total edits / total reference length) after :func:`speechtl.text.normalize`
-    with ``language``'s rules."""
-    if len(refs) != len(hyps):
-        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-    refs = [normalize(r, language) for r in refs]
-    hyps = [normalize(h, language) for h in hyps]
-    empty = [k for k, r in enumerate(refs) if not r]
-    if empty:
-        raise ValueError(f"reference {empty[0]} is empty after normalisation; WER needs words to count")
-    words = jiwer.process_words(refs, hyps)
-    chars = jiwer.process_characters(refs, hyps)
-    num_words = sum(len(r.split()) for r in refs)
-    num_chars = sum(len(r) for r in refs)
-    return ErrorRates(wer=words.wer, cer=chars.cer, num_words=num_words, num_chars=num_chars)
 
 
 @dataclass
