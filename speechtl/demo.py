@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from speechtl.adapt.report import RunResult, format_change, format_routing
 from speechtl.adapt.run import AdaptConfig, run_adaptation
-from speechtl.adapt.train_config import TrainConfig, train_config
+from speechtl.adapt.train_config import TrainConfig, train_config, train_config_dict
 from speechtl.config import ConfigError, override
 from speechtl.models import random_model
 from speechtl.synth import synthesize
 from speechtl.text import ENGLISH_CHARS, build_vocab
 
-__all__ = ["AccentDemoConfig", "run_accent_demo", "format_table", "synth_set", "smoke_model"]
+__all__ = ["AccentDemoConfig", "DEMO_TRAINING", "run_accent_demo", "format_table", "synth_set", "smoke_model",
+           "demo_config_dict"]
 
 # Seed offsets of the synthetic sets (the test sentence pool never meets the training pool anyway).
 _SETS = {  # name: (split, seed offset, accent role)
@@ -106,6 +107,11 @@ def _smoke(cfg: AccentDemoConfig) -> AccentDemoConfig:
                     source_dev_minutes=0.15, test_minutes=0.15, source_test_minutes=0.15, num_speakers=3,
                     replay_speakers=0, route_minutes=min(cfg.route_minutes, 0.15), max_steps=3, eval_every=3,
                     batch_seconds=10.0)
+
+
+def demo_config_dict(cfg: AccentDemoConfig) -> dict:
+    """The config as JSON (``recipe_config.json``): ``training`` flat by flag name, like ``run_config.json``."""
+    return {**asdict(cfg), "training": train_config_dict(cfg.training)}
 
 
 def run_accent_demo(cfg: AccentDemoConfig) -> RunResult:
