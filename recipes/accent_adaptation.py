@@ -11,21 +11,21 @@ recordings and a hub model, use ``speechtl adapt`` with your manifests instead (
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
+from speechtl.adapt.report import RunResult
 from speechtl.config import parse_config
-from speechtl.demo import AccentDemoConfig, format_table, run_accent_demo
+from speechtl.demo import AccentDemoConfig, demo_config_dict, format_table, run_accent_demo
 from speechtl.fileio import atomic_write_json
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> RunResult:
     cfg = parse_config(AccentDemoConfig, argv)
-    results = run_accent_demo(cfg)
-    atomic_write_json(Path(cfg.out) / "recipe_config.json", dataclasses.asdict(cfg))
-    print(format_table(results))
-    return results
+    result = run_accent_demo(cfg)
+    atomic_write_json(Path(cfg.out) / "recipe_config.json", demo_config_dict(cfg))
+    print(format_table(result))
+    return result
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from speechtl.adapt.train import TrainConfig
-from speechtl.config import ConfigError, parse_config
-from speechtl.demo import AccentDemoConfig, run_accent_demo
+from speechtl.adapt.report import RunResult
+from speechtl.config import ConfigError, override, parse_config
+from speechtl.demo import AccentDemoConfig, demo_config_dict, run_accent_demo
 from speechtl.fileio import atomic_write_json, atomic_write_text
 
 # Every cell: the demo's defaults (speechtl.demo.AccentDemoConfig and its TrainConfig: a full fine-tune at lr 1e-3 for
@@ -46,7 +46,7 @@ COLUMNS = ["strategy", "minutes", "labelled_minutes", "replay_minutes", "target_
            "full_model_bytes", "adapter_bytes", "best_step", "best_alpha", "wall_s", "verdict"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class BudgetSweepConfig:
     """Adapt the shipped model to a synthetic accent at several labelled budgets with several strategies."""
 
@@ -67,19 +67,13 @@ def cell_config(cfg: BudgetSweepConfig, strategy: str, minutes: float) -> Accent
     """The demo config of one cell: the demo's defaults, the budget, the preset's changes."""
     if strategy not in PRESETS:
         raise ConfigError(f"unknown strategy preset {strategy!r}; presets: {', '.join(PRESETS)}")
-    demo = AccentDemoConfig(model=cfg.model, accent=cfg.accent, source_accent=cfg.source_accent,
-                            train_minutes=minutes, data=cfg.data, out=str(cell_dir(cfg, strategy, minutes)),
-                            resume=True, smoke=cfg.smoke, quiet=cfg.quiet)
-    demo.training.seed, demo.training.threads = cfg.seed, cfg.threads
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    for key, value in PRESETS[strategy].items():
-        if key in train_fields:
-            setattr(demo.training, key, value)
-        elif key in {f.name for f in dataclasses.fields(AccentDemoConfig)} - {"training"}:
-            setattr(demo, key, value)
-        else:
-            raise ConfigError(f"preset {strategy!r}: {key!r} is neither an AccentDemoConfig nor a TrainConfig field")
-    return demo
+    demo = override(AccentDemoConfig(), model=cfg.model, accent=cfg.accent, source_accent=cfg.source_accent,
+                    train_minutes=minutes, data=cfg.data, out=str(cell_dir(cfg, strategy, minutes)), resume=True,
+                    smoke=cfg.smoke, quiet=cfg.quiet, seed=cfg.seed, threads=cfg.threads)
+    try:
+        return override(demo, **PRESETS[strategy])
+    except ConfigError as e:
+        raise ConfigError(f"preset {strategy!r}: {e}") from e
 
 
 def cell_dir(cfg: BudgetSweepConfig, strategy: str, minutes: float) -> Path:
@@ -90,17 +84,17 @@ def _rel(before: float, after: float) -> float | None:
     return round((after - before) / before, 4) if before else None
 
 
-def row(strategy: str, minutes: float, r: dict) -> dict:
-    t, s, a = r["target"], r.get("source") or {}, r.get("artifacts") or {}
+def row(strategy: str, minutes: float, r: RunResult) -> dict:
+    t, s, a = r.target, r.source or {}, r.artifacts or {}
     return {
-        "strategy": strategy, "minutes": minutes, "labelled_minutes": r["labelled_minutes"],
-        "replay_minutes": r["replay_minutes"], "target_wer_before": t["before"]["wer"],
+        "strategy": strategy, "minutes": minutes, "labelled_minutes": r.labelled_minutes,
+        "replay_minutes": r.replay_minutes, "target_wer_before": t["before"]["wer"],
         "target_wer_after": t["after"]["wer"], "target_rel_change": _rel(t["before"]["wer"], t["after"]["wer"]),
         "source_wer_before": s.get("before", {}).get("wer"), "source_wer_after": s.get("after", {}).get("wer"),
         "source_rel_change": _rel(s["before"]["wer"], s["after"]["wer"]) if s else None,
-        "trainable_params": r["trainable_params"], "full_model_bytes": a.get("full_model_bytes"),
-        "adapter_bytes": a.get("adapter_bytes"), "best_step": r["train"]["best_step"],
-        "best_alpha": r["train"]["best_alpha"], "wall_s": r["wall_s"], "verdict": r["verdict"],
+        "trainable_params": r.trainable_params, "full_model_bytes": a.get("full_model_bytes"),
+        "adapter_bytes": a.get("adapter_bytes"), "best_step": r.train.best_step,
+        "best_alpha": r.train.best_alpha, "wall_s": r.wall_s, "verdict": r.verdict,
     }
 
 
@@ -175,10 +169,10 @@ CELL_SETTINGS = "cell_config.json"  # in each cell folder: the settings its resu
 def _same_settings(demo: AccentDemoConfig) -> None:
     """Write the cell's settings on its first run; a later run with other settings (a changed preset or demo
     default) is an error rather than a table mixing old results with new labels."""
-    settings = dataclasses.asdict(demo)
+    settings = demo_config_dict(demo)
     del settings["quiet"]
     path = Path(demo.out) / CELL_SETTINGS
-    if path.is_file() and json.loads(path.read_text()) == json.loads(json.dumps(settings)):
+    if path.is_file() and _same(json.loads(path.read_text()), json.loads(json.dumps(settings))):
         return
     if path.is_file() or (Path(demo.out) / "results.json").is_file():
         raise ConfigError(f"{demo.out} was run with other (or unrecorded) settings; remove the folder or use "
@@ -186,9 +180,16 @@ def _same_settings(demo: AccentDemoConfig) -> None:
     atomic_write_json(path, settings)
 
 
+def _same(saved: dict, now: dict) -> bool:
+    """Saved cell settings vs today's; settings added since (e.g. ``device``) count as their defaults."""
+    defaults, old = demo_config_dict(AccentDemoConfig())["training"], saved.get("training", {})
+    added = {k: defaults[k] for k in now["training"].keys() - old.keys()}
+    return {**saved, "training": {**old, **added}} == now
+
+
 def sweep(cfg: BudgetSweepConfig) -> list[dict]:
     if cfg.smoke:
-        cfg.minutes, cfg.strategies = [0.05, 0.15], cfg.strategies[:2]
+        cfg = dataclasses.replace(cfg, minutes=[0.05, 0.15], strategies=cfg.strategies[:2])
     cells = [(s, m) for s in cfg.strategies for m in cfg.minutes]
     for s, m in cells:
         cell_config(cfg, s, m)  # every preset checked before the first cell runs
@@ -201,7 +202,7 @@ def sweep(cfg: BudgetSweepConfig) -> list[dict]:
         done = cell_dir(cfg, strategy, minutes) / "results.json"
         _same_settings(cell_config(cfg, strategy, minutes))
         if done.is_file():
-            results = json.loads(done.read_text())
+            results = RunResult.from_json(json.loads(done.read_text()))
             print(f"[{i}/{len(cells)}] {strategy} {minutes:g} min: done before, not rerun", flush=True)
         else:
             print(f"[{i}/{len(cells)}] {strategy} {minutes:g} min ...", flush=True)

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from speechtl.adapt.run import AdaptConfig, run_adaptation
-from speechtl.adapt.train import TrainConfig
-from speechtl.config import ConfigError, parse_config
+from speechtl.adapt.train_config import TrainConfig, train_config_dict
+from speechtl.config import ConfigError, override, parse_config
 from speechtl.data.manifest import read_manifest, sample_minutes, write_manifest
-from speechtl.demo import smoke_model
+from speechtl.demo import DEMO_TRAINING, smoke_model
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import load_model
 from speechtl.models.head import scratch_model
@@ -41,11 +41,11 @@ CONDITIONS = {"copy": "transfer, shared rows copied", "random": "transfer, rando
 
 
 def _default_training() -> TrainConfig:
-    return TrainConfig(lr=1e-3, max_steps=100, warmup_ratio=0.1, batch_seconds=30.0, eval_every=50,
-                       strategy="full", threads=1)
+    """The demo's training (speechtl.demo.DEMO_TRAINING) with a short schedule, small batches, one thread."""
+    return override(DEMO_TRAINING, max_steps=100, batch_seconds=30.0, eval_every=50, threads=1)
 
 
-@dataclass
+@dataclass(frozen=True)
 class LanguageAdaptConfig:
     """Adapt the shipped English model to a synthetic language; compare head transfer with training from scratch."""
 
@@ -94,10 +94,8 @@ def _scratch_folder(cfg: LanguageAdaptConfig) -> str:
 
 
 def _smoke(cfg: LanguageAdaptConfig) -> LanguageAdaptConfig:
-    folder = smoke_model(cfg.data)
-    cfg.model, cfg.minutes, cfg.dev_minutes, cfg.test_minutes, cfg.num_speakers = folder, [0.1, 0.2], 0.1, 0.1, 3
-    cfg.training.max_steps, cfg.training.eval_every, cfg.training.batch_seconds = 2, 2, 10.0
-    return cfg
+    return override(cfg, model=smoke_model(cfg.data), minutes=[0.1, 0.2], dev_minutes=0.1, test_minutes=0.1,
+                    num_speakers=3, max_steps=2, eval_every=2, batch_seconds=10.0)
 
 
 def run(cfg: LanguageAdaptConfig, argv: list[str] | None = None) -> dict:
@@ -109,7 +107,7 @@ def run(cfg: LanguageAdaptConfig, argv: list[str] | None = None) -> dict:
         raise ConfigError(f"conditions must be some of {', '.join(CONDITIONS)} (got {cfg.conditions}) "
                           f"and minutes at least one budget (got {cfg.minutes})")
     start = time.perf_counter()
-    set_threads(cfg.training.threads)  # before the first evaluation too: bf16 results differ slightly by thread count
+    set_threads(cfg.training.runtime.threads)  # before the first evaluation too: bf16 results differ slightly by thread count
     budgets = _budgets(cfg)
     dev, test = _synth(cfg, "dev", cfg.dev_minutes, 1), _synth(cfg, "test", cfg.test_minutes, 2)
     models = {"copy": cfg.model, "random": cfg.model}
@@ -118,21 +116,20 @@ def run(cfg: LanguageAdaptConfig, argv: list[str] | None = None) -> dict:
     rows = []
     for minutes, train in budgets.items():
         for cond in cfg.conditions:
-            training = dataclasses.replace(cfg.training)
-            if cond == "scratch":
-                training.lr, training.freeze_feature_encoder = cfg.scratch_lr, False
+            training = override(cfg.training, lr=cfg.scratch_lr, freeze_feature_encoder=False) \
+                if cond == "scratch" else cfg.training
             adapt = AdaptConfig(model=models[cond], train=train, dev=str(dev), test=[str(test)],
                                 out=str(Path(cfg.out) / f"{cond}-{minutes:g}min"), language=cfg.language,
                                 vocab="copy" if cond == "copy" else "random", training=training)
             r = run_adaptation(adapt, progress=not cfg.quiet)
-            rows.append({"condition": cond, "minutes": minutes, "labelled_minutes": r["labelled_minutes"],
-                         "wer": r["target"]["after"]["wer"], "cer": r["target"]["after"]["cer"],
-                         "start_wer": r["target"]["before"]["wer"], "start_cer": r["target"]["before"]["cer"],
-                         "num_words": r["target"]["after"]["num_words"], "steps": r["train"]["steps"],
-                         "best_step": r["train"]["best_step"], "trainable_params": r["trainable_params"],
-                         "wall_s": r["wall_s"]})
-    return {"language": cfg.language, "model": cfg.model, "rows": rows, "normalizer": r["normalizer"],
-            "config": dataclasses.asdict(cfg), "wall_s": round(time.perf_counter() - start, 1),
+            rows.append({"condition": cond, "minutes": minutes, "labelled_minutes": r.labelled_minutes,
+                         "wer": r.target["after"]["wer"], "cer": r.target["after"]["cer"],
+                         "start_wer": r.target["before"]["wer"], "start_cer": r.target["before"]["cer"],
+                         "num_words": r.target["after"]["num_words"], "steps": r.train.steps,
+                         "best_step": r.train.best_step, "trainable_params": r.trainable_params,
+                         "wall_s": r.wall_s})
+    return {"language": cfg.language, "model": cfg.model, "rows": rows, "normalizer": r.normalizer,
+            "config": {**dataclasses.asdict(cfg), "training": train_config_dict(cfg.training)}, "wall_s": round(time.perf_counter() - start, 1),
             "command": " ".join(["python", "recipes/language_adaptation.py", *(sys.argv[1:] if argv is None else argv)])}
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from scipy.stats import spearmanr
 
-from speechtl.config import ConfigError, parse_config
+from speechtl.config import ConfigError, override, parse_config
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import read_manifest
 from speechtl.demo import AccentDemoConfig, smoke_model, synth_set
@@ -64,10 +64,8 @@ def _audio(manifest: str, progress: bool):
 
 
 def _demo_cfg(cfg: MismatchRankingConfig, accent: str) -> AccentDemoConfig:
-    demo = AccentDemoConfig(accent=accent, source_accent=cfg.source_accent, num_speakers=cfg.num_speakers,
-                            data=cfg.data, quiet=cfg.quiet)
-    demo.training.seed = cfg.seed
-    return demo
+    return override(AccentDemoConfig(), accent=accent, source_accent=cfg.source_accent, num_speakers=cfg.num_speakers,
+                    data=cfg.data, quiet=cfg.quiet, seed=cfg.seed)
 
 
 def _smoke(cfg: MismatchRankingConfig) -> MismatchRankingConfig:

@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from speechtl.adapt.run import labels_for
-from speechtl.adapt.train import TrainConfig, train
-from speechtl.config import parse_config
+from speechtl.adapt.train import DevSets, TrainConfig, TrainData, train, train_config
+from speechtl.adapt.train_config import train_config_dict
+from speechtl.config import override, parse_config
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import read_manifest
 from speechtl.eval import evaluate_manifests
@@ -34,7 +35,7 @@ TRAIN_SEED = 1000
 EVAL_SEED = 1001
 
 
-@dataclass
+@dataclass(frozen=True)
 class SourceModelConfig:
     out: str = "speechtl/pretrained/en-us-synth"  # model folder to write (shipped inside the package)
     name: str = "speechtl/en-us-synth"  # the name on the model card (shipped models load as speechtl/<folder>)
@@ -49,9 +50,9 @@ class SourceModelConfig:
     workers: int = 2  # synthesis processes
     resume: bool = False
     smoke: bool = False  # a tiny run through the whole path (seconds)
-    training: TrainConfig = field(default_factory=lambda: TrainConfig(
-        lr=2e-3, max_steps=7000, warmup_ratio=0.05, batch_seconds=60.0, eval_every=500, patience=0,
-        freeze_feature_encoder=False, threads=1, seed=0,
+    training: TrainConfig = field(default_factory=lambda: train_config(  # the differences from the defaults
+        lr=2e-3, max_steps=7000, warmup_ratio=0.05, batch_seconds=60.0, eval_every=500, freeze_feature_encoder=False,
+        threads=1,
     ))
 
 
@@ -106,9 +107,9 @@ recogniser for real voices.
 
 - architecture ({cfg.size}): {arch}
 - feature encoder: layer norm (padding-invariant), frame rate 20 ms; vocabulary: a–z, `'`, `|`
-- training: {train_info['steps']} steps, AdamW lr {cfg.training.lr:g} (linear warm-up/decay),
-  batches of {cfg.training.batch_seconds:g} padded seconds, {train_info['precision']} autocast,
-  {cfg.training.threads or 'default'} CPU thread(s), {train_info['wall_min']:.0f} min of training; best dev WER
+- training: {train_info['steps']} steps, AdamW lr {cfg.training.optimiser.lr:g} (linear warm-up/decay),
+  batches of {cfg.training.optimiser.batch_seconds:g} padded seconds, {train_info['precision']} autocast,
+  {cfg.training.runtime.threads or 'default'} CPU thread(s), {train_info['wall_min']:.0f} min of training; best dev WER
   {100 * (train_info['best_dev_wer'] or float('nan')):.1f} % at step {train_info['best_step']}
 - command: `{command}`
 
@@ -128,28 +129,29 @@ Measured by `speechtl evaluate` (greedy CTC, normalised text); test sentences ne
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(SourceModelConfig, argv, description=__doc__.split("\n")[0])
     if cfg.smoke:
-        cfg.train_hours, cfg.num_speakers, cfg.dev_minutes, cfg.test_minutes = 0.01, 4, 0.1, 0.1
-        cfg.card_accents, cfg.size = ["en-us", "en-gb-scotland"], "tiny"
-        cfg.training.max_steps, cfg.training.eval_every, cfg.training.batch_seconds = 4, 2, 8.0
+        cfg = override(cfg, train_hours=0.01, num_speakers=4, dev_minutes=0.1, test_minutes=0.1,
+                       card_accents=["en-us", "en-gb-scotland"], size="tiny", max_steps=4, eval_every=2,
+                       batch_seconds=8.0)
     work, out = Path(cfg.work), Path(cfg.out)
     paths = _data(cfg, work)
     train_utts, train_audio, _ = load_utterance_audio(read_manifest(paths["train"]), progress=True)
     dev_utts, dev_audio, _ = load_utterance_audio(read_manifest(paths["dev"]))
     vocab = build_vocab([u.text for u in train_utts], ENGLISH_CHARS)
     model, processor = random_model(vocab, size=cfg.size, seed=cfg.training.seed)
-    result = train(model, processor, train_utts, labels_for(train_utts, processor.tokenizer), work / "train",
-                   cfg.training, train_audio=train_audio, dev_utts=dev_utts, dev_audio=dev_audio, resume=cfg.resume)
+    data = TrainData(train_utts, labels_for(train_utts, processor.tokenizer), train_audio)
+    result = train(model, processor, data, work / "train", cfg.training, DevSets(dev_utts, dev_audio),
+                   resume=cfg.resume)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     scores = evaluate_manifests(str(out.resolve()), [str(paths[f"test-{a}"]) for a in cfg.card_accents])
     info = {"params": sum(p.numel() for p in model.parameters()), "steps": result.steps,
             "best_step": result.best_step, "best_dev_wer": result.best_dev_wer,
-            "precision": resolve_precision(cfg.training.precision, pick_device("cpu")),
+            "precision": resolve_precision(cfg.training.runtime.precision, pick_device("cpu")),
             "wall_min": result.wall_s / 60}
     command = "python scripts/build_source_model.py " + " ".join(sys.argv[1:] if argv is None else argv)
     atomic_write_text(out / "README.md", model_card(cfg, scores, info, command.strip(), result.history))
-    atomic_write_json(out / "training.json", {"config": asdict(cfg), "info": info, "history": result.history,
+    atomic_write_json(out / "training.json", {"config": {**asdict(cfg), "training": train_config_dict(cfg.training)}, "info": info, "history": result.history,
                                               "scores": scores["sets"]})
     for name, r in scores["sets"].items():
         print(f"{name:24} WER {100 * r['wer']:5.1f}  CER {100 * r['cer']:5.1f}")

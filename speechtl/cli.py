@@ -32,18 +32,17 @@ Manifests are JSONL lines {"id", "audio_path", "text", "speaker", "accent", "lan
 
 
 def _adapt(args) -> int:
-    from speechtl.adapt.run import AdaptConfig, render_report, run_adaptation
+    from speechtl.adapt.report import render_report
+    from speechtl.adapt.run import AdaptConfig, run_adaptation
     from speechtl.adapt.self_training import SelfTrainingConfig, render_rounds, run_self_training
 
     cfg = dataclass_from_args(AdaptConfig, args)
     if args.unlabelled:  # self-training on untranscribed audio (--train optional: the labelled minutes)
         results = run_self_training(cfg, dataclass_from_args(SelfTrainingConfig, args), progress=not args.quiet)
-    else:
-        results = run_adaptation(cfg, progress=not args.quiet)
-    if args.output_format == "json":
-        print(json.dumps(results, indent=2))
-    else:
-        print(render_rounds(results) if args.unlabelled else render_report(results))
+        print(json.dumps(results, indent=2) if args.output_format == "json" else render_rounds(results))
+        return 0
+    result = run_adaptation(cfg, progress=not args.quiet)
+    print(json.dumps(result.to_json(), indent=2) if args.output_format == "json" else render_report(result))
     return 0
 
 
@@ -123,11 +122,11 @@ def _demo(args) -> int:
     from speechtl.demo import AccentDemoConfig, format_table, run_accent_demo
 
     cfg = dataclass_from_args(AccentDemoConfig, args)
-    results = run_accent_demo(cfg)
+    result = run_accent_demo(cfg)
     if args.output_format == "json":
-        print(json.dumps(results, indent=2))
+        print(json.dumps(result.to_json(), indent=2))
     else:
-        print(format_table(results))
+        print(format_table(result))
         print(f"results: {cfg.out}/results.json · report: {cfg.out}/report.md · adapted model: {cfg.out}/")
     return 0
 
@@ -227,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_dataclass_arguments(p.add_argument_group("self-training (with --unlabelled)"), SelfTrainingConfig)
     p.add_argument("--output-format", choices=("table", "json"), default="table")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (one line per phase on stderr)")
     p.set_defaults(func=_adapt)
 
     from speechtl.demo import AccentDemoConfig

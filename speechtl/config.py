@@ -3,6 +3,8 @@
 Nested dataclass fields are flattened (their fields appear without a prefix), so a recipe config
 can hold an :class:`~speechtl.adapt.run.AdaptConfig` and still be overridden field by field.
 The comment after a field (``x: int = 3  # what it does``) becomes its ``--help`` text.
+Configs are frozen: :func:`override` derives one from another by flag name (``override(cfg, lr=1e-3)``
+finds ``lr`` in whichever nested group holds it), so a recipe's config reads as its diff from the defaults.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any, TypeVar
 
 from speechtl.errors import SpeechtlError
 
-__all__ = ["ConfigError", "add_dataclass_arguments", "dataclass_from_args", "parse_config", "config_to_dict"]
+__all__ = ["ConfigError", "add_dataclass_arguments", "dataclass_from_args", "parse_config", "config_to_dict",
+           "override", "flat_dict"]
 
 T = TypeVar("T")
 
@@ -81,3 +84,45 @@ def parse_config(cls: type[T], argv: list[str] | None = None, description: str |
 
 def config_to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def _leaf_owners(cfg) -> dict[str, tuple[str, ...]]:
+    """Flag name (leaf field) -> the path of nested field names that holds it."""
+    owners: dict[str, tuple[str, ...]] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            owners.update({leaf: (f.name, *path) for leaf, path in _leaf_owners(value).items()})
+        else:
+            owners[f.name] = ()
+    return owners
+
+
+def override(cfg: T, **changes) -> T:
+    """A copy of the (frozen, possibly nested) config ``cfg`` with fields changed by their flag names."""
+    owners = _leaf_owners(cfg)
+    unknown = sorted(set(changes) - set(owners))
+    if unknown:
+        raise ConfigError(f"{type(cfg).__name__} has no setting {', '.join(unknown)}")
+    nested: dict[str, dict] = {}
+    direct = {}
+    for name, value in changes.items():
+        if owners[name]:
+            nested.setdefault(owners[name][0], {})[name] = value
+        else:
+            direct[name] = value
+    for group, sub in nested.items():
+        direct[group] = override(getattr(cfg, group), **sub)
+    return dataclasses.replace(cfg, **direct)
+
+
+def flat_dict(cfg) -> dict:
+    """Every leaf field by its flag name, nested groups flattened (the shape of the command line)."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(flat_dict(value))
+        else:
+            out[f.name] = list(value) if isinstance(value, list) else value
+    return out

@@ -10,18 +10,21 @@ audio for the accent router (a source replay set instead or as well with ``--rep
 
 from __future__ import annotations
 
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from speechtl.adapt.run import AdaptConfig, format_change, format_routing, run_adaptation
-from speechtl.adapt.train import TrainConfig
-from speechtl.config import ConfigError
+from speechtl.adapt.report import RunResult, format_change, format_routing
+from speechtl.adapt.run import AdaptConfig, run_adaptation
+from speechtl.adapt.train_config import TrainConfig, train_config, train_config_dict
+from speechtl.config import ConfigError, override
 from speechtl.models import random_model
 from speechtl.synth import synthesize
 from speechtl.text import ENGLISH_CHARS, build_vocab
 
-__all__ = ["AccentDemoConfig", "run_accent_demo", "format_table", "synth_set", "smoke_model"]
+__all__ = ["AccentDemoConfig", "DEMO_TRAINING", "run_accent_demo", "format_table", "synth_set", "smoke_model",
+           "demo_config_dict"]
 
 # Seed offsets of the synthetic sets (the test sentence pool never meets the training pool anyway).
 _SETS = {  # name: (split, seed offset, accent role)
@@ -36,16 +39,19 @@ _SETS = {  # name: (split, seed offset, accent role)
 
 
 def _default_training() -> TrainConfig:
-    """The demo's recipe (NOTES.md): a full fine-tune (feature encoder frozen) at lr 1e-3 for 800 steps on the
-    target minutes; checkpoints every 200 steps are chosen on the target dev set under a 5 % source forgetting
-    limit (20-min source dev set), with WiSE-FT interpolation toward the start when the best target checkpoint
-    forgets more. With the demo's default accent routing (``route_minutes``) both limits score the routed
-    system; with ``--route-minutes 0 --replay-ratio 8`` this is the previous single-model default."""
-    return TrainConfig(lr=1e-3, max_steps=800, warmup_ratio=0.1, batch_seconds=60.0, eval_every=200, patience=0,
-                       strategy="full")
+    """The demo's recipe (NOTES.md), as its difference from the defaults: a full fine-tune (feature encoder
+    frozen) at lr 1e-3 for 800 steps on the target minutes; checkpoints every 200 steps are chosen on the
+    target dev set under a 5 % source forgetting limit (20-min source dev set), with WiSE-FT interpolation
+    toward the start when the best target checkpoint forgets more. With the demo's default accent routing
+    (``route_minutes``) both limits score the routed system; with ``--route-minutes 0 --replay-ratio 8`` this is
+    the previous single-model default. The recipes built on the demo start from :data:`DEMO_TRAINING` too."""
+    return train_config(lr=1e-3, max_steps=800, batch_seconds=60.0, eval_every=200)
 
 
-@dataclass
+DEMO_TRAINING = _default_training()
+
+
+@dataclass(frozen=True)
 class AccentDemoConfig:
     """Adapt the shipped synthetic en-us model to another synthetic accent and report WER before/after."""
 
@@ -58,14 +64,14 @@ class AccentDemoConfig:
     test_minutes: float = 6.0  # target test set
     source_test_minutes: float = 6.0  # source-accent test set (forgetting)
     replay_ratio: float = 0.0  # source replay minutes per labelled target minute (0: no replay)
-    route_minutes: float = 20.0  # source audio the router learns from (0: one adapted model serves both accents)
+    route_minutes: float = 20.0  # the router's source audio, synthesised (the same meaning as adapt's: 0: no router, one adapted model serves both accents)
     num_speakers: int = 40  # synthetic voices per set (a 20-voice source test set was off by ~1 WER point)
     replay_speakers: int = 160  # voices in the replay and router source sets (0: num_speakers): the source corpus
     data: str = "runs/data"  # synthetic data cache (reused when present)
     out: str = "runs/demo"  # run folder
     resume: bool = False  # continue an interrupted run from its checkpoint (a finished run is redone)
     smoke: bool = False  # seconds: tiny random model and a few utterances (for tests)
-    quiet: bool = False  # no progress bars
+    quiet: bool = False  # no progress bars (one line per phase on stderr)
     training: TrainConfig = field(default_factory=_default_training)
 
 
@@ -97,21 +103,26 @@ def smoke_model(data: str) -> str:
 
 def _smoke(cfg: AccentDemoConfig) -> AccentDemoConfig:
     """The same path with a tiny random English model and ~10 s per set (less if fewer minutes are asked)."""
-    cfg.model = smoke_model(cfg.data)
-    cfg.train_minutes = min(cfg.train_minutes, 0.15)
-    cfg.dev_minutes = cfg.source_dev_minutes = cfg.test_minutes = cfg.source_test_minutes = 0.15
-    cfg.num_speakers, cfg.replay_speakers = 3, 0
-    cfg.route_minutes = min(cfg.route_minutes, 0.15)
-    cfg.training.max_steps, cfg.training.eval_every, cfg.training.batch_seconds = 3, 3, 10.0
-    return cfg
+    return override(cfg, model=smoke_model(cfg.data), train_minutes=min(cfg.train_minutes, 0.15), dev_minutes=0.15,
+                    source_dev_minutes=0.15, test_minutes=0.15, source_test_minutes=0.15, num_speakers=3,
+                    replay_speakers=0, route_minutes=min(cfg.route_minutes, 0.15), max_steps=3, eval_every=3,
+                    batch_seconds=10.0)
 
 
-def run_accent_demo(cfg: AccentDemoConfig) -> dict:
+def demo_config_dict(cfg: AccentDemoConfig) -> dict:
+    """The config as JSON (``recipe_config.json``): ``training`` flat by flag name, like ``run_config.json``."""
+    return {**asdict(cfg), "training": train_config_dict(cfg.training)}
+
+
+def run_accent_demo(cfg: AccentDemoConfig) -> RunResult:
     if cfg.smoke:
         cfg = _smoke(cfg)
     start = time.perf_counter()
     if cfg.accent == cfg.source_accent:
         raise ConfigError(f"the target accent must differ from the source accent ({cfg.source_accent})")
+    if cfg.quiet:
+        print(f"demo: synthesising (or reusing) the {cfg.accent} and {cfg.source_accent} sets in {cfg.data}",
+              file=sys.stderr, flush=True)
     adapt = AdaptConfig(
         model=cfg.model,
         train=synth_set(cfg, "train", cfg.train_minutes),
@@ -140,16 +151,15 @@ def _row(label: str, scores: dict) -> str:
             f"{100 * b['cer']:5.1f} → {100 * a['cer']:5.1f}    {format_change(scores['change'])}")
 
 
-def format_table(results: dict) -> str:
-    demo = results["demo"]
-    t = results["train"]
+def format_table(r: RunResult) -> str:
+    demo = r.extra["demo"]
     return "\n".join([
         f"{'':<28} {'WER % before → after':<24} {'CER % before → after':<22} WER points, 95 % interval",
-        _row(f"target  {demo['accent']}", results["target"]),
-        _row(f"source  {demo['source_accent']}", results["source"]),
-        f"labelled minutes {results['labelled_minutes']:.1f} (+{results['replay_minutes']:.1f} source replay) · "
-        f"trainable parameters {results['trainable_params'] / 1e6:.2f} M · steps {t['steps']} "
-        f"(chosen {t['best_step']}) · wall time {results['wall_s'] + demo['synthesis_s']:.0f} s · seed {results['seed']}",
-        f"verdict: {results['verdict']}",
-        *([format_routing(results["routing"], results["sets"])] if results.get("routing") else []),
+        _row(f"target  {demo['accent']}", r.target),
+        _row(f"source  {demo['source_accent']}", r.source),
+        f"labelled minutes {r.labelled_minutes:.1f} (+{r.replay_minutes:.1f} source replay) · "
+        f"trainable parameters {r.trainable_params / 1e6:.2f} M · steps {r.train.steps} "
+        f"(chosen {r.train.best_step}) · wall time {r.wall_s + demo['synthesis_s']:.0f} s · seed {r.seed}",
+        f"verdict: {r.verdict}",
+        *([format_routing(r.routing, r.sets)] if r.routing else []),
     ])

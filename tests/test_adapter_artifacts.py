@@ -10,9 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-import speechtl.adapt.train as train_module
+import speechtl.adapt.select as select_module
+from speechtl.adapt.report import RunResult
 from speechtl.adapt.run import AdaptConfig, labels_for, run_adaptation
-from speechtl.adapt.train import TrainConfig, train
+from speechtl.adapt.train import DevSets, TrainData, train, train_config
 from speechtl.cli import main
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import read_manifest
@@ -35,7 +36,7 @@ def _adapt(tone_data, model_dir, out, strategy, **training):
                 "guard": False, **training}
     cfg = AdaptConfig(model=str(model_dir), train=str(tone_data["train"]), dev=str(tone_data["dev"]),
                       test=[str(tone_data["test"])], out=str(out), mismatch_utts=0,
-                      training=TrainConfig(strategy=strategy, **training))
+                      training=train_config(strategy=strategy, **training))
     return run_adaptation(cfg, progress=False)
 
 
@@ -48,11 +49,13 @@ def two_runs(tone_data, tiny_model_dir, tmp_path_factory):
 
 def test_results_give_each_change_with_its_interval(two_runs):
     for out, results in two_runs.values():
-        for s in results["sets"].values():
+        saved = json.loads((out / "results.json").read_text())  # RunResult.to_json is results.json, in order
+        assert list(saved) == list(results.to_json()) and RunResult.from_json(saved).to_json() == saved
+        for s in results.sets.values():
             c = s["change"]
             assert c["wer_delta"] == pytest.approx(s["after"]["wer"] - s["before"]["wer"], abs=1e-5)
             assert c["low"] <= c["wer_delta"] <= c["high"] and c["level"] == 0.95
-        assert results["target"]["change"] == next(iter(results["sets"].values()))["change"]
+        assert results.target["change"] == next(iter(results.sets.values()))["change"]
         assert "WER points, 95 % interval" in (out / "report.md").read_text()
 
 
@@ -66,7 +69,7 @@ def test_one_base_two_adapters_each_equal_to_its_merged_model(two_runs, tiny_mod
         merged = _logits(load_model(str(out))[0])
         swapped[strategy] = _logits(load_model(str(tiny_model_dir), adapter=str(out / "adapter"))[0])
         assert torch.equal(swapped[strategy], merged), strategy
-        a = results["artifacts"]
+        a = results.artifacts
         assert a["adapter_dir"] == "adapter" and 0 < a["adapter_bytes"] < a["full_model_bytes"]
         assert a["adapter_ratio"] == round(a["adapter_bytes"] / a["full_model_bytes"], 6)
         assert a["full_model_bytes"] == (out / "model.safetensors").stat().st_size
@@ -152,7 +155,7 @@ def scripted_dev(monkeypatch, target_wers, source_wers):
         wer = next(calls["source" if utts[0].id.startswith("src") else "target"])
         return SimpleNamespace(wer=wer, cer=wer / 2, rows=[{"hypothesis": "a b"} for _ in utts])
 
-    monkeypatch.setattr(train_module, "evaluate", fake)
+    monkeypatch.setattr(select_module, "evaluate", fake)
 
 
 def test_the_adapter_reproduces_a_wise_ft_interpolated_choice(monkeypatch, tone_data, tiny_model_dir, tmp_path):
@@ -163,11 +166,11 @@ def test_the_adapter_reproduces_a_wise_ft_interpolated_choice(monkeypatch, tone_
     utts, audio, _ = load_utterance_audio(read_manifest(tone_data["train"]))
     src = [u.__class__("src" + u.id, u.audio_path, u.text) for u in utts[2:4]]
     kept = []
-    cfg = TrainConfig(lr=1e-2, max_steps=4, eval_every=2, batch_seconds=4, strategy="lora", lora_r=4,
+    cfg = train_config(lr=1e-2, max_steps=4, eval_every=2, batch_seconds=4, strategy="lora", lora_r=4,
                       interpolate=[0.2, 0.4])
-    result = train(model, processor, utts, labels_for(utts, processor.tokenizer), tmp_path, cfg, train_audio=audio,
-                   dev_utts=utts[:2], dev_audio=audio[:2], source_dev_utts=src, source_dev_audio=audio[2:4],
-                   progress=False, on_finish=lambda m: kept.append(capture_adapter(m, "lora")))
+    result = train(model, processor, TrainData(utts, labels_for(utts, processor.tokenizer), audio), tmp_path, cfg,
+                   DevSets(utts[:2], audio[:2], src, audio[2:4]), progress=False,
+                   on_finish=lambda m: kept.append(capture_adapter(m, "lora")))
     assert (result.best_step, result.best_alpha) == (2, 0.4)
     save_adapter(kept[0], tmp_path / "adapter", str(tiny_model_dir), base)
     fresh, fresh_processor = load_model(str(tiny_model_dir))
@@ -179,14 +182,14 @@ def test_no_adapter_when_the_guard_returns_the_start(monkeypatch, tone_data, tin
     scripted_dev(monkeypatch, [0.50, 0.60], [])
     (tmp_path / "run" / "adapter").mkdir(parents=True)  # an older run's adapter must not survive
     results = _adapt(tone_data, tiny_model_dir, tmp_path / "run", "lora", guard=True)
-    assert results["train"]["best_step"] == 0
-    assert results["artifacts"]["adapter_bytes"] is None and "no adapter written" in results["artifacts"]["adapter_note"]
+    assert results.train.best_step == 0
+    assert results.artifacts["adapter_bytes"] is None and "no adapter written" in results.artifacts["adapter_note"]
     assert not (tmp_path / "run" / "adapter").exists()
 
 
 def test_full_fine_tune_reports_its_size_and_writes_no_adapter(tone_data, tiny_model_dir, tmp_path):
     results = _adapt(tone_data, tiny_model_dir, tmp_path / "run", "top_k", top_k=1)
-    assert results["artifacts"]["full_model_bytes"] > 0 and results["artifacts"]["adapter_bytes"] is None
+    assert results.artifacts["full_model_bytes"] > 0 and results.artifacts["adapter_bytes"] is None
     assert not (tmp_path / "run" / "adapter").exists()
 
 
@@ -194,8 +197,8 @@ def test_mismatch_is_measured_before_training_when_source_audio_is_given(tone_da
     source = make_tone_set(tmp_path / "src", 4, seed=9, accent="src")
     cfg = AdaptConfig(model=str(tiny_model_dir), train=str(tone_data["train"]), test=[str(tone_data["test"])],
                       source_test=str(source), out=str(tmp_path / "run"), mismatch_utts=3,
-                      training=TrainConfig(max_steps=1, batch_seconds=4))
-    m = run_adaptation(cfg, progress=False)["mismatch"]
+                      training=train_config(max_steps=1, batch_seconds=4))
+    m = run_adaptation(cfg, progress=False).mismatch
     assert m["source_set"] == "src" and m["target_set"] == "train+test"
     assert m["utterances"] == {"source": 3, "target": 3}  # --mismatch-utts caps both sides alike
     assert m["frechet"] == m["frechet_by_layer"]["final"] > 0 and set(m["frechet_by_layer"]) == {"0", "1", "2", "final"}

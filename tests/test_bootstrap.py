@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speechtl.eval.bootstrap import compare_hypothesis_files, paired_bootstrap, word_errors
+from speechtl.eval.bootstrap import compare_hypothesis_files, wer_difference, word_errors
 
 REFS = ["the cat sat", "on the mat", "a dog"]
 
@@ -16,12 +16,12 @@ def test_word_errors_per_utterance():
 
 
 def test_identical_systems_differ_by_nothing():
-    d = paired_bootstrap(REFS, ["the cat", "on a mat", "dog"], ["the cat", "on a mat", "dog"])
+    d = wer_difference(REFS, ["the cat", "on a mat", "dog"], ["the cat", "on a mat", "dog"])
     assert (d.delta, d.low, d.high) == (0.0, 0.0, 0.0) and "no clear difference" in d.describe()
 
 
 def test_a_perfect_system_is_better_everywhere():
-    d = paired_bootstrap(REFS, ["", "", ""], REFS)  # every resample: WER 1 → 0
+    d = wer_difference(REFS, ["", "", ""], REFS)  # every resample: WER 1 → 0
     assert (d.delta, d.low, d.high) == (-1.0, -1.0, -1.0) and "interval -100.0 … -100.0: lower" in d.describe()
 
 
@@ -30,20 +30,20 @@ def test_interval_holds_the_difference_and_is_seeded():
     refs = [" ".join(rng.choice(list("abcdefgh"), 5)) for _ in range(60)]
     a = [r if i % 3 else "x" for i, r in enumerate(refs)]  # every third utterance wrong
     b = [r if i % 4 else "x" for i, r in enumerate(refs)]  # every fourth
-    d = paired_bootstrap(refs, a, b)
+    d = wer_difference(refs, a, b)
     assert d.low <= d.delta <= d.high and d.delta == pytest.approx((15 - 20) * 5 / 300)
-    assert d == paired_bootstrap(refs, a, b)
+    assert d == wer_difference(refs, a, b)
 
 
 def test_speakers_resample_whole_speakers():
     rng = np.random.default_rng(0)
     refs = [" ".join(rng.choice(list("abcdefgh"), 5)) for _ in range(60)]
     b = [r if i < 50 else "x" for i, r in enumerate(refs)]  # b loses only the last 10 utterances
-    per_utt = paired_bootstrap(refs, refs, b)
+    per_utt = wer_difference(refs, refs, b)
     # one label per utterance draws exactly what the utterance bootstrap draws
-    assert paired_bootstrap(refs, refs, b, speakers=[f"s{i}" for i in range(60)]) == per_utt
+    assert wer_difference(refs, refs, b, speakers=[f"s{i}" for i in range(60)]) == per_utt
     # the 10 bad utterances are one speaker of six: the change hangs on one cluster, the interval widens
-    by_speaker = paired_bootstrap(refs, refs, b, speakers=[f"s{i // 10}" for i in range(60)])
+    by_speaker = wer_difference(refs, refs, b, speakers=[f"s{i // 10}" for i in range(60)])
     assert by_speaker.delta == per_utt.delta and by_speaker.low <= 0.0 < per_utt.low
 
 

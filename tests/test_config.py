@@ -94,3 +94,25 @@ def test_config_to_dict_nests():
     d = config_to_dict(Recipe())
     assert d["optim"] == {"learning_rate": 1e-4, "warmup_steps": 10}
     assert d["langs"] == ["en", "de"]
+
+
+def test_train_config_groups_keep_the_flat_flags_and_derive_by_diff():
+    import dataclasses
+
+    from speechtl.adapt.train_config import TrainConfig, train_config, train_config_dict, use_device
+    from speechtl.config import ConfigError, override
+
+    cfg = train_config(lr=1e-3, strategy="lora", max_forgetting=0.1, seed=3)
+    assert (cfg.optimiser.lr, cfg.method.strategy, cfg.selection.max_forgetting, cfg.seed) == (1e-3, "lora", 0.1, 3)
+    assert TrainConfig().optimiser.lr == 1e-4 and override(cfg, lr=2e-3).optimiser.lr == 2e-3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.optimiser.lr = 1.0
+    with pytest.raises(ConfigError, match="no setting nope"):
+        train_config(nope=1)
+    flags = list(train_config_dict(TrainConfig()))
+    assert {"lr", "max_steps", "strategy", "lora_r", "guard", "max_forgetting", "interpolate", "speed_perturb",
+            "l2sp", "distill", "precision", "seed", "threads", "cpu", "device"} <= set(flags)
+    assert len(flags) == len(set(flags))  # one flag per leaf, no clash between groups
+    assert use_device(train_config(cpu=True).runtime) and use_device(train_config(device="cpu").runtime)
+    with pytest.raises(ConfigError, match="--device must be"):
+        use_device(train_config(device="tpu").runtime)

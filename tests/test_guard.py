@@ -7,9 +7,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import speechtl.adapt.train as train_module
-from speechtl.adapt.run import labels_for, verdict
-from speechtl.adapt.train import TrainConfig, train
+import speechtl.adapt.select as select_module
+from speechtl.adapt.report import verdict
+from speechtl.adapt.run import labels_for
+from speechtl.adapt.train import DevSets, TrainData, train, train_config
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import read_manifest
 from speechtl.models import load_model
@@ -27,7 +28,7 @@ def scripted_evaluate(monkeypatch, target_wers, source_wers, empty=()):
         hyp = "" if kind == "target" and next(blanks, False) else "a b"
         return SimpleNamespace(wer=wer, cer=wer / 2, rows=[{"hypothesis": hyp} for _ in utts])
 
-    monkeypatch.setattr(train_module, "evaluate", fake)
+    monkeypatch.setattr(select_module, "evaluate", fake)
 
 
 def run(tone_data, tiny_model_dir, tmp_path, **cfg):
@@ -37,10 +38,9 @@ def run(tone_data, tiny_model_dir, tmp_path, **cfg):
     dev, dev_audio = utts[:2], audio[:2]
     src = [u.__class__("src" + u.id, u.audio_path, u.text) for u in utts[2:4]]
     cfg.setdefault("interpolate", [])
-    config = TrainConfig(lr=1e-2, max_steps=4, eval_every=2, batch_seconds=4, freeze_feature_encoder=False, **cfg)
-    result = train(model, processor, utts, labels_for(utts, processor.tokenizer), tmp_path, config,
-                   train_audio=audio, dev_utts=dev, dev_audio=dev_audio, source_dev_utts=src,
-                   source_dev_audio=audio[2:4], progress=False)
+    config = train_config(lr=1e-2, max_steps=4, eval_every=2, batch_seconds=4, freeze_feature_encoder=False, **cfg)
+    result = train(model, processor, TrainData(utts, labels_for(utts, processor.tokenizer), audio), tmp_path, config,
+                   DevSets(dev, dev_audio, src, audio[2:4]), progress=False)
     same = all(torch.equal(start[k], v) for k, v in model.state_dict().items())
     return result, same
 
@@ -90,7 +90,7 @@ def test_interpolation_between_start_and_the_best_target_checkpoint(monkeypatch,
 
 def test_blank_collapse_stops_with_a_diagnosis(monkeypatch, tone_data, tiny_model_dir, tmp_path):
     scripted_evaluate(monkeypatch, [0.5, 1.0], [0.2, 0.2], empty=[False, True])
-    with pytest.raises(train_module.BlankCollapseError, match=r"blank collapse at step 2: 100% .*--lr 0.01"):
+    with pytest.raises(select_module.BlankCollapseError, match=r"blank collapse at step 2: 100% .*--lr 0.01"):
         run(tone_data, tiny_model_dir, tmp_path)
     assert (tmp_path / "checkpoint" / "trainer_state.json").is_file()
 
@@ -110,3 +110,36 @@ def test_a_random_or_blank_start_is_no_collapse(monkeypatch, tone_data, tiny_mod
 ])
 def test_verdict_literals(history, best, expected):
     assert verdict(history, best, 0.05) == expected
+
+
+def test_the_verdict_tells_a_forgetting_refusal_from_no_improvement(monkeypatch, tone_data, tiny_model_dir, tmp_path):
+    # both checkpoints beat the start on target, both forget more than 5 %: the limit refused them
+    scripted_evaluate(monkeypatch, [0.50, 0.30, 0.40], [0.20, 0.30, 0.25])
+    result, same = run(tone_data, tiny_model_dir, tmp_path)
+    assert result.best_step == 0 and same
+    text = verdict(result.history, result.best_step, 0.05)
+    assert not text.startswith("negative transfer") and "no checkpoint beat" not in text
+    assert text == ("forgetting limit: checkpoints beat the starting model's target dev WER 50.0% (best: step 2, "
+                    "30.0%) but forgot more than allowed, source dev WER 20.0% → 30.0% (source forgetting limit 5%); "
+                    "the starting model is returned unchanged")
+    assert (tmp_path / "best_target" / "model.safetensors").is_file()  # what run_adaptation keeps as refused_best/
+
+
+def test_a_refused_run_keeps_the_refused_weights_and_says_so(monkeypatch, tone_data, tiny_model_dir, tmp_path, capsys):
+    from speechtl.adapt.run import REFUSED_BEST, AdaptConfig, run_adaptation
+
+    scripted_evaluate(monkeypatch, [0.50, 0.30], [0.20, 0.30])  # dev scoring only: the test sets are really scored
+    from conftest import make_tone_set
+
+    src = make_tone_set(tmp_path / "src", 4, seed=7, accent="src")  # ids start with "src": scripted as source
+    cfg = AdaptConfig(model=str(tiny_model_dir), train=str(tone_data["train"]), dev=str(tone_data["dev"]),
+                      source_dev=str(src), test=[str(tone_data["test"])], out=str(tmp_path / "run"), mismatch_utts=0,
+                      training=train_config(lr=1e-2, max_steps=2, eval_every=2, batch_seconds=4, interpolate=[]))
+    result = run_adaptation(cfg, progress=False)
+    assert result.train.best_step == 0 and result.verdict.startswith("forgetting limit")
+    assert result.verdict.endswith(f"(the refused checkpoint's weights: {REFUSED_BEST}/)")
+    refused = tmp_path / "run" / REFUSED_BEST
+    assert (refused / "model.safetensors").is_file() and '"step": 2' in (refused / "refused.json").read_text()
+    assert not (tmp_path / "run" / "best_target").exists()
+    phases = capsys.readouterr().err.splitlines()
+    assert [p for p in phases if p.startswith("adapt: ")][-1] == f"adapt: writing {tmp_path / 'run'}"  # quiet, not mute

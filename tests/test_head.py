@@ -167,7 +167,7 @@ def test_resume_with_a_new_head_gives_the_same_weights(tone_data, tiny_model_dir
 
     import speechtl.adapt.run as run_module
     from speechtl.adapt.run import AdaptConfig, run_adaptation
-    from speechtl.adapt.train import TrainConfig
+    from speechtl.adapt.train import train_config
 
     class Interrupt(Exception):
         pass
@@ -177,7 +177,7 @@ def test_resume_with_a_new_head_gives_the_same_weights(tone_data, tiny_model_dir
             raise Interrupt
 
     def adapt(out, resume=False):
-        training = TrainConfig(lr=1e-3, max_steps=4, eval_every=2, batch_seconds=3, seed=3, guard=False)
+        training = train_config(lr=1e-3, max_steps=4, eval_every=2, batch_seconds=3, seed=3, guard=False)
         cfg = AdaptConfig(model=str(tiny_model_dir), train=str(tone_data["train"]), dev=str(tone_data["dev"]),
                           out=str(out), vocab="random", language="es", resume=resume, training=training)
         run_adaptation(cfg, progress=False)

@@ -34,7 +34,7 @@ def test_accent_recipe_smoke(tmp_path):
     assert set(saved["routing"]["routed_share"]) == set(saved["sets"])  # the default routes by accent
     assert saved["seed"] == 0 and saved["wall_s"] > 0
     assert (out / "recipe_config.json").is_file() and (out / "report.md").is_file()
-    assert results["target"] == saved["target"]
+    assert results.target == saved["target"]
 
 
 def test_demo_command_smoke_is_deterministic(tmp_path, capsys):
@@ -165,13 +165,13 @@ def test_budget_sweep_presets_are_diffs_over_the_demo_defaults():
     recipe = load_script("recipes/budget_sweep.py")
     cfg = recipe.BudgetSweepConfig(out="/tmp/x")
     routed = recipe.cell_config(cfg, "routed", 5)
-    assert (routed.route_minutes, routed.replay_ratio, routed.training.lr, routed.training.max_steps) == \
+    assert (routed.route_minutes, routed.replay_ratio, routed.training.optimiser.lr, routed.training.optimiser.max_steps) == \
         (20.0, 0.0, 1e-3, 800)
     assert routed.resume and routed.out == "/tmp/x/routed-5min" and routed.train_minutes == 5
     plain = recipe.cell_config(cfg, "full-noreplay", 5)
-    assert (plain.training.strategy, plain.route_minutes, plain.replay_ratio) == ("full", 0.0, 0.0)
+    assert (plain.training.method.strategy, plain.route_minutes, plain.replay_ratio) == ("full", 0.0, 0.0)
     lora = recipe.cell_config(cfg, "lora", 1)
-    assert (lora.training.strategy, lora.training.lora_r, lora.route_minutes, lora.replay_ratio) == \
+    assert (lora.training.method.strategy, lora.training.method.lora_r, lora.route_minutes, lora.replay_ratio) == \
         ("lora", 8, 0.0, 8.0)
     import pytest
 

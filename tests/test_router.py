@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from speechtl.adapt.run import AdaptConfig, run_adaptation
-from speechtl.adapt.train import TrainConfig
+from speechtl.adapt.train import train_config
 from speechtl.cli import main
 from speechtl.config import ConfigError
 from speechtl.decode import forward_logits
@@ -120,10 +121,10 @@ def test_routing_works_with_every_strategy(strategy, tone_data, tiny_model_dir, 
     cfg = AdaptConfig(model=str(tiny_model_dir), train=str(tone_data["train"]), dev=str(tone_data["dev"]),
                       test=[str(tone_data["test"])], source_test=str(source), route=str(source),
                       out=str(tmp_path / "run"), mismatch_utts=0,
-                      training=TrainConfig(strategy=strategy, lr=1e-2, max_steps=2, eval_every=2, batch_seconds=4,
+                      training=train_config(strategy=strategy, lr=1e-2, max_steps=2, eval_every=2, batch_seconds=4,
                                            lora_r=4, adapter_dim=8, guard=False))
     results = run_adaptation(cfg, progress=False)
-    assert set(results["routing"]["routed_share"]) == {"test", "src"}
+    assert set(results.routing["routed_share"]) == {"test", "src"}
     assert isinstance(load_model(str(tmp_path / "run"))[0], RoutedCTC)
 
 
@@ -135,19 +136,19 @@ def routed_run(tone_data, tiny_model_dir, tmp_path_factory):
     cfg = AdaptConfig(model=str(tiny_model_dir), train=str(tone_data["train"]), dev=str(tone_data["dev"]),
                       test=[str(tone_data["test"])], source_test=str(source), route=str(source),
                       out=str(root / "run"), mismatch_utts=0,
-                      training=TrainConfig(lr=1e-2, max_steps=2, eval_every=2, batch_seconds=4, guard=False))
+                      training=train_config(lr=1e-2, max_steps=2, eval_every=2, batch_seconds=4, guard=False))
     return root / "run", run_adaptation(cfg, progress=False), source
 
 
 def test_a_routed_run_records_its_router_and_how_it_split_each_set(routed_run, tiny_model_dir):
     out, results, _ = routed_run
-    routing = results["routing"]
+    routing = results.routing
     assert routing["utterances"] == {"target": 12, "source": 8}
-    assert set(routing["routed_share"]) == set(results["sets"])
+    assert set(routing["routed_share"]) == set(results.sets)
     assert all(0 <= v <= 1 for v in routing["routed_share"].values())
     meta = json.loads((out / ROUTER_DIR / "speechtl_router.json").read_text())
     assert meta["base_model"] == str(tiny_model_dir.resolve()) and meta["routed_share"] == routing["routed_share"]
-    assert results["artifacts"]["router_bytes"] > 0
+    assert results.artifacts["router_bytes"] > 0
     assert "Routing: share served by the adapted model" in (out / "report.md").read_text()
 
 
@@ -160,8 +161,8 @@ def test_the_run_folder_loads_as_the_routed_system_and_scores_as_the_run_did(rou
     assert main(["evaluate", str(out), str(source), "--output-format", "json", "--quiet", "--precision",
                  "bf16"]) == 0
     scored = json.loads(capsys.readouterr().out)["sets"]["src"]
-    assert scored["wer"] == pytest.approx(results["sets"]["src"]["after"]["wer"])
-    assert scored["routed_share"] == results["routing"]["routed_share"]["src"]
+    assert scored["wer"] == pytest.approx(results.sets["src"]["after"]["wer"])
+    assert scored["routed_share"] == results.routing["routed_share"]["src"]
 
 
 def test_a_router_refuses_another_base(routed_run, tmp_path):
@@ -183,18 +184,19 @@ def test_a_router_refuses_another_base(routed_run, tmp_path):
 def test_a_router_that_cannot_tell_the_accents_apart_is_reported(tone_data, tiny_model_dir, tmp_path):
     cfg = AdaptConfig(model=str(tiny_model_dir), train=str(tone_data["train"]), test=[str(tone_data["test"])],
                       route=str(tone_data["train"]), out=str(tmp_path / "run"), mismatch_utts=0,
-                      training=TrainConfig(max_steps=1, batch_seconds=4))  # "source" = the target audio itself
+                      training=train_config(max_steps=1, batch_seconds=4))  # "source" = the target audio itself
     results = run_adaptation(cfg, progress=False)
-    assert any("the router tells the accents apart on only" in w for w in results["warnings"])
+    assert any("the router tells the accents apart on only" in w for w in results.warnings)
     assert "Warnings:\n- the router tells the accents apart" in (tmp_path / "run" / "report.md").read_text()
 
 
 def test_routing_needs_the_kept_vocabulary_and_a_plain_start_model(routed_run, tone_data, tmp_path):
     out, _, source = routed_run
     cfg = AdaptConfig(model=str(out), train=str(tone_data["train"]), test=[str(tone_data["test"])],
-                      out=str(tmp_path / "again"), training=TrainConfig(max_steps=1))
+                      out=str(tmp_path / "again"), training=train_config(max_steps=1))
     with pytest.raises(ConfigError, match="is a routed run folder"):
         run_adaptation(cfg, progress=False)
-    cfg.route, cfg.vocab = str(source), "copy"
     with pytest.raises(ConfigError, match="--vocab keep"):
-        run_adaptation(cfg, progress=False)
+        run_adaptation(dataclasses.replace(cfg, route=str(source), vocab="copy"), progress=False)
+    with pytest.raises(ConfigError, match="--route-minutes must be positive"):  # 0 means no router, in adapt too
+        run_adaptation(dataclasses.replace(cfg, route=str(source), route_minutes=0.0), progress=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 
@@ -13,7 +14,7 @@ import speechtl.adapt.self_training as st_module
 from speechtl.adapt.pseudo_label import PseudoLabel, lm_decoder, select_confident, utterance_confidence
 from speechtl.adapt.run import AdaptConfig
 from speechtl.adapt.self_training import SelfTrainingConfig, limit_against_original, read_unlabelled, run_self_training
-from speechtl.adapt.train import TrainConfig
+from speechtl.adapt.train import train_config
 from speechtl.cli import main
 from speechtl.config import ConfigError
 from speechtl.data.manifest import read_manifest
@@ -70,7 +71,7 @@ def test_hidden_references_are_split_off_the_unlabelled_utterances(tone_data, tm
 def _config(tone_data, tiny_model_dir, out, train="") -> AdaptConfig:
     return AdaptConfig(model=str(tiny_model_dir), train=train, dev=str(tone_data["dev"]),
                        test=[str(tone_data["test"])], source_test=str(tone_data["dev"]), out=str(out),
-                       training=TrainConfig(lr=1e-3, max_steps=2, eval_every=2, batch_seconds=4,
+                       training=train_config(lr=1e-3, max_steps=2, eval_every=2, batch_seconds=4,
                                             speed_perturb=[0.9, 1.1], noise_snr_db=20.0, mask_time_prob=0.05))
 
 
@@ -97,20 +98,19 @@ def test_one_round_end_to_end_on_a_tiny_model(tone_data, tiny_model_dir, tmp_pat
 def test_resume_skips_a_finished_round(tone_data, tiny_model_dir, tmp_path, monkeypatch):
     out = tmp_path / "st"
     cfg = _config(tone_data, tiny_model_dir, out, train=str(tone_data["dev"]))
-    cfg.dev = str(tone_data["test"])  # the labelled minutes (round 0) must not be dev audio
+    cfg = dataclasses.replace(cfg, dev=str(tone_data["test"]))  # the labelled minutes (round 0) must not be dev audio
     st = SelfTrainingConfig(unlabelled=str(tone_data["train"]), rounds=1, keep_fraction=1.0)
     first = run_self_training(cfg, st, progress=False)
     assert [r["round"] for r in first["rounds"]] == [0, 1]
     ran = []
     real = st_module.run_adaptation
     monkeypatch.setattr(st_module, "run_adaptation", lambda c, *a, **k: ran.append(c.out) or real(c, *a, **k))
-    cfg.resume, st.rounds = True, 2
+    cfg, st = dataclasses.replace(cfg, resume=True), dataclasses.replace(st, rounds=2)
     again = run_self_training(cfg, st, progress=False)  # rounds 0 and 1 are done: only round 2 runs
     assert ran == [str(out / "round-2")] and again["rounds"][:2] == first["rounds"]
     assert [r["round"] for r in again["rounds"]] == [0, 1, 2] and again["rounds"][2]["teacher"] == str(out / "round-1")
-    st.keep_fraction = 0.5
     with pytest.raises(ConfigError, match="other self-training settings"):
-        run_self_training(cfg, st, progress=False)  # a finished round made otherwise is never silently reused
+        run_self_training(cfg, dataclasses.replace(st, keep_fraction=0.5), progress=False)  # a finished round made otherwise is never silently reused
 
 
 def test_cli_self_training_from_a_folder_and_overlap_error(tone_data, tiny_model_dir, tmp_path, capsys):
@@ -152,10 +152,10 @@ def test_pseudo_lm_that_is_not_an_arpa_file_is_refused_before_any_work(tone_data
 
 
 def test_forgetting_limit_is_measured_against_the_original_model():
-    base = TrainConfig(max_forgetting=0.05)
-    assert limit_against_original(base, 0.20, 0.20).max_forgetting == 0.05  # first round: the teacher is the original
-    assert limit_against_original(base, 0.20, 0.21).max_forgetting == 0.0  # the teacher used up the budget
-    assert limit_against_original(base, 0.20, 0.19).max_forgetting == pytest.approx(1.05 * 0.20 / 0.19 - 1, abs=1e-6)
+    base = train_config(max_forgetting=0.05)
+    assert limit_against_original(base, 0.20, 0.20).selection.max_forgetting == 0.05  # first round: the teacher is the original
+    assert limit_against_original(base, 0.20, 0.21).selection.max_forgetting == 0.0  # the teacher used up the budget
+    assert limit_against_original(base, 0.20, 0.19).selection.max_forgetting == pytest.approx(1.05 * 0.20 / 0.19 - 1, abs=1e-6)
     assert limit_against_original(base, None, 0.21) is base  # no source dev set: nothing to measure
-    off = TrainConfig(max_forgetting=0.05, guard=False)
+    off = train_config(max_forgetting=0.05, guard=False)
     assert limit_against_original(off, 0.20, 0.21) is off

@@ -7,7 +7,7 @@ import torch
 
 from speechtl.adapt.run import labels_for
 from speechtl.adapt.strategies import STRATEGIES, apply_strategy, finish_strategy
-from speechtl.adapt.train import TrainConfig, train
+from speechtl.adapt.train import TrainData, train, train_config
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import read_manifest
 from speechtl.models import load_model, random_model
@@ -96,8 +96,8 @@ def test_every_strategy_trains_and_returns_a_plain_model(strategy, tone_data, ti
     model, processor = load_model(str(tiny_model_dir))
     start = {k: v.clone() for k, v in model.state_dict().items()}
     utts, audio, _ = load_utterance_audio(read_manifest(tone_data["train"]))
-    cfg = TrainConfig(lr=1e-2, max_steps=3, eval_every=3, batch_seconds=4, strategy=strategy, top_k=1)
-    result = train(model, processor, utts, labels_for(utts, processor.tokenizer), tmp_path, cfg, train_audio=audio,
+    cfg = train_config(lr=1e-2, max_steps=3, eval_every=3, batch_seconds=4, strategy=strategy, top_k=1)
+    result = train(model, processor, TrainData(utts, labels_for(utts, processor.tokenizer), audio), tmp_path, cfg,
                    progress=False)
     assert 0 < result.trainable_params < sum(p.numel() for p in model.parameters())
     after = model.state_dict()

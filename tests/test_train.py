@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from speechtl.adapt.run import labels_for
-from speechtl.adapt.train import CHECKPOINT, TrainConfig, train
+from speechtl.adapt.train import CHECKPOINT, TrainData, train, train_config
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import read_manifest
 from speechtl.eval import evaluate
@@ -22,10 +22,10 @@ def test_overfit_drives_loss_down_and_transcripts_to_target(tone_data, tiny_mode
     model, processor = load_model(str(tiny_model_dir))
     utts, audio = _train_set(tone_data)
     before = evaluate(model, processor, utts, audio=audio)
-    cfg = TrainConfig(lr=3e-3, max_steps=300, eval_every=100, batch_seconds=8, warmup_ratio=0.1,
+    cfg = train_config(lr=3e-3, max_steps=300, eval_every=100, batch_seconds=8, warmup_ratio=0.1,
                       freeze_feature_encoder=False, seed=0)
-    result = train(model, processor, utts, labels_for(utts, processor.tokenizer), tmp_path, cfg,
-                   train_audio=audio, progress=False)
+    result = train(model, processor, TrainData(utts, labels_for(utts, processor.tokenizer), audio), tmp_path, cfg,
+                   progress=False)
     losses = [h["train_loss"] for h in result.history]
     assert losses[-1] < 0.2 * losses[0], losses
     after = evaluate(model, processor, utts, audio=audio)
@@ -45,15 +45,15 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tone_data, tiny_m
                                                                augment):
     utts, audio = _train_set(tone_data)
     # batch_seconds small enough for several batches per epoch, so resuming mid-epoch is exercised
-    cfg = TrainConfig(lr=1e-3, max_steps=12, eval_every=4, batch_seconds=3, freeze_feature_encoder=False,
+    cfg = train_config(lr=1e-3, max_steps=12, eval_every=4, batch_seconds=3, freeze_feature_encoder=False,
                       precision=precision, seed=3, **(dict(speed_perturb=[0.9, 1.0, 1.1], noise_snr_db=10,
                                                            mask_time_prob=0.05, distill=1.0) if augment else {}))
     distill = [i % 2 == 0 for i in range(len(utts))]
 
     def run(out, on_step=None, resume=False):
         model, processor = load_model(str(tiny_model_dir))
-        train(model, processor, utts, labels_for(utts, processor.tokenizer), out, cfg, train_audio=audio,
-              resume=resume, on_step=on_step, progress=False, distill=distill)
+        train(model, processor, TrainData(utts, labels_for(utts, processor.tokenizer), audio, distill), out, cfg,
+              resume=resume, on_step=on_step, progress=False)
         return model
 
     reference = run(tmp_path / "straight")
@@ -120,10 +120,10 @@ def test_distill_keeps_the_flagged_utterances_near_the_starting_model(tone_data,
     def drift(weight):
         model, processor = load_model(str(tiny_model_dir))
         start, _ = load_model(str(tiny_model_dir))
-        cfg = TrainConfig(lr=3e-3, max_steps=40, eval_every=40, batch_seconds=8, freeze_feature_encoder=False,
+        cfg = train_config(lr=3e-3, max_steps=40, eval_every=40, batch_seconds=8, freeze_feature_encoder=False,
                           precision="fp32", seed=0, distill=weight)
-        train(model, processor, utts, labels_for(utts, processor.tokenizer), tmp_path / str(weight), cfg,
-              train_audio=audio, progress=False, distill=flagged)
+        train(model, processor, TrainData(utts, labels_for(utts, processor.tokenizer), audio, flagged),
+              tmp_path / str(weight), cfg, progress=False)
         with torch.no_grad():
             now, lengths = forward_logits(model.eval(), batch, True)
             before, _ = forward_logits(start.eval(), batch, True)

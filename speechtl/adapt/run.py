@@ -1,18 +1,23 @@
-"""An adaptation run: evaluate before → adapt → evaluate after → one folder with model and results.
+"""An adaptation run: validate → load → data → score before → fit router → train → score after → save.
 
 The run folder holds the adapted model and processor (``save_pretrained``; loadable by
-``transformers.pipeline("automatic-speech-recognition", model=folder)``), ``run_config.json``,
-``results.json`` (WER/CER as fractions before and after on every evaluation set), per-utterance
-hypotheses under ``hyps/`` and a short ``report.md``. Strategies ``lora`` and ``adapter`` also write the small
+``transformers.pipeline("automatic-speech-recognition", model=folder)``), ``run_config.json`` (the
+:class:`AdaptConfig`, its ``training`` flat by flag name), ``results.json`` (:meth:`RunResult.to_json`: WER/CER as
+fractions before and after on every evaluation set), per-utterance hypotheses under ``hyps/`` and a short
+``report.md`` (:mod:`speechtl.adapt.report`). Strategies ``lora`` and ``adapter`` also write the small
 ``adapter/`` folder (:mod:`speechtl.models.adapter`; not when the guard returned the starting model), and
 ``results.json`` records the artifact sizes and the domain-mismatch score measured before training
 (:mod:`speechtl.eval.mismatch`, when source audio is given). While training it also holds ``checkpoint/``
-(for ``--resume``) and ``best/``; both are removed when the run finishes.
+(for ``--resume``), ``best/`` and ``best_target/``; they are removed when the run finishes — except when the
+source forgetting limit refused every checkpoint that beat the starting model: then the best of them stays as
+``refused_best/`` (``model.safetensors``: the state dict of the module that trained, a peft wrapper's for lora;
+``refused.json``: its step and dev figures), to inspect what the limit turned down.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import shutil
 import sys
@@ -24,28 +29,32 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
+from speechtl.adapt.inputs import VocabularyError, eval_set_names, labels_for, load_sets, too_short
+from speechtl.adapt.report import RunResult, refused_checkpoint, render_report, verdict
+from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, DevSets, TrainConfig, TrainData, TrainResult, train
+from speechtl.adapt.train_config import train_config_dict, use_device
 from speechtl.config import ConfigError
-from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, TrainConfig, train
-from speechtl.data.dataset import load_utterance_audio
-from speechtl.data.manifest import Utterance, add_durations, read_manifest, sample_minutes, total_minutes, unique_names
+from speechtl.data.manifest import Utterance, read_manifest, total_minutes
 from speechtl.decode import uses_attention_mask
 from speechtl.eval import EvalResult, evaluate, set_text_language, write_hypotheses
-from speechtl.eval.bootstrap import paired_bootstrap
+from speechtl.eval.bootstrap import wer_difference
+from speechtl.eval.mismatch import mismatch_score, sample_stats
 from speechtl.fileio import UMASK, atomic_write_json, atomic_write_text
-from speechtl.eval.mismatch import format_mismatch, mismatch_score, sample_stats
 from speechtl.models import load_model
 from speechtl.models.adapter import ADAPTER_DIR, ADAPTER_STRATEGIES, base_fingerprint, capture_adapter, folder_bytes, \
     save_adapter, weights_bytes
 from speechtl.models.head import adapt_vocabulary
 from speechtl.models.router import ROUTER_DIR, RoutedCTC, fit_router, read_router_meta, save_router, weights_digest
 from speechtl.runtime import resolve_precision, set_threads
-from speechtl.text import find_oov, normalize, text_rules, text_to_model_alphabet
-from speechtl.errors import SpeechtlError
+from speechtl.text import text_rules
 
-__all__ = ["AdaptConfig", "run_adaptation", "labels_for", "format_change", "format_routing", "VocabularyError"]
+__all__ = ["AdaptConfig", "RunResult", "run_adaptation", "labels_for", "save_model", "VocabularyError",
+           "REFUSED_BEST"]
+
+REFUSED_BEST = "refused_best"  # the best checkpoint the forgetting limit refused, when the start was returned
 
 
-@dataclass
+@dataclass(frozen=True)
 class AdaptConfig:
     model: str = "speechtl/en-us-synth"  # folder, hub id (e.g. facebook/wav2vec2-base-960h) or shipped model
     train: str = ""  # labelled target-domain training manifest (.jsonl or .csv)
@@ -56,7 +65,7 @@ class AdaptConfig:
     replay: str = ""  # labelled source-domain manifest mixed into training (fights forgetting)
     replay_ratio: float = 1.0  # replay minutes per labelled target minute (speaker-stratified sample)
     route: str = ""  # source-accent audio (manifest, transcripts not needed): serve source-like utterances with the unchanged start model (speechtl.models.router)
-    route_minutes: float = 30.0  # at most this many minutes of the --route audio (speaker-stratified sample)
+    route_minutes: float = 30.0  # the router's source audio: a speaker-stratified sample of at most this many minutes (0: no router)
     out: str = "runs/adapt"  # run folder
     resume: bool = False  # continue an interrupted run from out/checkpoint
     on_error: str = "fail"  # unreadable audio: fail (stop, naming the file) or skip (leave out, list in results)
@@ -67,211 +76,230 @@ class AdaptConfig:
     training: TrainConfig = field(default_factory=TrainConfig)
 
 
-class VocabularyError(SpeechtlError, ValueError):
-    """Transcripts contain characters the model cannot output."""
+def _say(progress: bool, state: PartialState, message: str) -> None:
+    """Without progress bars, one line per phase on stderr, so a quiet run of many minutes is not silent."""
+    if not progress and state.is_main_process:
+        print(f"adapt: {message}", file=sys.stderr, flush=True)
 
 
-def labels_for(utts: list[Utterance], tokenizer, language: str | None = None) -> list[list[int]]:
-    """Token ids of the normalised transcripts, in the model's letter case."""
-    vocab = tokenizer.get_vocab()
-    return [tokenizer(text_to_model_alphabet(normalize(u.text, language), vocab)).input_ids for u in utts]
-
-
-def _check_transcripts(sets: dict[str, list[Utterance]], tokenizer, model_name: str, language: str | None) -> None:
-    """Before any work: every transcript has words after normalisation, and the model can spell it."""
-    vocab = tokenizer.get_vocab()
-    for name, utts in sets.items():
-        empty = next((u for u in utts if not normalize(u.text, language)), None)
-        if empty is not None:
-            raise VocabularyError(f"{name}: utterance {empty.id!r} has no words after normalisation: {empty.text!r}")
-        report = find_oov([(u.id, u.text) for u in utts], vocab, language)
-        if report:
-            raise VocabularyError(
-                f"{name}: {report.describe()}. The model {model_name!r} cannot write these; they would be "
-                f"trained and scored as <unk>. Fix the transcripts, or give the model a head for the new "
-                f"alphabet (--vocab copy or extend, with --language)."
-            )
-
-
-def _set_names(cfg: AdaptConfig) -> dict[str, tuple[str, str]]:
-    """Evaluation set name -> (role, manifest path); names come from the manifest paths."""
-    entries = [("target", p) for p in cfg.test] + ([("source", cfg.source_test)] if cfg.source_test else [])
-    names = unique_names([p for _, p in entries])
-    return {name: entry for name, entry in zip(names, entries)}
-
-
-def _scores(result: EvalResult) -> dict:
-    return {k: round(v, 6) if isinstance(v, float) else v for k, v in result.summary().items()}
-
-
-def _change(before: EvalResult, after: EvalResult, utts: list[Utterance]) -> dict:
-    """After − before WER on the same utterances (fractions), with a 95 % paired bootstrap interval over speakers
-    (utterances when the manifest names none): is the change more than the test set's noise?"""
-    speaker = {u.id: u.speaker for u in utts}
-    d = paired_bootstrap([r["reference"] for r in before.rows], [r["hypothesis"] for r in before.rows],
-                         [r["hypothesis"] for r in after.rows], speakers=[speaker[r["id"]] for r in before.rows])
-    return {"wer_delta": round(d.delta, 6), "low": round(d.low, 6), "high": round(d.high, 6), "level": d.level,
-            "resampled": "speakers" if any(speaker.values()) else "utterances"}
-
-
-def format_change(change: dict) -> str:
-    """'+0.9 (−0.6 … +2.4)': the WER change in points and its interval."""
-    return f"{100 * change['wer_delta']:+.1f} ({100 * change['low']:+.1f} … {100 * change['high']:+.1f})"
-
-
-def _too_short(model, utts, audio, labels) -> list[str]:
-    """CTC needs at least one output frame per label (more for repeated letters): such utterances teach nothing."""
-    frames = model._get_feat_extract_output_lengths(torch.tensor([len(a) for a in audio])).tolist()
-    bad = [u.id for u, f, lab in zip(utts, frames, labels)
-           if f < len(lab) + sum(a == b for a, b in zip(lab, lab[1:]))]
-    if not bad:
-        return []
-    msg = (f"{len(bad)} training utterance(s) are too short for their transcripts at the model's frame rate "
-           f"and will be ignored by the CTC loss (e.g. {', '.join(bad[:5])}); check audio/transcript pairing")
-    print(f"warning: {msg}", file=sys.stderr)
-    return [msg]
-
-
-def _load_data(cfg: AdaptConfig, tokenizer, progress: bool, language: str | None):
-    """Read every manifest, check transcripts, decode all audio once. Returns (utts, audio, skipped) by set name."""
-    named = {"train": cfg.train, **({"dev": cfg.dev} if cfg.dev else {}),
-             **({"source_dev": cfg.source_dev} if cfg.source_dev else {}),
-             **({"replay": cfg.replay} if cfg.replay else {}),
-             **{name: path for name, (_, path) in _set_names(cfg).items()}}
-    utts = {name: read_manifest(path) for name, path in named.items()}
-    _check_transcripts(utts, tokenizer, cfg.model, language)
-    audio, skipped = {}, []
-    if cfg.route:  # audio only: the router learns what source speech sounds like, not what it says
-        named["route"], utts["route"] = cfg.route, read_manifest(cfg.route, require_text=False)
-    # sample large source sets from headers first: they are never decoded whole
-    target_minutes = total_minutes(add_durations(utts["train"], "skip")[0]) if cfg.replay else 0.0
-    for name, minutes in (("replay", cfg.replay_ratio * target_minutes), ("route", cfg.route_minutes)):
-        if name in utts:
-            kept, bad = add_durations(utts[name], cfg.on_error)
-            skipped += [{"id": i, "audio_path": "", "reason": r, "set": name} for i, r in bad]
-            utts[name] = sample_minutes(kept, minutes, cfg.training.seed)
-    for name in utts:
-        utts[name], audio[name], bad = load_utterance_audio(utts[name], cfg.on_error, progress, f"loading {name}")
-        skipped += [dict(s, set=name) for s in bad]
-        if not utts[name]:
-            raise ConfigError(f"{named[name]}: no readable audio left ({len(bad)} file(s) skipped)")
-    for s in skipped:
-        print(f"skipped {s['set']}/{s['id']}: {s['reason']}", file=sys.stderr)
-    return utts, audio, skipped
-
-
-def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None = None) -> dict:
-    """Evaluate, adapt and evaluate again; write the run folder and return ``results.json``'s content.
-
-    ``extra``: more top-level fields for results.json (e.g. how a recipe made its data). Under
-    ``accelerate launch`` every process trains its shard; only the main process writes files.
-    """
-    start = time.perf_counter()
-    out = Path(cfg.out)
+def _validate(cfg: AdaptConfig) -> None:
     if not cfg.train:
         raise ConfigError("a training manifest is needed (--train)")
     if not cfg.test and not cfg.dev:
         raise ConfigError("give at least one evaluation set (--test or --dev)")
-    if cfg.training.distill and not cfg.replay:
+    if cfg.training.regularise.distill and not cfg.replay:
         raise ConfigError("--distill keeps the outputs on source replay audio: give --replay too")
     if cfg.route and cfg.vocab != "keep":
         raise ConfigError("--route serves some utterances with the start model: the adapted model must keep its "
                           f"vocabulary (--vocab keep, got {cfg.vocab!r})")
-    state = PartialState(cpu=cfg.training.cpu)  # this process's device, also under accelerate launch / torchrun
-    set_threads(cfg.training.threads)  # before the first evaluation: bf16 results differ slightly by thread count
+    if cfg.route and cfg.route_minutes <= 0:
+        raise ConfigError(f"--route needs source audio for the router: --route-minutes must be positive "
+                          f"(got {cfg.route_minutes:g}; 0 means no router, so drop --route)")
+
+
+@dataclass
+class _Run:
+    """One run's working set, filled step by step."""
+
+    cfg: AdaptConfig
+    state: PartialState
+    progress: bool
+    model: torch.nn.Module
+    processor: object
+    language: str | None
+    head: dict | None
+    fingerprint: dict | None  # the base's fingerprint when an adapter artifact will be written
+    utts: dict = field(default_factory=dict)
+    audio: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)
+    precision: str = "fp32"
+    eval_sets: dict = field(default_factory=dict)
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+    @property
+    def bars(self) -> bool:
+        return self.progress and self.state.is_main_process
+
+
+def _load(cfg: AdaptConfig, state: PartialState, progress: bool) -> _Run:
+    """The start model (a routed folder is refused), its text language and CTC head for this run."""
     model, processor = load_model(cfg.model)
     if isinstance(model, RoutedCTC):
         raise ConfigError(f"{cfg.model!r} is a routed run folder (base + adapted model): adapt its base model "
                           f"{read_router_meta(cfg.model)['base_model']!r} again, or the adapted model alone "
                           f"(copy the folder without router/)")
     # an adapter artifact applies to the base's vocabulary: with a new CTC head (--vocab ≠ keep) only the full model
-    keeps_adapter = cfg.training.strategy in ADAPTER_STRATEGIES and cfg.vocab == "keep"
+    keeps_adapter = cfg.training.method.strategy in ADAPTER_STRATEGIES and cfg.vocab == "keep"
     fingerprint = base_fingerprint(model, processor) if keeps_adapter else None
     language = set_text_language(model, cfg.language)  # saved with the model: scoring uses the same normaliser
     processor, head = adapt_vocabulary(model, processor, [u.text for u in read_manifest(cfg.train)], cfg.vocab,
-                                       language, cfg.training.seed)
-    utts, audio, skipped = _load_data(cfg, processor.tokenizer, progress and state.is_main_process, language)
-    model.to(state.device)
-    precision = resolve_precision(cfg.training.precision, state.device)
-    eval_sets = _set_names(cfg)
-    mismatch = _mismatch(cfg, model, processor, audio, eval_sets, precision)
+                                       language, cfg.training.runtime.seed)
+    return _Run(cfg, state, progress, model, processor, language, head, fingerprint)
 
-    def score_all(when: str, net) -> dict[str, EvalResult]:
-        scores = {}
-        for name in eval_sets:
-            r = evaluate(net, processor, utts[name], cfg.eval_batch_seconds, precision,
-                         progress and state.is_main_process, audio[name], desc=f"{when}: {name}")
-            if state.is_main_process:
-                write_hypotheses(r, out / "hyps" / f"{name}.{when}.tsv")
-            if isinstance(net, RoutedCTC):  # a fresh one: it has seen only this run's sets
-                routing["routed_share"][name] = net.pop_share()
-            scores[name] = r
-        return scores
 
-    before = score_all("before", model)
-    base, router, routing = _fit_router(cfg, model, processor, audio, precision) if cfg.route else (None, None, None)
-    pass_mask = uses_attention_mask(processor)
+def _data(run: _Run) -> dict | None:
+    """Every set's audio decoded; the model on its device; the mismatch score (None without source audio)."""
+    run.utts, run.audio, run.skipped = load_sets(run.cfg, run.processor.tokenizer, run.bars, run.language)
+    run.model.to(run.state.device)
+    run.precision = resolve_precision(run.cfg.training.runtime.precision, run.state.device)
+    run.eval_sets = eval_set_names(run.cfg.test, run.cfg.source_test)
+    return _mismatch(run.cfg, run.model, run.processor, run.audio, run.eval_sets, run.precision)
+
+
+def _score(run: _Run, when: str, net) -> tuple[dict[str, EvalResult], dict[str, float]]:
+    """Every evaluation set scored by ``net`` (hypotheses written); with a routed ``net`` also the share of each
+    set's utterances the adapted model served."""
+    scores, shares = {}, {}
+    for name in run.eval_sets:
+        r = evaluate(net, run.processor, run.utts[name], run.cfg.eval_batch_seconds, run.precision, run.bars,
+                     run.audio[name], desc=f"{when}: {name}")
+        if run.state.is_main_process:
+            write_hypotheses(r, run.out / "hyps" / f"{name}.{when}.tsv")
+        if isinstance(net, RoutedCTC):  # a fresh one: it has seen only this run's sets
+            shares[name] = net.pop_share()
+        scores[name] = r
+    return scores, shares
+
+
+@dataclass
+class _Router:
+    base: torch.nn.Module  # a frozen copy of the start model: serves source-like utterances
+    router: torch.nn.Module
+    routing: dict  # results.json's routing figures (routed_share filled by the after-scoring)
+    pass_mask: bool
+
+    def around(self, adapted: torch.nn.Module) -> RoutedCTC:
+        return RoutedCTC(self.base, adapted, self.router, self.pass_mask)
+
+
+def _train(run: _Run, router: _Router | None) -> tuple[TrainResult, list, list[str]]:
+    """Fine-tune on the target minutes (+ replay). Returns the result, the adapter artifact (when kept) and
+    the warnings about the training data."""
+    cfg, utts, audio = run.cfg, run.utts, run.audio
     train_utts, train_audio = utts["train"] + utts.get("replay", []), audio["train"] + audio.get("replay", [])
-    labels = labels_for(train_utts, processor.tokenizer, language)
-    warnings = _too_short(model, train_utts, train_audio, labels) + _router_warning(routing)
+    labels = labels_for(train_utts, run.processor.tokenizer, run.language)
+    warnings = too_short(run.model, train_utts, train_audio, labels) + \
+        _router_warning(router.routing if router else None)
     adapters = []  # the trained adapter, captured before LoRA is merged
-    result = train(
-        model, processor, train_utts, labels, out, cfg.training,
-        train_audio=train_audio, dev_utts=utts.get("dev", ()), dev_audio=audio.get("dev"),
-        source_dev_utts=utts.get("source_dev", ()), source_dev_audio=audio.get("source_dev"),
-        resume=cfg.resume, progress=progress,
-        distill=[False] * len(utts["train"]) + [True] * len(utts.get("replay", [])),
-        on_finish=(lambda m: adapters.append(capture_adapter(m, cfg.training.strategy))) if keeps_adapter else None,
-        score_with=(lambda m: RoutedCTC(base, m, router, pass_mask)) if router is not None else None,
-    )
-    model.to(state.device)
-    after = score_all("after", RoutedCTC(base, model, router, pass_mask) if router is not None else model)
+    data = TrainData(train_utts, labels, train_audio,
+                     distill=[False] * len(utts["train"]) + [True] * len(utts.get("replay", [])))
+    dev = DevSets(utts.get("dev", ()), audio.get("dev"), utts.get("source_dev", ()), audio.get("source_dev"),
+                  score_with=router.around if router is not None else None)
+    result = train(run.model, run.processor, data, run.out, cfg.training, dev, resume=cfg.resume,
+                   progress=run.progress,
+                   on_finish=(lambda m: adapters.append(capture_adapter(m, cfg.training.method.strategy)))
+                   if run.fingerprint is not None else None)
+    return result, adapters, warnings
 
+
+def _change(before: EvalResult, after: EvalResult, utts: list[Utterance]) -> dict:
+    """After − before WER on the same utterances (fractions), with a 95 % paired bootstrap interval over speakers
+    (utterances when the manifest names none): is the change more than the test set's noise?"""
+    speaker = {u.id: u.speaker for u in utts}
+    d = wer_difference([r["reference"] for r in before.rows], [r["hypothesis"] for r in before.rows],
+                         [r["hypothesis"] for r in after.rows], speakers=[speaker[r["id"]] for r in before.rows])
+    return {"wer_delta": round(d.delta, 6), "low": round(d.low, 6), "high": round(d.high, 6), "level": d.level,
+            "resampled": "speakers" if any(speaker.values()) else "utterances"}
+
+
+def _scores(result: EvalResult) -> dict:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in result.summary().items()}
+
+
+def _run_verdict(result: TrainResult, max_forgetting: float) -> str:
+    text = verdict(result.history, result.best_step, max_forgetting, result.best_alpha)
+    if result.best_step == 0 and refused_checkpoint(result.history) is not None:
+        text += f" (the refused checkpoint's weights: {REFUSED_BEST}/)"
+    return text
+
+
+def _result(run: _Run, before: dict, after: dict, trained: TrainResult, extras: dict) -> RunResult:
+    """The run's figures (everything results.json holds but the artifact sizes)."""
     sets = {name: {"role": role, "manifest": str(path), "before": _scores(before[name]), "after": _scores(after[name]),
-                   "change": _change(before[name], after[name], utts[name])}
-            for name, (role, path) in eval_sets.items()}
+                   "change": _change(before[name], after[name], run.utts[name])}
+            for name, (role, path) in run.eval_sets.items()}
     first = {role: next(({k: s[k] for k in ("before", "after", "change")} for s in sets.values()
                          if s["role"] == role), None) for role in ("target", "source")}
-    results = {
-        "model": cfg.model,
-        "sets": sets,
-        **first,
-        "labelled_minutes": round(total_minutes(utts["train"]), 3),
-        "replay_minutes": round(total_minutes(utts.get("replay", [])), 3),
-        "trainable_params": result.trainable_params,
-        "normalizer": asdict(text_rules(language)),
-        "head": head,
-        "train": asdict(result),
-        "skipped": skipped,
-        "verdict": verdict(result.history, result.best_step, cfg.training.max_forgetting, result.best_alpha),
-        "mismatch": mismatch,
-        "routing": routing,
-        "warnings": warnings,
-        "seed": cfg.training.seed,
-        "device": str(state.device),
-        "processes": state.num_processes,
-        "precision": precision,
-        "wall_s": round(time.perf_counter() - start, 1),
-        "command": " ".join(sys.argv),
-        **(extra or {}),
-    }
+    return RunResult(
+        model=run.cfg.model, sets=sets, **first,
+        labelled_minutes=round(total_minutes(run.utts["train"]), 3),
+        replay_minutes=round(total_minutes(run.utts.get("replay", [])), 3),
+        trainable_params=trained.trainable_params, normalizer=asdict(text_rules(run.language)), head=run.head,
+        train=trained, skipped=run.skipped,
+        verdict=_run_verdict(trained, run.cfg.training.selection.max_forgetting), device=str(run.state.device),
+        seed=run.cfg.training.runtime.seed, processes=run.state.num_processes, precision=run.precision, **extras)
+
+
+def _save(run: _Run, result: RunResult, router: _Router | None, adapters: list) -> RunResult:
+    """Model, router, adapter, configs, results and report into the run folder (main process only)."""
+    out, cfg = run.out, run.cfg
+    save_model(run.model, run.processor, out)
+    artifacts = _write_adapter(out, cfg.model, adapters[0] if adapters else None, run.fingerprint, result.train)
+    shutil.rmtree(out / ROUTER_DIR, ignore_errors=True)  # never leave an older run's router behind
+    if router is not None:
+        save_router(router.router, out / ROUTER_DIR, cfg.model, weights_digest(router.base), router.routing)
+        artifacts["router_bytes"] = folder_bytes(out / ROUTER_DIR)
+    result = dataclasses.replace(result, artifacts=artifacts)
+    atomic_write_json(out / "run_config.json", {**asdict(cfg), "training": train_config_dict(cfg.training)})
+    atomic_write_json(out / "results.json", result.to_json())
+    atomic_write_text(out / "report.md", render_report(result))
+    _keep_refused(out, result.train)
+    for folder in (CHECKPOINT, BEST, BEST_TARGET):
+        shutil.rmtree(out / folder, ignore_errors=True)
+    return result
+
+
+def _keep_refused(out: Path, trained: TrainResult) -> None:
+    """``best_target/`` becomes ``refused_best/`` when the forgetting limit refused it and the start was returned."""
+    shutil.rmtree(out / REFUSED_BEST, ignore_errors=True)  # never leave an older run's behind
+    refused = refused_checkpoint(trained.history) if trained.best_step == 0 else None
+    if refused is None or not (out / BEST_TARGET / "model.safetensors").is_file():
+        return
+    os.replace(out / BEST_TARGET, out / REFUSED_BEST)
+    atomic_write_json(out / REFUSED_BEST / "refused.json", {k: refused[k] for k in (
+        "step", "dev_wer", "dev_cer", "source_dev_wer") if k in refused})
+
+
+def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None = None) -> RunResult:
+    """Evaluate, adapt and evaluate again; write the run folder and return what ``results.json`` holds.
+
+    ``extra``: more top-level fields for results.json (e.g. how a recipe made its data). Under
+    ``accelerate launch`` every process trains its shard; only the main process writes files.
+    ``progress=False``: no progress bars, one line per phase on stderr.
+    """
+    start = time.perf_counter()
+    _validate(cfg)
+    state = PartialState(cpu=use_device(cfg.training.runtime))  # this process's device, also under accelerate launch
+    set_threads(cfg.training.runtime.threads)  # before the first evaluation: bf16 results differ by thread count
+    _say(progress, state, f"loading {cfg.model} and the data")
+    run = _load(cfg, state, progress)
+    mismatch = _data(run)
+    _say(progress, state, f"scoring the starting model on {len(run.eval_sets)} set(s)")
+    before, _ = _score(run, "before", run.model)
+    if cfg.route:
+        _say(progress, state, "fitting the accent router")
+    router = _fit_router(cfg, run.model, run.processor, run.audio, run.precision) if cfg.route else None
+    _say(progress, state, f"training {cfg.training.optimiser.max_steps} steps ({cfg.training.method.strategy})")
+    trained, adapters, warnings = _train(run, router)
+    run.model.to(state.device)
+    _say(progress, state, "scoring the adapted model")
+    after, shares = _score(run, "after", router.around(run.model) if router is not None else run.model)
+    if router is not None:
+        router.routing["routed_share"].update(shares)
+    result = _result(run, before, after, trained, dict(
+        mismatch=mismatch, routing=router.routing if router else None, warnings=warnings,
+        wall_s=round(time.perf_counter() - start, 1), command=" ".join(sys.argv), extra=extra or {}))
     if state.is_main_process:
-        save_model(model, processor, out)
-        results["artifacts"] = _write_adapter(out, cfg.model, adapters[0] if adapters else None, fingerprint, result)
-        shutil.rmtree(out / ROUTER_DIR, ignore_errors=True)  # never leave an older run's router behind
-        if router is not None:
-            save_router(router, out / ROUTER_DIR, cfg.model, weights_digest(base), routing)
-            results["artifacts"]["router_bytes"] = folder_bytes(out / ROUTER_DIR)
-        atomic_write_json(out / "run_config.json", asdict(cfg))
-        atomic_write_json(out / "results.json", results)
-        atomic_write_text(out / "report.md", render_report(results))
-        for folder in (CHECKPOINT, BEST, BEST_TARGET):
-            shutil.rmtree(out / folder, ignore_errors=True)
+        _say(progress, state, f"writing {cfg.out}")
+        result = _save(run, result, router, adapters)
     state.wait_for_everyone()
-    return results
+    return result
 
 
-def _fit_router(cfg: AdaptConfig, model, processor, audio: dict, precision: str):
+def _fit_router(cfg: AdaptConfig, model, processor, audio: dict, precision: str) -> _Router:
     """A frozen copy of the start model, the router fitted on its pooled states (target = the labelled training
     audio, source = the --route audio) and the routing figures for results.json."""
     base = copy.deepcopy(model).eval()
@@ -285,7 +313,7 @@ def _fit_router(cfg: AdaptConfig, model, processor, audio: dict, precision: str)
     routing = {"source_set": cfg.route, "utterances": {"target": len(audio["train"]), "source": len(audio["route"])},
                "train_accuracy": {"target": round(hits["train"], 4), "source": round(1 - hits["route"], 4)},
                "routed_share": {}}  # per evaluation set: share of utterances the adapted model served
-    return base, router, routing
+    return _Router(base, router, routing, uses_attention_mask(processor))
 
 
 ROUTER_MIN_ACCURACY = 0.9  # below this on its own training audio, a router cannot tell the accents apart
@@ -313,7 +341,7 @@ def _mismatch(cfg: AdaptConfig, model, processor, audio: dict, eval_sets: dict, 
         return None
     return {"source_set": "+".join(source), "target_set": "+".join(target),
             **mismatch_score(model, processor, [a for n in source for a in audio[n]],
-                             [a for n in target for a in audio[n]], cfg.mismatch_utts, cfg.training.seed,
+                             [a for n in target for a in audio[n]], cfg.mismatch_utts, cfg.training.runtime.seed,
                              cfg.eval_batch_seconds, precision)}
 
 
@@ -341,90 +369,3 @@ def _write_adapter(out: Path, base_model: str, artifact, base: dict | None, resu
         return {**sizes, "adapter_note": "the guard returned the starting model: no adapter written (use the base)"}
     adapter = save_adapter(artifact, out / ADAPTER_DIR, base_model, base)
     return {**sizes, "adapter_bytes": adapter, "adapter_ratio": round(adapter / full, 6), "adapter_dir": ADAPTER_DIR}
-
-
-def verdict(history: list[dict], best_step: int | None, max_forgetting: float, best_alpha: float | None = None) -> str:
-    """One plain sentence on what the dev sets say the adaptation bought (the negative-transfer guard's decision)."""
-    start = next((h for h in history if h["step"] == 0), None)
-    if best_step is None:
-        return ("no dev set: the last step's weights are returned, unchecked" if start is None else
-                "no checkpoint qualified and the guard is off: the last step's weights are returned")
-    chosen = next(h for h in history if h["step"] == best_step and h.get("alpha") == best_alpha)
-    limit = "" if "source_dev_wer" not in chosen else f" (source forgetting limit {100 * max_forgetting:g}%)"
-    if best_step == 0:
-        return (f"negative transfer: no checkpoint beat the starting model's target dev WER "
-                f"{100 * start['dev_wer']:.1f}%{limit}; the starting model is returned unchanged")
-    text = f"adapted: step {best_step} chosen"
-    if best_alpha is not None:
-        text += f", interpolated {best_alpha:g} of the way from the start (WiSE-FT)"
-    text += ", target dev WER "
-    text += f"{100 * start['dev_wer']:.1f}% → " if start else ""
-    text += f"{100 * chosen['dev_wer']:.1f}%"
-    if "source_dev_wer" in chosen and start:
-        text += f", source dev WER {100 * start['source_dev_wer']:.1f}% → {100 * chosen['source_dev_wer']:.1f}%{limit}"
-    return text
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}"
-
-
-def _rel(before: float, after: float) -> str:
-    return "–" if not before else f"{100 * (after - before) / before:+.0f}%"
-
-
-def _artifact_line(a: dict) -> str:
-    line = f"Artifacts: full model {a['full_model_bytes'] / 1e6:.2f} MB"
-    if a.get("router_bytes"):
-        line += f" · router {a['router_bytes'] / 1e3:.1f} kB in `router/` (serves with the start model)"
-    if a["adapter_bytes"]:
-        line += (f" · adapter {a['adapter_bytes'] / 1e6:.3f} MB ({100 * a['adapter_ratio']:.1f} % of the full model) "
-                 f"in `{a['adapter_dir']}/`")
-    return line + (f" · {a['adapter_note']}" if a.get("adapter_note") else "")
-
-
-def format_routing(routing: dict, sets: dict) -> str:
-    """One line: how the router split each evaluation set between the adapted and the start model."""
-    shares = " · ".join(f"{name} ({sets[name]['role']}) {100 * share:.0f} %" for name, share in
-                        routing["routed_share"].items())
-    acc = routing["train_accuracy"]
-    return (f"Routing: share served by the adapted model (the rest by the unchanged start model): {shares}; "
-            f"router fitted on {routing['utterances']['target']} target / {routing['utterances']['source']} source "
-            f"utterances, right on {100 * acc['target']:.0f} % / {100 * acc['source']:.0f} % of them")
-
-
-def render_report(results: dict) -> str:
-    """A short markdown table: WER/CER (%) before → after per evaluation set."""
-    lines = [
-        f"# Adaptation of `{results['model']}`",
-        "",
-        "| set | role | WER before | WER after | change | WER points, 95 % interval | CER before | CER after | words |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, s in results["sets"].items():
-        b, a = s["before"], s["after"]
-        lines.append(f"| {name} | {s['role']} | {_pct(b['wer'])} | {_pct(a['wer'])} | {_rel(b['wer'], a['wer'])} "
-                     f"| {format_change(s['change'])} | {_pct(b['cer'])} | {_pct(a['cer'])} | {b['num_words']} |")
-    t = results["train"]
-    lines += [
-        "",
-        f"Verdict: {results['verdict']}.",
-        "",
-        f"Labelled minutes: {results['labelled_minutes']:.1f} · trainable parameters: {results['trainable_params']:,} · "
-        f"steps: {t['steps']} (best dev step: {t['best_step']}) · wall time: {results['wall_s']:.0f} s · "
-        f"seed: {results['seed']} · {results['device']}/{results['precision']}",
-    ]
-    if results.get("mismatch"):
-        lines += ["", f"Domain mismatch before adapting ({results['mismatch']['target_set']} vs "
-                      f"{results['mismatch']['source_set']}): {format_mismatch(results['mismatch'])}."]
-    if results.get("routing"):
-        lines += ["", format_routing(results["routing"], results["sets"]) + "."]
-    if results.get("artifacts"):
-        lines += ["", _artifact_line(results["artifacts"])]
-    if results.get("warnings"):
-        lines += ["", "Warnings:", *(f"- {w}" for w in results["warnings"])]
-    if results["skipped"]:
-        lines += ["", f"Skipped {len(results['skipped'])} unreadable file(s):"]
-        lines += [f"- {s['set']}/{s['id']}: {s['reason']}" for s in results["skipped"]]
-    lines += ["", f"Command: `{results['command']}`", ""]
-    return "\n".join(lines)

@@ -32,10 +32,11 @@ from accelerate import PartialState
 
 from speechtl.adapt.pseudo_label import (CONFIDENCE_MEASURES, Decoder, PseudoLabel, lm_decoder, pseudo_label,
                                          select_confident)
+from speechtl.adapt.report import RunResult
 from speechtl.adapt.run import AdaptConfig, run_adaptation, save_model
-from speechtl.adapt.train import TrainConfig
+from speechtl.adapt.train_config import TrainConfig, use_device
 from speechtl.audio import AUDIO_SUFFIXES, find_audio_files
-from speechtl.config import ConfigError
+from speechtl.config import ConfigError, override
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import ManifestError, Utterance, read_manifest, total_minutes, write_manifest
 from speechtl.decode import greedy_decode
@@ -50,7 +51,7 @@ __all__ = ["SelfTrainingConfig", "UnlabelledSet", "read_unlabelled", "run_self_t
            "limit_against_original"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class SelfTrainingConfig:
     unlabelled: str = ""  # untranscribed target audio: a manifest (text empty, or references used only for scoring) or a folder
     rounds: int = 2  # self-training rounds (pseudo-label → fine-tune), after a supervised round 0 when --train is given
@@ -141,7 +142,7 @@ def _pseudo_round(teacher: str, unl: UnlabelledSet, labelled: list[Utterance], a
     start = time.perf_counter()
     model, processor = load_model(teacher)
     model.to(state.device)
-    precision = resolve_precision(adapt.training.precision, state.device)
+    precision = resolve_precision(adapt.training.runtime.precision, state.device)
     labels = pseudo_label(model, processor, unl.audio, st.confidence, adapt.eval_batch_seconds, precision, decoder)
     keep = select_confident(labels, st.min_confidence, st.keep_fraction)
     if not keep:
@@ -160,7 +161,7 @@ def _pseudo_round(teacher: str, unl: UnlabelledSet, labelled: list[Utterance], a
     return str(manifest), info
 
 
-def _finished(folder: Path, settings: dict) -> dict | None:
+def _finished(folder: Path, settings: dict) -> RunResult | None:
     """The results of a finished round, or None; a round made with other settings is an error, not reused."""
     path = folder / "results.json"
     if not path.is_file():
@@ -169,7 +170,7 @@ def _finished(folder: Path, settings: dict) -> dict | None:
     defaults = {f.name: f.default for f in dataclasses.fields(SelfTrainingConfig)}  # settings added since
     if {**defaults, **results.get("self_training", {}).get("settings", {})} != {**defaults, **settings}:
         raise ConfigError(f"{folder} was made with other self-training settings; use another --out or drop --resume")
-    return results
+    return RunResult.from_json(results)
 
 
 def _dev_scores(history: list[dict], best_step: int | None, best_alpha: float | None) -> dict:
@@ -191,23 +192,27 @@ def limit_against_original(training: TrainConfig, original: float | None, teache
     The guard compares checkpoints with the round's own start (the teacher); a limit of 5 % per round would let
     forgetting compound over rounds. With source dev WER ``original`` (the first model) and ``teacher``, the
     round may forget (1 + limit) · original / teacher − 1 relative to its teacher (never below 0)."""
-    if original is None or not teacher or not training.guard:
+    if original is None or not teacher or not training.selection.guard:
         return training
-    limit = max(0.0, (1 + training.max_forgetting) * original / teacher - 1)
-    return dataclasses.replace(training, max_forgetting=round(limit, 6))
+    limit = max(0.0, (1 + training.selection.max_forgetting) * original / teacher - 1)
+    return override(training, max_forgetting=round(limit, 6))
 
 
-def _round_summary(r: int, results: dict) -> dict:
-    info, t = results["self_training"], results["train"]
+def _round_summary(r: int, result: RunResult) -> dict:
+    info, t = result.extra["self_training"], result.train
     return {"round": r, **{k: v for k, v in info.items() if k != "settings"},
-            "target": results["target"], "source": results["source"], "verdict": results["verdict"],
-            "dev_wer": _dev_scores(t["history"], t["best_step"], t["best_alpha"]),
-            "steps": t["steps"], "wall_s": results["wall_s"]}
+            "target": result.target, "source": result.source, "verdict": result.verdict,
+            "dev_wer": _dev_scores(t.history, t.best_step, t.best_alpha),
+            "steps": t.steps, "wall_s": result.wall_s}
+
+
+def _read_result(folder: Path) -> RunResult:
+    return RunResult.from_json(json.loads((folder / "results.json").read_text()))
 
 
 def _hyps(folder: Path, role: str, when: str) -> Path | None:
     """The per-utterance hypotheses of the round's first evaluation set of ``role`` (target/source)."""
-    sets = json.loads((folder / "results.json").read_text())["sets"]
+    sets = _read_result(folder).sets
     name = next((n for n, s in sets.items() if s["role"] == role), None)
     return None if name is None else folder / "hyps" / f"{name}.{when}.tsv"
 
@@ -238,8 +243,8 @@ def run_self_training(adapt: AdaptConfig, st: SelfTrainingConfig, progress: bool
     if st.pseudo_lm:
         decoder = lm_decoder(st.pseudo_lm)
     out = Path(adapt.out)
-    state = PartialState(cpu=adapt.training.cpu)
-    set_threads(adapt.training.threads)
+    state = PartialState(cpu=use_device(adapt.training.runtime))
+    set_threads(adapt.training.runtime.threads)
     unl = read_unlabelled(st.unlabelled, adapt.on_error, progress and state.is_main_process)
     _check_disjoint(unl, adapt)
     labelled = read_manifest(adapt.train) if adapt.train else []
@@ -256,26 +261,26 @@ def run_self_training(adapt: AdaptConfig, st: SelfTrainingConfig, progress: bool
                 train, info = _pseudo_round(teacher, unl, labelled, adapt, st, folder, state, decoder)
             training = limit_against_original(adapt.training, original_src, teacher_src)
             cfg = dataclasses.replace(adapt, model=teacher, train=train, out=str(folder), training=training)
-            info = {**info, "max_forgetting": training.max_forgetting}
+            info = {**info, "max_forgetting": training.selection.max_forgetting}
             results = run_adaptation(cfg, progress, extra={"self_training": {**info, "settings": settings}})
         rounds.append(_round_summary(r, results))
-        teacher, t = str(folder), results["train"]
-        original_src = original_src if original_src is not None else _source_dev(t["history"], 0, None)
-        teacher_src = _source_dev(t["history"], t["best_step"], t["best_alpha"])
+        teacher, t = str(folder), results.train
+        original_src = original_src if original_src is not None else _source_dev(t.history, 0, None)
+        teacher_src = _source_dev(t.history, t.best_step, t.best_alpha)
     return _write_summary(adapt, st, unl, labelled, rounds, teacher, state, start, extra)
 
 
 def _write_summary(adapt: AdaptConfig, st: SelfTrainingConfig, unl: UnlabelledSet, labelled: list[Utterance],
                    rounds: list[dict], teacher: str, state: PartialState, start: float, extra: dict | None) -> dict:
     """The run's results.json and report.md, and the last round's model in ``adapt.out``."""
-    first = json.loads((Path(adapt.out) / f"round-{rounds[0]['round']}" / "results.json").read_text())
+    first = _read_result(Path(adapt.out) / f"round-{rounds[0]['round']}")
     results = {
         "model": adapt.model, "final_model": adapt.out, "unlabelled": st.unlabelled,
         "settings": dataclasses.asdict(st),
         "labelled_minutes": round(total_minutes(labelled), 3) if labelled else 0.0,
         "unlabelled_minutes": round(total_minutes(unl.utts), 3), "unlabelled_utts": len(unl.utts),
         "hidden_references": len(unl.references), "skipped": unl.skipped,
-        "start": {role: first[role]["before"] if first[role] else None for role in ("target", "source")},
+        "start": {"target": first.target and first.target["before"], "source": first.source and first.source["before"]},
         "rounds": rounds,
         "change": _change(Path(adapt.out), rounds),
         "wall_s": round(time.perf_counter() - start, 1),  # this invocation (a resumed one skips finished rounds)

@@ -18,7 +18,7 @@ from speechtl.eval import stats
 from speechtl.eval.scoring import utterance_edits
 from speechtl.text import normalize
 
-__all__ = ["word_errors", "WerDifference", "wer_difference", "compare_hypothesis_files", "paired_bootstrap"]
+__all__ = ["word_errors", "WerDifference", "wer_difference", "compare_hypothesis_files"]
 
 
 def word_errors(refs: Sequence[str], hyps: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -52,11 +52,6 @@ def wer_difference(refs: Sequence[str], hyps_a: Sequence[str], hyps_b: Sequence[
     clusters = None if speakers is None else stats.cluster_ids(speakers)
     test = stats.paired_bootstrap(edits_a, edits_b, words, clusters, num=resamples, seed=seed, level=level)
     return WerDifference(test.delta, test.low, test.high, level)
-
-
-# The name speechtl/adapt/run.py imports today (same arguments, same meaning); switch it to wer_difference, then
-# drop this alias, so that paired_bootstrap names one function (speechtl.eval.stats.paired_bootstrap).
-paired_bootstrap = wer_difference
 
 
 def compare_hypothesis_files(path_a, path_b, **kwargs) -> WerDifference:

@@ -1,0 +1,171 @@
+"""An adaptation run's result (:class:`RunResult`, ``results.json``) and how it reads to a person: the verdict
+sentence, the change and routing lines, ``report.md``."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+
+from speechtl.adapt.train import TrainResult
+from speechtl.eval.mismatch import format_mismatch
+
+__all__ = ["RunResult", "verdict", "refused_checkpoint", "format_change", "format_routing", "render_report"]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run measured and decided; :meth:`to_json` is ``results.json`` (keys in this order)."""
+
+    model: str
+    sets: dict[str, dict]  # name -> role, manifest, before, after (error rates), change (paired bootstrap)
+    target: dict | None  # the first target set's before/after/change
+    source: dict | None  # the first source set's before/after/change
+    labelled_minutes: float
+    replay_minutes: float
+    trainable_params: int
+    normalizer: dict
+    head: dict | None
+    train: TrainResult
+    skipped: list[dict]
+    verdict: str
+    mismatch: dict | None
+    routing: dict | None
+    warnings: list[str]
+    seed: int
+    device: str
+    processes: int
+    precision: str
+    wall_s: float
+    command: str
+    extra: dict = field(default_factory=dict)  # more top-level fields (e.g. how a recipe made its data)
+    artifacts: dict | None = None  # sizes of what the run wrote (set by the main process)
+
+    def to_json(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["train"] = asdict(self.train)
+        extra, artifacts = out.pop("extra"), out.pop("artifacts")
+        return {**out, **extra, **({"artifacts": artifacts} if artifacts is not None else {})}
+
+    @classmethod
+    def from_json(cls, d: dict) -> RunResult:
+        """A run's ``results.json`` read back (fields it does not know go to ``extra``)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {k: v for k, v in d.items() if k in names}
+        return cls(**{**known, "train": TrainResult(**d["train"])}, extra={k: v for k, v in d.items() if k not in names})
+
+
+def refused_checkpoint(history: list[dict]) -> dict | None:
+    """The best checkpoint on target dev WER (the first of equals: ``best_target/``) when it beat the start but
+    was refused by the forgetting limit (None otherwise)."""
+    start = next((h for h in history if h["step"] == 0 and "dev_wer" in h), None)
+    if start is None:
+        return None
+    beat = [h for h in history if h["step"] > 0 and "alpha" not in h and "dev_wer" in h
+            and h["dev_wer"] < start["dev_wer"] and not h["qualifies"]]
+    return min(beat, key=lambda h: h["dev_wer"], default=None)
+
+
+def _negative_transfer(history: list[dict], start: dict, limit: str) -> str:
+    refused = refused_checkpoint(history)
+    if refused is None or "source_dev_wer" not in refused:
+        return (f"negative transfer: no checkpoint beat the starting model's target dev WER "
+                f"{100 * start['dev_wer']:.1f}%{limit}; the starting model is returned unchanged")
+    return (f"forgetting limit: checkpoints beat the starting model's target dev WER {100 * start['dev_wer']:.1f}% "
+            f"(best: step {refused['step']}, {100 * refused['dev_wer']:.1f}%) but forgot more than allowed, "
+            f"source dev WER {100 * start['source_dev_wer']:.1f}% → {100 * refused['source_dev_wer']:.1f}%{limit}; "
+            f"the starting model is returned unchanged")
+
+
+def verdict(history: list[dict], best_step: int | None, max_forgetting: float, best_alpha: float | None = None) -> str:
+    """One plain sentence on what the dev sets say the adaptation bought (the negative-transfer guard's decision):
+    with the start returned, whether no checkpoint beat it or the forgetting limit refused those that did."""
+    start = next((h for h in history if h["step"] == 0), None)
+    if best_step is None:
+        return ("no dev set: the last step's weights are returned, unchecked" if start is None else
+                "no checkpoint qualified and the guard is off: the last step's weights are returned")
+    chosen = next(h for h in history if h["step"] == best_step and h.get("alpha") == best_alpha)
+    limit = "" if "source_dev_wer" not in chosen else f" (source forgetting limit {100 * max_forgetting:g}%)"
+    if best_step == 0:
+        return _negative_transfer(history, start, limit)
+    text = f"adapted: step {best_step} chosen"
+    if best_alpha is not None:
+        text += f", interpolated {best_alpha:g} of the way from the start (WiSE-FT)"
+    text += ", target dev WER "
+    text += f"{100 * start['dev_wer']:.1f}% → " if start else ""
+    text += f"{100 * chosen['dev_wer']:.1f}%"
+    if "source_dev_wer" in chosen and start:
+        text += f", source dev WER {100 * start['source_dev_wer']:.1f}% → {100 * chosen['source_dev_wer']:.1f}%{limit}"
+    return text
+
+
+def format_change(change: dict) -> str:
+    """'+0.9 (−0.6 … +2.4)': the WER change in points and its interval."""
+    return f"{100 * change['wer_delta']:+.1f} ({100 * change['low']:+.1f} … {100 * change['high']:+.1f})"
+
+
+def format_routing(routing: dict, sets: dict) -> str:
+    """One line: how the router split each evaluation set between the adapted and the start model."""
+    shares = " · ".join(f"{name} ({sets[name]['role']}) {100 * share:.0f} %" for name, share in
+                        routing["routed_share"].items())
+    acc = routing["train_accuracy"]
+    return (f"Routing: share served by the adapted model (the rest by the unchanged start model): {shares}; "
+            f"router fitted on {routing['utterances']['target']} target / {routing['utterances']['source']} source "
+            f"utterances, right on {100 * acc['target']:.0f} % / {100 * acc['source']:.0f} % of them")
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def _rel(before: float, after: float) -> str:
+    return "–" if not before else f"{100 * (after - before) / before:+.0f}%"
+
+
+def _artifact_line(a: dict) -> str:
+    line = f"Artifacts: full model {a['full_model_bytes'] / 1e6:.2f} MB"
+    if a.get("router_bytes"):
+        line += f" · router {a['router_bytes'] / 1e3:.1f} kB in `router/` (serves with the start model)"
+    if a["adapter_bytes"]:
+        line += (f" · adapter {a['adapter_bytes'] / 1e6:.3f} MB ({100 * a['adapter_ratio']:.1f} % of the full model) "
+                 f"in `{a['adapter_dir']}/`")
+    return line + (f" · {a['adapter_note']}" if a.get("adapter_note") else "")
+
+
+def _set_rows(r: RunResult) -> list[str]:
+    rows = []
+    for name, s in r.sets.items():
+        b, a = s["before"], s["after"]
+        rows.append(f"| {name} | {s['role']} | {_pct(b['wer'])} | {_pct(a['wer'])} | {_rel(b['wer'], a['wer'])} "
+                    f"| {format_change(s['change'])} | {_pct(b['cer'])} | {_pct(a['cer'])} | {b['num_words']} |")
+    return rows
+
+
+def render_report(r: RunResult) -> str:
+    """A short markdown table: WER/CER (%) before → after per evaluation set, then the verdict and the rest."""
+    lines = [
+        f"# Adaptation of `{r.model}`",
+        "",
+        "| set | role | WER before | WER after | change | WER points, 95 % interval | CER before | CER after | words |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        *_set_rows(r),
+        "",
+        f"Verdict: {r.verdict}.",
+        "",
+        f"Labelled minutes: {r.labelled_minutes:.1f} · trainable parameters: {r.trainable_params:,} · "
+        f"steps: {r.train.steps} (best dev step: {r.train.best_step}) · wall time: {r.wall_s:.0f} s · "
+        f"seed: {r.seed} · {r.device}/{r.precision}",
+    ]
+    if r.mismatch:
+        lines += ["", f"Domain mismatch before adapting ({r.mismatch['target_set']} vs "
+                      f"{r.mismatch['source_set']}): {format_mismatch(r.mismatch)}."]
+    if r.routing:
+        lines += ["", format_routing(r.routing, r.sets) + "."]
+    if r.artifacts:
+        lines += ["", _artifact_line(r.artifacts)]
+    if r.warnings:
+        lines += ["", "Warnings:", *(f"- {w}" for w in r.warnings)]
+    if r.skipped:
+        lines += ["", f"Skipped {len(r.skipped)} unreadable file(s):"]
+        lines += [f"- {s['set']}/{s['id']}: {s['reason']}" for s in r.skipped]
+    lines += ["", f"Command: `{r.command}`", ""]
+    return "\n".join(lines)
