@@ -97,11 +97,11 @@ def prepare_lhotse(recordings: str | os.PathLike, supervisions: str | os.PathLik
         if rec_id not in recs:
             raise ManifestError(f"{where}: supervision {row['id']!r} names recording {rec_id!r}, which {recordings} "
                                 f"does not list")
+        _check_whole(row, recs[rec_id][2], where)
         if rec_id in used:
             raise ManifestError(f"{where}: recording {rec_id!r} already has a supervision (line {used[rec_id]}); "
                                 f"one supervision per recording")
         used[rec_id] = lineno
-        _check_whole(row, recs[rec_id][2], where)
         text = str(row.get("text") or "").strip()
         if not text:
             raise ManifestError(f"{where}: supervision {row['id']!r} has no text")
