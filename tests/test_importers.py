@@ -188,6 +188,8 @@ def test_kaldi_keeps_gender_age_and_child_adult_and_finds_the_corpus_root(tmp_pa
     adults = prepare_kaldi(data, child_below=6)
     assert {u.age_group for u in adults} == {"adult"}
     assert {u.age_group for u in prepare_kaldi(data, child_below=None)} == {""}
+    from speechtl.compare.run import BREAKDOWN_FIELDS
+    assert {"age", "age_group", "gender"} <= set(BREAKDOWN_FIELDS)  # `speechtl compare --by age_group`
 
 
 def test_kaldi_reports_an_unfindable_root_and_a_bad_age(tmp_path):
