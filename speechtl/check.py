@@ -37,7 +37,9 @@ OUTLIER_FACTOR = 3.0  # seconds per character this many times above/below the ma
 MIN_FOR_OUTLIERS = 10  # utterances needed before outliers are looked for
 LONG_S = 60.0  # longer utterances are a memory risk in training
 DURATION_TOLERANCE_S = 0.05
-_MARKUP = re.compile(r"[<>\[\]{}]|\b(?:noise|laughter|unk|sil)\b", re.I)
+# Markup is bracketed or tagged ([noise], <unk>, {laughter}, (cough), ++NOISE++), never a bare word: "IF YOU
+# MAKE ANY NOISE" is English.
+_MARKUP = re.compile(r"[<>\[\]{}]|\((?:noise|laughter|laugh|unk|sil|cough|breath|um|uh)\)|\+\+\w+\+\+", re.I)
 _REPEATS = re.compile(r"(\w)\1{3,}")
 
 

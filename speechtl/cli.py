@@ -164,37 +164,10 @@ def _check(args) -> int:
     return 1 if report.errors or (args.strict and report.warnings) else 0
 
 
-def _prepare(args) -> int:
-    from speechtl.data import importers
-
-    if args.corpus == "commonvoice":
-        utts = importers.prepare_commonvoice(args.tsv, args.out, args.clips, args.language)
-    elif args.corpus == "kaldi":
-        utts = importers.prepare_kaldi(args.data_dir, args.out, args.audio_root, args.language)
-    else:
-        utts = importers.prepare_folder(args.audio_dir, args.transcripts, args.out, args.language)
-    print(f"wrote {args.out}: {importers.summary(utts)}")
-    return 0
-
-
 def _add_prepare_parser(sub) -> None:
-    p = sub.add_parser("prepare", help="write a manifest for a corpus on disk (Common Voice, Kaldi, folder)",
-                       description="Read a corpus already on disk and write a JSONL manifest; a malformed row "
-                                   "stops with its file and line.")
-    corpora = p.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
-    cv = corpora.add_parser("commonvoice", help="a Common Voice TSV (train.tsv, dev.tsv, ...) with clips/ beside it")
-    cv.add_argument("tsv", help="the split's .tsv file")
-    cv.add_argument("--clips", default=None, help="audio folder (default: clips/ beside the TSV)")
-    kaldi = corpora.add_parser("kaldi", help="a Kaldi data folder: text, wav.scp, utt2spk")
-    kaldi.add_argument("data_dir", help="folder with text and wav.scp (utt2spk optional)")
-    kaldi.add_argument("--audio-root", default=None, help="relative wav.scp paths resolve here (default: cwd)")
-    folder = corpora.add_parser("folder", help="a folder of audio plus an id<TAB>text transcript file")
-    folder.add_argument("audio_dir", help="audio folder (searched recursively; an id is a file name without suffix)")
-    folder.add_argument("transcripts", help="transcript file, one 'id<TAB>text' line per utterance")
-    for q in (cv, kaldi, folder):
-        q.add_argument("--out", required=True, help="manifest to write (.jsonl or .csv)")
-        q.add_argument("--language", default="", help="language code for the manifest's language field")
-        q.set_defaults(func=_prepare)
+    from speechtl.prepare import add_prepare_parser  # the layouts and their flags live there
+
+    add_prepare_parser(sub)
 
 
 def _add_runtime_flags(p: argparse.ArgumentParser, on_error: str = "fail", batch_seconds: float = 120.0) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -107,16 +108,29 @@ TEXT_RULES: dict[str, TextRules] = {r.language: r for r in (
 )}
 
 
+_LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{1,8})*$")  # BCP 47-like: "mdw", "sv-se", "es-419"
+_NOTED: set[str] = set()  # languages already told about the generic fallback (one note per process)
+
+
 def text_rules(language: str | None = None) -> TextRules:
-    """The row of :data:`TEXT_RULES` for a language code ("fr", "sv-SE", "pt_BR"); None or "" is English."""
+    """The row of :data:`TEXT_RULES` for a language code ("fr", "sv-SE", "pt_BR"); None or "" is English.
+
+    A well-formed code without a row (Mboshi, "mdw") gets the generic rules ("und") and a one-line note on
+    stderr; anything else ("English", "e n") is refused, since it is likely a typo."""
     if not language:
         return TEXT_RULES["en"]
     code = language.lower().replace("_", "-")
     rules = TEXT_RULES.get(code) or TEXT_RULES.get(code.split("-")[0])
-    if rules is None:
-        raise ConfigError(f"no text normalisation rules for language {language!r}; known: "
-                          f"{', '.join(TEXT_RULES)} ('und' = generic rules for any other language)")
-    return rules
+    if rules is not None:
+        return rules
+    if not _LANGUAGE_TAG.match(code):
+        raise ConfigError(f"no text normalisation rules for language {language!r}, and it is not a language code "
+                          f"such as 'fr' or 'sv-SE'; known: {', '.join(TEXT_RULES)} ('und' = generic rules)")
+    if code not in _NOTED:
+        _NOTED.add(code)
+        print(f"note: no text rules for language {language!r}; using the generic rules ('und': NFKC, lower case, "
+              f"punctuation removed; known: {', '.join(TEXT_RULES)})", file=sys.stderr)
+    return TEXT_RULES["und"]
 
 
 def build_vocab(texts: Iterable[str], extra_chars: str = "", language: str | None = None) -> dict[str, int]:

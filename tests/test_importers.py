@@ -156,3 +156,102 @@ def test_prepare_command(commonvoice, kaldi, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("speechtl prepare: error: ") and "wav.scp:1" in err and err.count("\n") == 1
     assert not (tmp_path / "bad.jsonl").exists()
+
+
+def speechocean_like(tmp_path):
+    """speechocean762's layout: train/{text,wav.scp,utt2spk,spk2age,spk2gender}, wav.scp relative to the corpus."""
+    corpus = tmp_path / "speechocean762"
+    data = corpus / "train"
+    data.mkdir(parents=True)
+    for spk, utt in (("0001", "000010011"), ("0001", "000010035"), ("1027", "010270001")):
+        write_audio(corpus / "WAVE" / f"SPEAKER{spk}" / f"{utt}.WAV", 0.25)
+    (data / "text").write_text("000010011 WE CALL IT BEAR\n000010035 ZERO THREE\n010270001 IF YOU MAKE ANY NOISE\n",
+                               encoding="utf-8")
+    (data / "wav.scp").write_text("000010011\tWAVE/SPEAKER0001/000010011.WAV\n000010035\tWAVE/SPEAKER0001/000010035.WAV\n"
+                                  "010270001\tWAVE/SPEAKER1027/010270001.WAV\n", encoding="utf-8")
+    (data / "utt2spk").write_text("000010011 0001\n000010035 0001\n010270001 1027\n", encoding="utf-8")
+    (data / "spk2age").write_text("1027\t37\n0001\t7\n", encoding="utf-8")
+    (data / "spk2gender").write_text("0001\tm\n1027\tf\n", encoding="utf-8")
+    return corpus, data
+
+
+def test_kaldi_keeps_gender_age_and_child_adult_and_finds_the_corpus_root(tmp_path, monkeypatch, capsys):
+    corpus, data = speechocean_like(tmp_path)
+    monkeypatch.chdir(tmp_path)  # not the corpus folder: relative paths must still resolve
+    utts = prepare_kaldi(data, tmp_path / "so.jsonl", accent="zh-L1 English", language="en")
+    assert [(u.speaker, u.gender, u.age, u.age_group, u.accent, u.language) for u in utts] == [
+        ("0001", "m", "7", "child", "zh-L1 English", "en"), ("0001", "m", "7", "child", "zh-L1 English", "en"),
+        ("1027", "f", "37", "adult", "zh-L1 English", "en")]
+    assert utts[0].audio_path == corpus / "WAVE" / "SPEAKER0001" / "000010011.WAV"
+    assert f"resolved against {corpus}" in capsys.readouterr().err  # says which root, and how to change it
+    assert read_manifest(tmp_path / "so.jsonl") == utts
+    adults = prepare_kaldi(data, child_below=6)
+    assert {u.age_group for u in adults} == {"adult"}
+    assert {u.age_group for u in prepare_kaldi(data, child_below=None)} == {""}
+    from speechtl.compare.run import BREAKDOWN_FIELDS
+    assert {"age", "age_group", "gender"} <= set(BREAKDOWN_FIELDS)  # `speechtl compare --by age_group`
+
+
+def test_kaldi_reports_an_unfindable_root_and_a_bad_age(tmp_path):
+    corpus, data = speechocean_like(tmp_path)
+    (data / "wav.scp").write_text("000010011 elsewhere/x.wav\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"wav\.scp: relative audio paths \(e\.g\. 'elsewhere/x\.wav'\) are not "
+                                            r"all found under any of .*--audio-root"):
+        prepare_kaldi(data)
+    corpus, data = speechocean_like(tmp_path / "again")
+    (data / "spk2age").write_text("1027 37\n0001 seven\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"spk2age:2: age must be a number of years, got 'seven'"):
+        prepare_kaldi(data)
+
+
+def test_manifests_without_the_new_fields_stay_as_they_were(tmp_path):
+    write_audio(tmp_path / "a.wav")
+    line = '{"id": "a", "audio_path": "a.wav", "text": "hi", "speaker": "", "accent": "", "language": "", ' \
+           '"duration_s": 0.5}\n'
+    (tmp_path / "old.jsonl").write_text(line, encoding="utf-8")
+    from speechtl.data.manifest import write_manifest
+    write_manifest(read_manifest(tmp_path / "old.jsonl"), tmp_path / "new.jsonl")
+    assert (tmp_path / "new.jsonl").read_text(encoding="utf-8") == line  # byte-identical: no age / age_group keys
+
+
+def test_folder_speaker_from_parent_with_names_repeating_across_speakers(tmp_path):
+    for spk in ("spkA", "spkB"):
+        write_audio(tmp_path / "audio" / spk / "0001.wav")
+    (tmp_path / "text.tsv").write_text("spkA-0001\thello\nspkB/0001\tworld\n", encoding="utf-8")
+    utts = prepare_folder(tmp_path / "audio", tmp_path / "text.tsv", speaker_from="parent")
+    assert [(u.id, u.speaker, u.text) for u in utts] == [("spkA-0001", "spkA", "hello"), ("spkB-0001", "spkB", "world")]
+    (tmp_path / "t2.tsv").write_text("0001\thello\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"t2\.tsv:1: 2 audio files .* named '0001'.*--speaker-from parent"):
+        prepare_folder(tmp_path / "audio", tmp_path / "t2.tsv")
+
+
+def test_folder_with_a_transcript_beside_each_file_and_speaker_prefix(tmp_path):
+    """Mboshi's layout: abiayi_2015-..._1.wav next to abiayi_2015-..._1.mb.cleaned, speaker before the first '_'."""
+    for stem, text in (("abiayi_2015-09-08_Dico18_1", "kyéma yéé\n"), ("martial_2015-09-10_part_3", "ikóó wɔ\n")):
+        write_audio(tmp_path / "train" / f"{stem}.wav")
+        (tmp_path / "train" / f"{stem}.mb.cleaned").write_text(text, encoding="utf-8")
+        (tmp_path / "train" / f"{stem}.fr.cleaned").write_text("une traduction\n", encoding="utf-8")
+    utts = prepare_folder(tmp_path / "train", transcript_suffix=".mb.cleaned", speaker_from="prefix", language="mdw")
+    assert [(u.id, u.speaker, u.text, u.language) for u in utts] == [
+        ("abiayi_2015-09-08_Dico18_1", "abiayi", "kyéma yéé", "mdw"), ("martial_2015-09-10_part_3", "martial", "ikóó wɔ", "mdw")]
+    (tmp_path / "train" / "martial_2015-09-10_part_3.mb.cleaned").write_text("  \n", encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"martial_2015-09-10_part_3\.mb\.cleaned:1: empty transcript"):
+        prepare_folder(tmp_path / "train", transcript_suffix=".mb.cleaned")
+    (tmp_path / "train" / "martial_2015-09-10_part_3.mb.cleaned").unlink()
+    with pytest.raises(ManifestError, match=r"part_3\.wav: no transcript file martial_2015-09-10_part_3\.mb\.cleaned"):
+        prepare_folder(tmp_path / "train", transcript_suffix=".mb.cleaned")
+
+
+def test_prepare_kaldi_and_folder_commands_with_the_new_flags(tmp_path, capsys):
+    corpus, data = speechocean_like(tmp_path)
+    out = tmp_path / "so.jsonl"
+    assert main(["prepare", "kaldi", str(data), "--accent", "zh-L1 English", "--child-below", "18", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "3 utterances" in printed and "adult: 1 utterances" in printed and "child: 2 utterances" in printed
+    assert {u.accent for u in read_manifest(out)} == {"zh-L1 English"}
+    for spk in ("s1", "s2"):
+        write_audio(tmp_path / "f" / spk / "u.wav")
+        (tmp_path / "f" / spk / "u.txt").write_text("hi", encoding="utf-8")
+    assert main(["prepare", "folder", str(tmp_path / "f"), "--transcript-suffix", ".txt", "--speaker-from", "parent",
+                 "--out", str(tmp_path / "f.jsonl")]) == 0
+    assert "2 utterances, 0.0 min, 2 speaker(s)" in capsys.readouterr().out

@@ -6,6 +6,7 @@ import pytest
 
 from speechtl.config import ConfigError
 from speechtl.eval import error_rates
+import speechtl.text
 from speechtl.text import TEXT_RULES, build_vocab, find_oov, normalize, text_rules, text_to_model_alphabet
 
 # (language, input, expected)
@@ -62,9 +63,18 @@ def test_region_codes_fall_back_to_the_language(code, expected):
     assert text_rules(code).language == expected
 
 
-def test_unknown_language_is_refused_with_the_known_ones():
-    with pytest.raises(ConfigError, match=r"'xx'.*known: en, und, de"):
-        text_rules("xx")
+def test_a_language_without_rules_gets_the_generic_ones_with_one_note(capsys, monkeypatch):
+    monkeypatch.setattr(speechtl.text, "_NOTED", set())  # as in a fresh process
+    assert text_rules("mdw") is TEXT_RULES["und"]  # Mboshi: no row
+    assert normalize("Kyéma yéE, ikóó!", "mdw") == "kyéma yée ikóó"
+    text_rules("mdw")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'mdw'" in err and "generic rules" in err  # one note, not one per call
+
+
+def test_a_malformed_language_is_refused_with_the_known_ones():
+    with pytest.raises(ConfigError, match=r"'English'.*known: en, und, de"):
+        text_rules("English")
 
 
 def test_every_alphabet_survives_its_own_normaliser():

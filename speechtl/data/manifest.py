@@ -50,11 +50,13 @@ class Utterance:
     language: str = ""
     duration_s: float | None = None
     gender: str = ""  # optional, free text (e.g. "f", "m"); for breakdowns in `speechtl compare`
+    age: str = ""  # optional, free text: years ("37") or a band ("twenties"), as the corpus gives it
+    age_group: str = ""  # optional, "child" or "adult" (importers: age below a threshold); for breakdowns
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Utterance))
 REQUIRED = ("id", "audio_path")
-OPTIONAL_EXTRA = ("gender",)  # written only when some utterance has it: older manifests stay byte-identical
+OPTIONAL_EXTRA = ("gender", "age", "age_group")  # written only when some utterance has it: older manifests stay byte-identical
 
 
 class ManifestError(SpeechtlError, ValueError):
@@ -95,6 +97,8 @@ def _row_to_utterance(row: dict, where: str, base: Path, require_text: bool, che
         language=str(row.get("language") or ""),
         duration_s=duration,
         gender=str(row.get("gender") or ""),
+        age=str(row.get("age") or ""),
+        age_group=str(row.get("age_group") or ""),
     )
 
 
