@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import asdict
 
 from speechtl.config import ConfigError, add_dataclass_arguments, dataclass_from_args
+from speechtl.runtime import PRECISIONS, set_threads
 
 DESCRIPTION = """\
 speechtl adapts a pretrained wav2vec2-family CTC model (a Hugging Face hub id, a local folder,
@@ -50,9 +52,10 @@ def _adapt(args) -> int:
 def _evaluate(args) -> int:
     from speechtl.eval import evaluate_manifests
 
+    set_threads(args.threads)
     results = evaluate_manifests(args.model, args.manifests, args.out, args.on_error, args.batch_seconds,
                                  args.precision, args.device, progress=not args.quiet, language=args.language,
-                                 adapter=args.adapter,
+                                 adapter=args.adapter, route=args.route,
                                  **({"lm": args.lm, "lm_settings": _lm_settings(args)} if args.lm else {}))
     if args.output_format == "json":
         print(json.dumps(results, indent=2))
@@ -68,13 +71,12 @@ def _evaluate(args) -> int:
 
 
 def _transcribe(args) -> int:
-    from speechtl.runtime import set_threads
     from speechtl.transcribe import TranscribeOptions, transcribe_files
     from speechtl.writers import format_transcript
 
     set_threads(args.threads)
     options = TranscribeOptions(args.chunk_s, args.stride_s, args.batch_seconds, args.lm, _lm_settings(args),
-                                args.output_format, args.output_dir, args.adapter)
+                                args.output_format, args.output_dir, args.adapter, args.route)
     transcripts, skipped = transcribe_files(args.model, args.paths, args.on_error, args.precision, args.device,
                                             progress=not args.quiet, options=options)
     if args.output_dir:
@@ -152,6 +154,7 @@ def _compare(args) -> int:
 def _check(args) -> int:
     from speechtl.check import check_manifests, format_report
 
+    set_threads(args.threads)
     roles = {path: role for role in ("train", "dev", "test") for path in getattr(args, role)}
     paths = list(dict.fromkeys(args.manifests + list(roles)))
     if not paths:
@@ -168,6 +171,7 @@ def _check(args) -> int:
 def _prepare(args) -> int:
     from speechtl.data import importers
 
+    set_threads(args.threads)
     if args.corpus == "commonvoice":
         utts = importers.prepare_commonvoice(args.tsv, args.out, args.clips, args.language)
     elif args.corpus == "kaldi":
@@ -195,20 +199,46 @@ def _add_prepare_parser(sub) -> None:
     for q in (cv, kaldi, folder):
         q.add_argument("--out", required=True, help="manifest to write (.jsonl or .csv)")
         q.add_argument("--language", default="", help="language code for the manifest's language field")
+        add_runtime_arguments(q, model=False)
         q.set_defaults(func=_prepare)
 
 
-def _add_runtime_flags(p: argparse.ArgumentParser, on_error: str = "fail", batch_seconds: float = 120.0) -> None:
-    p.add_argument("--on-error", choices=("fail", "skip"), default=on_error,
-                   help=f"unreadable audio: fail naming the file, or skip it and list it (default: {on_error})")
-    p.add_argument("--batch-seconds", type=float, default=batch_seconds,
-                   help=f"padded audio seconds per batch (default: {batch_seconds:g})")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                   help="auto = bf16 autocast where supported (default: auto)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present, else cpu)")
-    p.add_argument("--adapter", default=None, metavar="DIR",
-                   help="adapter folder (<run>/adapter of a lora/adapter run) applied to the model, which must be "
-                        "the base it was trained on")
+def _device(value: str) -> str:
+    if not re.fullmatch(r"(auto|cpu|cuda(:\d+)?)?", value):  # "": a config default meaning auto
+        raise argparse.ArgumentTypeError(f"{value!r}: give auto, cpu, cuda or cuda:N")
+    return value
+
+
+def add_runtime_arguments(p, *, batch_seconds: float | None = None, on_error: str | None = None,
+                          device: str | None = "", model: bool = True) -> None:
+    """Where and how a command runs, spelled the same in every command: --threads always; --device and
+    --precision where a model runs (``model``); --batch-seconds and --on-error where given a default.
+    ``device`` is the default the command's library function expects for "auto" (None or "")."""
+    g = p.add_argument_group("runtime")
+    g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default); bf16 results "
+                                                          "differ slightly between thread counts")
+    if model:
+        g.add_argument("--device", type=_device, default=device, metavar="{auto,cpu,cuda,cuda:N}",
+                       help="where the model runs (default: auto = cuda if present, else cpu)")
+        g.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="auto = bf16 autocast where supported, else fp32 (default: auto)")
+    if batch_seconds is not None:
+        g.add_argument("--batch-seconds", type=float, default=batch_seconds,
+                       help=f"padded audio seconds per batch (default: {batch_seconds:g})")
+    if on_error is not None:
+        g.add_argument("--on-error", choices=("fail", "skip"), default=on_error,
+                       help=f"unreadable audio: fail naming the file, or skip it and list it (default: {on_error})")
+
+
+def add_model_arguments(p, adapter: bool = True) -> None:
+    """--adapter (a lora/adapter run's adapter on its base) and --route/--no-route (a routed run folder)."""
+    if adapter:
+        p.add_argument("--adapter", default=None, metavar="DIR",
+                       help="adapter folder (<run>/adapter of a lora/adapter run) applied to the model, which must be "
+                            "the base it was trained on")
+    p.add_argument("--route", action=argparse.BooleanOptionalAction, default=True,
+                   help="a routed run folder (adapt --route) runs as the routed system; --no-route: its adapted "
+                        "model alone (default: route)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text normaliser language (de, es, fr, sv, ...; default: the model's own, else en)")
     p.add_argument("--output-format", choices=("table", "json"), default="table")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_runtime_flags(p)
+    add_runtime_arguments(p, batch_seconds=120.0, on_error="fail", device=None)
+    add_model_arguments(p)
     _add_lm_flags(p)
     p.set_defaults(func=_evaluate)
 
@@ -261,8 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "95 % bootstrap intervals (speakers resampled when known), a paired bootstrap test "
                                    "of each model against --baseline, breakdowns by manifest field and an error "
                                    "analysis; writes report.html, report.md, results.json and CSVs to --out. A model "
-                                   "is [NAME=]MODEL[+ADAPTER_FOLDER], a test set [NAME=]MANIFEST.")
+                                   "is [NAME=]MODEL[+ADAPTER_FOLDER], a test set [NAME=]MANIFEST.",
+                       conflict_handler="resolve")  # the runtime flags below replace the config's own
     add_dataclass_arguments(p, CompareConfig)
+    d = CompareConfig()
+    add_runtime_arguments(p, batch_seconds=d.batch_seconds, on_error=d.on_error, device=d.device)
+    add_model_arguments(p, adapter=False)  # adapters: MODEL+ADAPTER_FOLDER
     p.add_argument("--output-format", choices=("table", "json"), default="table")
     p.set_defaults(func=_compare)
 
@@ -280,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     p.add_argument("--output-format", choices=("table", "json"), default="table")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_runtime_arguments(p, model=False)
     p.set_defaults(func=_check)
 
     p = sub.add_parser("transcribe", help="transcribe audio files and folders (any length), with word times",
@@ -295,9 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-s", type=float, default=30.0, help="files longer than this are streamed in chunks of this "
                                                                "many seconds (default: 30)")
     p.add_argument("--stride-s", type=float, default=3.0, help="overlap on each side of a chunk (default: 3)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_runtime_flags(p, on_error="skip", batch_seconds=60.0)
+    add_runtime_arguments(p, batch_seconds=60.0, on_error="skip", device=None)
+    add_model_arguments(p)
     _add_lm_flags(p)
     p.set_defaults(func=_transcribe)
     _add_prepare_parser(sub)

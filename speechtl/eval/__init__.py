@@ -12,7 +12,7 @@ import jiwer
 
 from speechtl.audio import load_audio
 from speechtl.data.dataset import load_utterance_audio
-from speechtl.data.manifest import Utterance, read_manifest, unique_names
+from speechtl.data.manifest import ManifestError, Utterance, read_manifest, unique_names
 from speechtl.decode import transcribe_arrays
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import load_model
@@ -58,7 +58,7 @@ def error_rates(refs: Sequence[str], hyps: Sequence[str], language: str | None =
     hyps = [normalize(h, language) for h in hyps]
     empty = [k for k, r in enumerate(refs) if not r]
     if empty:
-        raise ValueError(f"reference {empty[0]} is empty after normalisation; WER needs words to count")
+        raise ManifestError(f"reference {empty[0]} is empty after normalisation; WER needs words to count")
     words = jiwer.process_words(refs, hyps)
     chars = jiwer.process_characters(refs, hyps)
     num_words = sum(len(r.split()) for r in refs)
@@ -138,14 +138,16 @@ def evaluate_manifests(
     lm: str | None = None,
     lm_settings=None,
     adapter: str | None = None,
+    route: bool = True,
 ) -> dict:
     """Score a model on manifests; with ``out``, write ``results.json`` and per-utterance hypotheses there.
 
     ``language`` picks the normaliser (default: the model's own, else English); results.json names it.
     With ``lm`` (an ARPA file) decoding is a beam search with that LM (``lm_settings``: an ``LmSettings``).
-    ``adapter``: an adapter folder applied to ``model`` (see :func:`speechtl.models.load_model`)."""
+    ``adapter``: an adapter folder applied to ``model`` (see :func:`speechtl.models.load_model`); ``route=False``
+    scores a routed run folder's adapted model alone."""
     sets = {name: (str(path), read_manifest(path)) for name, path in zip(unique_names(manifests), manifests)}
-    net, processor = load_model(model, adapter=adapter)
+    net, processor = load_model(model, adapter=adapter, **({} if route else {"route": False}))
     decode = None
     if lm:
         from speechtl.decode.lm import LmSettings, load_lm_decoder
