@@ -241,35 +241,8 @@ def add_model_arguments(p, adapter: bool = True) -> None:
                         "model alone (default: route)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from speechtl.adapt.run import AdaptConfig
-
-    parser = argparse.ArgumentParser(prog="speechtl", description=DESCRIPTION, epilog=EXAMPLES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"speechtl {__import__('speechtl').__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("adapt", help="fine-tune a model on labelled target audio; score before and after",
-                       description="Evaluate the starting model, fine-tune it with CTC on --train, evaluate again; "
-                                   "writes the adapted model, results.json and report.md to --out.")
-    add_dataclass_arguments(p, AdaptConfig)
-    from speechtl.adapt.self_training import SelfTrainingConfig
-
-    add_dataclass_arguments(p.add_argument_group("self-training (with --unlabelled)"), SelfTrainingConfig)
-    p.add_argument("--output-format", choices=("table", "json"), default="table")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_adapt)
-
-    from speechtl.demo import AccentDemoConfig
-
-    p = sub.add_parser("demo", help="offline demo: adapt the shipped model to a synthetic accent, WER before/after",
-                       description="Synthesise a few labelled minutes of a target accent (default en-gb-scotland) "
-                                   "plus dev/test sets and an en-us test set, adapt the shipped source model, and "
-                                   "print WER/CER before → after on the target and the source accent.")
-    add_dataclass_arguments(p, AccentDemoConfig)
-    p.add_argument("--output-format", choices=("table", "json"), default="table")
-    p.set_defaults(func=_demo)
-
+def _add_scoring_parsers(sub) -> None:
+    """evaluate and compare."""
     p = sub.add_parser("evaluate", help="WER/CER of a model on labelled manifests",
                        description="Greedy-decode every utterance of each manifest and report corpus WER/CER "
                                    "(normalised text) and the real-time factor.")
@@ -301,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-format", choices=("table", "json"), default="table")
     p.set_defaults(func=_compare)
 
+
+def _add_check_parser(sub) -> None:
     p = sub.add_parser("check", help="pre-flight check of manifests: audio, durations, text, vocabulary, overlaps",
                        description="Check labelled manifests before training or scoring: unreadable audio, sample "
                                    "rates and channels, durations (too short for the transcript at the model's frame "
@@ -318,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_runtime_arguments(p, model=False)
     p.set_defaults(func=_check)
 
+
+def _add_transcribe_parser(sub) -> None:
     p = sub.add_parser("transcribe", help="transcribe audio files and folders (any length), with word times",
                        description="CTC transcripts of audio files (folders are searched recursively): greedy or "
                                    "beam search with an n-gram LM; files longer than --chunk-s are streamed in "
@@ -336,8 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(p)
     _add_lm_flags(p)
     p.set_defaults(func=_transcribe)
-    _add_prepare_parser(sub)
 
+
+def _add_lm_parser(sub) -> None:
     p = sub.add_parser("lm", help="n-gram language models for beam-search decoding")
     lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
     p = lm_sub.add_parser("build", help="build a word n-gram LM (ARPA, modified Kneser-Ney) from text files",
@@ -348,6 +326,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order", type=int, default=3, help="n-gram order (default: 3)")
     p.add_argument("--out", required=True, help="the ARPA file to write")
     p.set_defaults(func=_lm_build)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from speechtl.adapt.run import AdaptConfig
+
+    parser = argparse.ArgumentParser(prog="speechtl", description=DESCRIPTION, epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"speechtl {__import__('speechtl').__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("adapt", help="fine-tune a model on labelled target audio; score before and after",
+                       description="Evaluate the starting model, fine-tune it with CTC on --train, evaluate again; "
+                                   "writes the adapted model, results.json and report.md to --out.")
+    add_dataclass_arguments(p, AdaptConfig)
+    from speechtl.adapt.self_training import SelfTrainingConfig
+
+    add_dataclass_arguments(p.add_argument_group("self-training (with --unlabelled)"), SelfTrainingConfig)
+    p.add_argument("--output-format", choices=("table", "json"), default="table")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_adapt)
+
+    from speechtl.demo import AccentDemoConfig
+
+    p = sub.add_parser("demo", help="offline demo: adapt the shipped model to a synthetic accent, WER before/after",
+                       description="Synthesise a few labelled minutes of a target accent (default en-gb-scotland) "
+                                   "plus dev/test sets and an en-us test set, adapt the shipped source model, and "
+                                   "print WER/CER before → after on the target and the source accent.")
+    add_dataclass_arguments(p, AccentDemoConfig)
+    p.add_argument("--output-format", choices=("table", "json"), default="table")
+    p.set_defaults(func=_demo)
+
+    _add_scoring_parsers(sub)
+    _add_check_parser(sub)
+    _add_transcribe_parser(sub)
+    _add_prepare_parser(sub)
+    _add_lm_parser(sub)
     return parser
 
 
