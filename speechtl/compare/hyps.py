@@ -177,7 +177,7 @@ def model_hypotheses(
             continue
         if loaded is None:
             start = time.perf_counter()
-            loaded = _load(spec, decoding.device, decoding.route)
+            loaded = _load(spec, decoding.device, **({} if decoding.route else {"route": False}))
             load_s = time.perf_counter() - start
         entry = _decode(spec, loaded, test_set, audio, decoding, progress)
         entry.update(model=spec.spec, identity=identity, manifest=str(test_set.manifest), load_s=round(load_s, 2),
