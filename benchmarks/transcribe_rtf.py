@@ -73,15 +73,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def make_speech(work: Path, minutes: float) -> np.ndarray:
     """``minutes`` of synthetic en-us sentences joined with short pauses (16 kHz float32)."""
     from speechtl.audio import load_audio
-    from speechtl.synth import synthesize
-
-    folder = work / f"speech-{minutes:g}min"
-    if not (folder / "manifest.jsonl").is_file():
-        synthesize(folder, accent="en-us", split="train", minutes=minutes * 1.02, seed=11, progress=False)
     from speechtl.data.manifest import read_manifest
+    from speechtl.synth import prepare_synthetic
 
+    manifest = prepare_synthetic(work, "en-us", "train", minutes * 1.02, seed=11, progress=False)
     gap = np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)
-    audio = np.concatenate([np.concatenate([load_audio(u.audio_path), gap]) for u in read_manifest(folder / "manifest.jsonl")])
+    audio = np.concatenate([np.concatenate([load_audio(u.audio_path), gap]) for u in read_manifest(manifest)])
     return audio[: int(minutes * 60 * SAMPLE_RATE)]
 
 

@@ -34,7 +34,7 @@ from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import load_model
 from speechtl.models.head import scratch_model
 from speechtl.runtime import set_threads
-from speechtl.synth import synthesize
+from speechtl.synth import prepare_synthetic
 
 CONDITIONS = {"copy": "transfer, shared rows copied", "random": "transfer, random new head",
               "scratch": "from scratch"}
@@ -65,11 +65,8 @@ class LanguageAdaptConfig:
 
 
 def _synth(cfg: LanguageAdaptConfig, split: str, minutes: float, offset: int) -> Path:
-    folder = Path(cfg.data) / f"{cfg.language}-{split}-{minutes:g}min-seed{cfg.training.seed}"
-    if not (folder / "manifest.jsonl").is_file():
-        synthesize(folder, accent=cfg.language, language=cfg.language, split=split, minutes=minutes,
-                   seed=cfg.training.seed * 10 + offset, num_speakers=cfg.num_speakers, progress=not cfg.quiet)
-    return folder / "manifest.jsonl"
+    return prepare_synthetic(cfg.data, cfg.language, split, minutes, cfg.training.seed, cfg.num_speakers,
+                             language=cfg.language, stream=offset, progress=not cfg.quiet)
 
 
 def _budgets(cfg: LanguageAdaptConfig) -> dict[float, str]:

@@ -64,11 +64,8 @@ def _smoke(cfg: LmDecodingConfig) -> LmDecodingConfig:
 
 def _set(cfg: LmDecodingConfig, accent: str, split: str, minutes: float, net, processor) -> tuple[list, list[str]]:
     """(per-utterance (T, V) log-probs, reference texts) of a synthetic set, synthesised once."""
-    folder = Path(cfg.out) / "data" / f"{accent}-{split}-{minutes:g}min-seed{cfg.seed}"
-    if not (folder / "manifest.jsonl").is_file():
-        synth.synthesize(folder, accent=accent, language="en", split=split, minutes=minutes, seed=cfg.seed,
-                         progress=False)
-    utts = read_manifest(folder / "manifest.jsonl")
+    utts = read_manifest(synth.prepare_synthetic(Path(cfg.out) / "data", accent, split, minutes, cfg.seed,
+                                                 language="en", progress=False))
     log_probs = [None] * len(utts)
     for r in file_log_probs(net, processor, [u.audio_path for u in utts], batch_seconds=60.0, precision="bf16"):
         log_probs[r.index] = r.log_probs

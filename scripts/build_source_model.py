@@ -21,12 +21,12 @@ from speechtl.adapt.train import DevSets, TrainConfig, TrainData, train, train_c
 from speechtl.adapt.train_config import train_config_dict
 from speechtl.config import override, parse_config
 from speechtl.data.dataset import load_utterance_audio
-from speechtl.data.manifest import read_manifest
+from speechtl.data.manifest import read_manifest, set_name
 from speechtl.eval import evaluate_manifests
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import MODEL_SIZES, random_model
 from speechtl.runtime import pick_device, resolve_precision
-from speechtl.synth import ENGLISH_ACCENTS, synthesize
+from speechtl.synth import ENGLISH_ACCENTS, prepare_synthetic
 from speechtl.text import ENGLISH_CHARS, build_vocab
 
 # Seeds of the synthetic sets: the demo and recipes draw their test sets with other seeds, and the
@@ -64,13 +64,7 @@ def _data(cfg: SourceModelConfig, work: Path) -> dict[str, Path]:
     for accent in cfg.card_accents:
         sets[f"test-{accent}"] = dict(split="test", minutes=cfg.test_minutes, seed=EVAL_SEED, accent=accent,
                                       language="en")
-    paths = {}
-    for name, kw in sets.items():
-        folder = work / "data" / name
-        if not (folder / "manifest.jsonl").is_file():
-            synthesize(folder, workers=cfg.workers, **kw)
-        paths[name] = folder / "manifest.jsonl"
-    return paths
+    return {name: prepare_synthetic(work / "data", workers=cfg.workers, **kw) for name, kw in sets.items()}
 
 
 def dev_trend(history: list[dict]) -> str:
@@ -145,6 +139,8 @@ def main(argv: list[str] | None = None) -> dict:
     model.save_pretrained(out)
     processor.save_pretrained(out)
     scores = evaluate_manifests(str(out.resolve()), [str(paths[f"test-{a}"]) for a in cfg.card_accents])
+    by_folder = {set_name(paths[f"test-{a}"]): f"test-{a}" for a in cfg.card_accents}
+    scores["sets"] = {by_folder[name]: r for name, r in scores["sets"].items()}  # the card names sets by accent
     info = {"params": sum(p.numel() for p in model.parameters()), "steps": result.steps,
             "best_step": result.best_step, "best_dev_wer": result.best_dev_wer,
             "precision": resolve_precision(cfg.training.runtime.precision, pick_device("cpu")),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import asdict
 
 from speechtl.config import ConfigError, add_dataclass_arguments, dataclass_from_args
+from speechtl.runtime import PRECISIONS, set_threads
 
 DESCRIPTION = """\
 speechtl adapts a pretrained wav2vec2-family CTC model (a Hugging Face hub id, a local folder,
@@ -49,9 +51,10 @@ def _adapt(args) -> int:
 def _evaluate(args) -> int:
     from speechtl.eval import evaluate_manifests
 
+    set_threads(args.threads)
     results = evaluate_manifests(args.model, args.manifests, args.out, args.on_error, args.batch_seconds,
                                  args.precision, args.device, progress=not args.quiet, language=args.language,
-                                 adapter=args.adapter,
+                                 adapter=args.adapter, route=args.route,
                                  **({"lm": args.lm, "lm_settings": _lm_settings(args)} if args.lm else {}))
     if args.output_format == "json":
         print(json.dumps(results, indent=2))
@@ -67,13 +70,12 @@ def _evaluate(args) -> int:
 
 
 def _transcribe(args) -> int:
-    from speechtl.runtime import set_threads
     from speechtl.transcribe import TranscribeOptions, transcribe_files
     from speechtl.writers import format_transcript
 
     set_threads(args.threads)
     options = TranscribeOptions(args.chunk_s, args.stride_s, args.batch_seconds, args.lm, _lm_settings(args),
-                                args.output_format, args.output_dir, args.adapter)
+                                args.output_format, args.output_dir, args.adapter, args.route)
     transcripts, skipped = transcribe_files(args.model, args.paths, args.on_error, args.precision, args.device,
                                             progress=not args.quiet, options=options)
     if args.output_dir:
@@ -151,6 +153,7 @@ def _compare(args) -> int:
 def _check(args) -> int:
     from speechtl.check import check_manifests, format_report
 
+    set_threads(args.threads)
     roles = {path: role for role in ("train", "dev", "test") for path in getattr(args, role)}
     paths = list(dict.fromkeys(args.manifests + list(roles)))
     if not paths:
@@ -167,20 +170,133 @@ def _check(args) -> int:
 def _add_prepare_parser(sub) -> None:
     from speechtl.prepare import add_prepare_parser  # the layouts and their flags live there
 
-    add_prepare_parser(sub)
+    for layout in add_prepare_parser(sub):
+        add_runtime_arguments(layout, model=False)
 
 
-def _add_runtime_flags(p: argparse.ArgumentParser, on_error: str = "fail", batch_seconds: float = 120.0) -> None:
-    p.add_argument("--on-error", choices=("fail", "skip"), default=on_error,
-                   help=f"unreadable audio: fail naming the file, or skip it and list it (default: {on_error})")
-    p.add_argument("--batch-seconds", type=float, default=batch_seconds,
-                   help=f"padded audio seconds per batch (default: {batch_seconds:g})")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                   help="auto = bf16 autocast where supported (default: auto)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present, else cpu)")
-    p.add_argument("--adapter", default=None, metavar="DIR",
-                   help="adapter folder (<run>/adapter of a lora/adapter run) applied to the model, which must be "
-                        "the base it was trained on")
+def _device(value: str) -> str:
+    if not re.fullmatch(r"(auto|cpu|cuda(:\d+)?)?", value):  # "": a config default meaning auto
+        raise argparse.ArgumentTypeError(f"{value!r}: give auto, cpu, cuda or cuda:N")
+    return value
+
+
+def add_runtime_arguments(p, *, batch_seconds: float | None = None, on_error: str | None = None,
+                          device: str | None = "", model: bool = True) -> None:
+    """Where and how a command runs, spelled the same in every command: --threads always; --device and
+    --precision where a model runs (``model``); --batch-seconds and --on-error where given a default.
+    ``device`` is the default the command's library function expects for "auto" (None or "")."""
+    g = p.add_argument_group("runtime")
+    g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default); bf16 results "
+                                                          "differ slightly between thread counts")
+    if model:
+        g.add_argument("--device", type=_device, default=device, metavar="{auto,cpu,cuda,cuda:N}",
+                       help="where the model runs (default: auto = cuda if present, else cpu)")
+        g.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="auto = bf16 autocast where supported, else fp32 (default: auto)")
+    if batch_seconds is not None:
+        g.add_argument("--batch-seconds", type=float, default=batch_seconds,
+                       help=f"padded audio seconds per batch (default: {batch_seconds:g})")
+    if on_error is not None:
+        g.add_argument("--on-error", choices=("fail", "skip"), default=on_error,
+                       help=f"unreadable audio: fail naming the file, or skip it and list it (default: {on_error})")
+
+
+def add_model_arguments(p, adapter: bool = True) -> None:
+    """--adapter (a lora/adapter run's adapter on its base) and --route/--no-route (a routed run folder)."""
+    if adapter:
+        p.add_argument("--adapter", default=None, metavar="DIR",
+                       help="adapter folder (<run>/adapter of a lora/adapter run) applied to the model, which must be "
+                            "the base it was trained on")
+    p.add_argument("--route", action=argparse.BooleanOptionalAction, default=True,
+                   help="a routed run folder (adapt --route) runs as the routed system; --no-route: its adapted "
+                        "model alone (default: route)")
+
+
+def _add_scoring_parsers(sub) -> None:
+    """evaluate and compare."""
+    p = sub.add_parser("evaluate", help="WER/CER of a model on labelled manifests",
+                       description="Greedy-decode every utterance of each manifest and report corpus WER/CER "
+                                   "(normalised text) and the real-time factor.")
+    p.add_argument("model", help="model folder, hub id, or shipped model (speechtl/en-us-synth)")
+    p.add_argument("manifests", nargs="+", help="labelled manifests (.jsonl or .csv)")
+    p.add_argument("--out", default=None, help="folder for results.json and per-utterance hypotheses")
+    p.add_argument("--language", default=None,
+                   help="text normaliser language (de, es, fr, sv, ...; default: the model's own, else en)")
+    p.add_argument("--output-format", choices=("table", "json"), default="table")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_runtime_arguments(p, batch_seconds=120.0, on_error="fail", device=None)
+    add_model_arguments(p)
+    _add_lm_flags(p)
+    p.set_defaults(func=_evaluate)
+
+    from speechtl.compare import CompareConfig
+
+    p = sub.add_parser("compare", help="compare models on test sets: WER/CER with intervals, paired tests, report",
+                       description="Score every model on every test set (hypotheses cached per model and set), with "
+                                   "95 % bootstrap intervals (speakers resampled when known), a paired bootstrap test "
+                                   "of each model against --baseline, breakdowns by manifest field and an error "
+                                   "analysis; writes report.html, report.md, results.json and CSVs to --out. A model "
+                                   "is [NAME=]MODEL[+ADAPTER_FOLDER], a test set [NAME=]MANIFEST.",
+                       conflict_handler="resolve")  # the runtime flags below replace the config's own
+    add_dataclass_arguments(p, CompareConfig)
+    d = CompareConfig()
+    add_runtime_arguments(p, batch_seconds=d.batch_seconds, on_error=d.on_error, device=d.device)
+    add_model_arguments(p, adapter=False)  # adapters: MODEL+ADAPTER_FOLDER
+    p.add_argument("--output-format", choices=("table", "json"), default="table")
+    p.set_defaults(func=_compare)
+
+
+def _add_check_parser(sub) -> None:
+    p = sub.add_parser("check", help="pre-flight check of manifests: audio, durations, text, vocabulary, overlaps",
+                       description="Check labelled manifests before training or scoring: unreadable audio, sample "
+                                   "rates and channels, durations (too short for the transcript at the model's frame "
+                                   "rate, outliers), empty or odd text, characters outside the model's vocabulary, "
+                                   "duplicate ids and audio, speakers/sentences/audio shared between train, dev and "
+                                   "test (roles from --train/--dev/--test or the file names). Exit code 1 when an "
+                                   "error is found (with --strict: also a warning), 0 otherwise.")
+    p.add_argument("manifests", nargs="*", help="manifests (.jsonl/.csv); role from the name (train/dev/test)")
+    for role in ("train", "dev", "test"):
+        p.add_argument(f"--{role}", nargs="+", default=[], metavar="MANIFEST", help=f"manifests used as {role} data")
+    p.add_argument("--model", default=None, help="model whose vocabulary and frame rate to check against")
+    p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    p.add_argument("--output-format", choices=("table", "json"), default="table")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_runtime_arguments(p, model=False)
+    p.set_defaults(func=_check)
+
+
+def _add_transcribe_parser(sub) -> None:
+    p = sub.add_parser("transcribe", help="transcribe audio files and folders (any length), with word times",
+                       description="CTC transcripts of audio files (folders are searched recursively): greedy or "
+                                   "beam search with an n-gram LM; files longer than --chunk-s are streamed in "
+                                   "overlapping chunks; word times and confidences in json, srt, vtt and tsv.")
+    p.add_argument("model", help="model folder, hub id, or shipped model (speechtl/en-us-synth)")
+    p.add_argument("paths", nargs="+", help="audio files or folders")
+    p.add_argument("--output-format", choices=("txt", "json", "srt", "vtt", "tsv"), default="txt",
+                   help="txt: text (without --output-dir one 'path<TAB>text' line per file); json: text, words with "
+                        "start_s/end_s/confidence; srt/vtt: subtitles; tsv: one word a row (default: txt)")
+    p.add_argument("--output-dir", default=None, help="write one file per input here (folder layout kept)")
+    p.add_argument("--chunk-s", type=float, default=30.0, help="files longer than this are streamed in chunks of this "
+                                                               "many seconds (default: 30)")
+    p.add_argument("--stride-s", type=float, default=3.0, help="overlap on each side of a chunk (default: 3)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_runtime_arguments(p, batch_seconds=60.0, on_error="skip", device=None)
+    add_model_arguments(p)
+    _add_lm_flags(p)
+    p.set_defaults(func=_transcribe)
+
+
+def _add_lm_parser(sub) -> None:
+    p = sub.add_parser("lm", help="n-gram language models for beam-search decoding")
+    lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
+    p = lm_sub.add_parser("build", help="build a word n-gram LM (ARPA, modified Kneser-Ney) from text files",
+                          description="Count word n-grams of plain-text files (one sentence a line, normalised like "
+                                      "the transcripts) and write an ARPA model smoothed with interpolated modified "
+                                      "Kneser-Ney, for --lm at transcribe and evaluate.")
+    p.add_argument("text", nargs="+", help="plain-text files, one sentence per line")
+    p.add_argument("--order", type=int, default=3, help="n-gram order (default: 3)")
+    p.add_argument("--out", required=True, help="the ARPA file to write")
+    p.set_defaults(func=_lm_build)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,78 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-format", choices=("table", "json"), default="table")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("evaluate", help="WER/CER of a model on labelled manifests",
-                       description="Greedy-decode every utterance of each manifest and report corpus WER/CER "
-                                   "(normalised text) and the real-time factor.")
-    p.add_argument("model", help="model folder, hub id, or shipped model (speechtl/en-us-synth)")
-    p.add_argument("manifests", nargs="+", help="labelled manifests (.jsonl or .csv)")
-    p.add_argument("--out", default=None, help="folder for results.json and per-utterance hypotheses")
-    p.add_argument("--language", default=None,
-                   help="text normaliser language (de, es, fr, sv, ...; default: the model's own, else en)")
-    p.add_argument("--output-format", choices=("table", "json"), default="table")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_runtime_flags(p)
-    _add_lm_flags(p)
-    p.set_defaults(func=_evaluate)
-
-    from speechtl.compare import CompareConfig
-
-    p = sub.add_parser("compare", help="compare models on test sets: WER/CER with intervals, paired tests, report",
-                       description="Score every model on every test set (hypotheses cached per model and set), with "
-                                   "95 % bootstrap intervals (speakers resampled when known), a paired bootstrap test "
-                                   "of each model against --baseline, breakdowns by manifest field and an error "
-                                   "analysis; writes report.html, report.md, results.json and CSVs to --out. A model "
-                                   "is [NAME=]MODEL[+ADAPTER_FOLDER], a test set [NAME=]MANIFEST.")
-    add_dataclass_arguments(p, CompareConfig)
-    p.add_argument("--output-format", choices=("table", "json"), default="table")
-    p.set_defaults(func=_compare)
-
-    p = sub.add_parser("check", help="pre-flight check of manifests: audio, durations, text, vocabulary, overlaps",
-                       description="Check labelled manifests before training or scoring: unreadable audio, sample "
-                                   "rates and channels, durations (too short for the transcript at the model's frame "
-                                   "rate, outliers), empty or odd text, characters outside the model's vocabulary, "
-                                   "duplicate ids and audio, speakers/sentences/audio shared between train, dev and "
-                                   "test (roles from --train/--dev/--test or the file names). Exit code 1 when an "
-                                   "error is found (with --strict: also a warning), 0 otherwise.")
-    p.add_argument("manifests", nargs="*", help="manifests (.jsonl/.csv); role from the name (train/dev/test)")
-    for role in ("train", "dev", "test"):
-        p.add_argument(f"--{role}", nargs="+", default=[], metavar="MANIFEST", help=f"manifests used as {role} data")
-    p.add_argument("--model", default=None, help="model whose vocabulary and frame rate to check against")
-    p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
-    p.add_argument("--output-format", choices=("table", "json"), default="table")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_check)
-
-    p = sub.add_parser("transcribe", help="transcribe audio files and folders (any length), with word times",
-                       description="CTC transcripts of audio files (folders are searched recursively): greedy or "
-                                   "beam search with an n-gram LM; files longer than --chunk-s are streamed in "
-                                   "overlapping chunks; word times and confidences in json, srt, vtt and tsv.")
-    p.add_argument("model", help="model folder, hub id, or shipped model (speechtl/en-us-synth)")
-    p.add_argument("paths", nargs="+", help="audio files or folders")
-    p.add_argument("--output-format", choices=("txt", "json", "srt", "vtt", "tsv"), default="txt",
-                   help="txt: text (without --output-dir one 'path<TAB>text' line per file); json: text, words with "
-                        "start_s/end_s/confidence; srt/vtt: subtitles; tsv: one word a row (default: txt)")
-    p.add_argument("--output-dir", default=None, help="write one file per input here (folder layout kept)")
-    p.add_argument("--chunk-s", type=float, default=30.0, help="files longer than this are streamed in chunks of this "
-                                                               "many seconds (default: 30)")
-    p.add_argument("--stride-s", type=float, default=3.0, help="overlap on each side of a chunk (default: 3)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_runtime_flags(p, on_error="skip", batch_seconds=60.0)
-    _add_lm_flags(p)
-    p.set_defaults(func=_transcribe)
+    _add_scoring_parsers(sub)
+    _add_check_parser(sub)
+    _add_transcribe_parser(sub)
     _add_prepare_parser(sub)
-
-    p = sub.add_parser("lm", help="n-gram language models for beam-search decoding")
-    lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
-    p = lm_sub.add_parser("build", help="build a word n-gram LM (ARPA, modified Kneser-Ney) from text files",
-                          description="Count word n-grams of plain-text files (one sentence a line, normalised like "
-                                      "the transcripts) and write an ARPA model smoothed with interpolated modified "
-                                      "Kneser-Ney, for --lm at transcribe and evaluate.")
-    p.add_argument("text", nargs="+", help="plain-text files, one sentence per line")
-    p.add_argument("--order", type=int, default=3, help="n-gram order (default: 3)")
-    p.add_argument("--out", required=True, help="the ARPA file to write")
-    p.set_defaults(func=_lm_build)
+    _add_lm_parser(sub)
     return parser
 
 

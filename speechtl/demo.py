@@ -20,7 +20,7 @@ from speechtl.adapt.run import AdaptConfig, run_adaptation
 from speechtl.adapt.train_config import TrainConfig, train_config, train_config_dict
 from speechtl.config import ConfigError, override
 from speechtl.models import random_model
-from speechtl.synth import synthesize
+from speechtl.synth import prepare_synthetic
 from speechtl.text import ENGLISH_CHARS, build_vocab
 
 __all__ = ["AccentDemoConfig", "DEMO_TRAINING", "run_accent_demo", "format_table", "synth_set", "smoke_model",
@@ -76,19 +76,13 @@ class AccentDemoConfig:
 
 
 def synth_set(cfg: AccentDemoConfig, name: str, minutes: float, num_speakers: int = 0) -> str:
-    """Manifest of one of the demo's synthetic sets (train, dev, test, source-test, replay, source-dev), cached.
-
-    The cache folder is named by accent, set, minutes, seed and the number of voices (left out when it is 20,
-    the first default, so older caches keep their names)."""
+    """Manifest of one of the demo's synthetic sets (train, dev, test, source-test, replay, source-dev), cached
+    under ``cfg.data`` by :func:`speechtl.synth.prepare_synthetic` (the folder names the set, its minutes, its
+    number of voices when not 20, and the run seed; each set draws from its own seed stream)."""
     split, offset, role = _SETS[name]
     accent = cfg.accent if role == "target" else cfg.source_accent
-    num_speakers = num_speakers or cfg.num_speakers
-    voices = "" if num_speakers == 20 else f"-{num_speakers}spk"
-    folder = Path(cfg.data) / f"{accent}-{name}-{minutes:g}min{voices}-seed{cfg.training.seed}"
-    if not (folder / "manifest.jsonl").is_file():
-        synthesize(folder, accent=accent, language="en", split=split, minutes=minutes, seed=cfg.training.seed * 10 + offset,
-                   num_speakers=num_speakers, progress=not cfg.quiet)
-    return str(folder / "manifest.jsonl")
+    return str(prepare_synthetic(cfg.data, accent, split, minutes, cfg.training.seed, num_speakers or cfg.num_speakers,
+                                 language="en", stream=offset, label=name, progress=not cfg.quiet))
 
 
 def smoke_model(data: str) -> str:

@@ -14,7 +14,9 @@ LAYOUTS = ("commonvoice", "kaldi", "folder", "cmu-arctic", "l2-arctic", "hf-audi
 def run_prepare(args) -> int:
     """Call the layout's importer with the parsed flags, print what was written."""
     from speechtl.data import arctic, hf_datasets, importers, lhotse_manifests
+    from speechtl.runtime import set_threads
 
+    set_threads(getattr(args, "threads", 0))
     common = dict(out=args.out, language=args.language)
     layout = args.corpus
     if layout == "commonvoice":

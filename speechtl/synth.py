@@ -2,7 +2,12 @@
 
     synthesize("data/scotland-test", accent="en-gb-scotland", split="test", minutes=5)
 
-writes ``wav/<id>.wav`` (16 kHz mono 16-bit PCM) and ``manifest.jsonl``. What it promises:
+writes ``wav/<id>.wav`` (16 kHz mono 16-bit PCM) and ``manifest.jsonl``; the demo, recipes, scripts and
+benchmarks ask for a cached set instead, made once under a data folder with one naming scheme::
+
+    prepare_synthetic("runs/data", "en-gb-scotland", "test", minutes=5, seed=0)  # .../en-gb-scotland-test-5min-seed0
+
+What it promises:
 
 * Text comes from a seeded template grammar (word lists in :mod:`speechtl.synth_words`). Whether a
   sentence is "train" (~85 %), "dev" (~5 %) or "test" (~10 %) is a SHA-1 hash of its normalised text
@@ -12,46 +17,44 @@ writes ``wav/<id>.wav`` (16 kHz mono 16-bit PCM) and ``manifest.jsonl``. What it
   speakers are shared by all splits unless ``speaker_disjoint=True`` (then hashed into pools as well).
 * The same arguments give the same texts, speakers and bit-identical audio. espeak carries state from
   one utterance to the next (pitch-flutter phase, noise generator), so each chunk of utterances is
-  rendered by a freshly forked process with a freshly loaded library.
+  rendered by a freshly forked process with a freshly loaded library (:mod:`speechtl.espeak`).
 """
 
 from __future__ import annotations
 
-import _ctypes
 import contextlib
-import ctypes
-import functools
+import dataclasses
 import hashlib
 import io
+import fcntl
 import itertools
+import json
 import multiprocessing
 import os
 import random
 import re
-import threading
 import unicodedata
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import espeakng_loader
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio
 from tqdm import tqdm
 
 from speechtl import synth_words as W
 from speechtl.audio import SAMPLE_RATE
 from speechtl.data.manifest import Utterance, write_manifest
+from speechtl.errors import SpeechtlError
+from speechtl.espeak import ENGINE_LOCK, SILENCE_LEVEL, engine, rendered, to_16k  # noqa: F401 (SILENCE_LEVEL)
+from speechtl.fileio import atomic_dir, atomic_write_json
 
 __all__ = [
     "ENGLISH_ACCENTS", "FOREIGN_ACCENTS", "ACCENTS", "VARIANTS", "SPLITS", "Speaker",
     "supported_languages", "split_of", "sentences", "vocabulary", "speakers", "speak", "synthesize",
+    "SynthError", "SyntheticSet", "DONE", "build_set", "prepare_synthetic",
 ]
 
-ESPEAK_RATE = 22_050  # espeak-ng's native output rate
 ENGLISH_ACCENTS = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
                    "en-029", "en-us-nyc")  # en-us is the source accent; en = southern British
 FOREIGN_ACCENTS = ("de", "es", "fr", "it", "sv", "nl", "pt", "pl")  # these voices can also read English
@@ -63,14 +66,11 @@ RATES = range(145, 196, 5)  # words per minute
 SPLITS = ("train", "dev", "test")
 TEST_PER_MILLE, DEV_PER_MILLE = 100, 50
 CHUNK_SIZE = 64  # utterances per fresh espeak process
-KEEP_SILENCE_S = 0.1  # silence kept before and after the speech
-SILENCE_LEVEL = 0.005  # |sample| below this counts as silence when trimming
 MIN_WORDS, MAX_WORDS = 4, 15
 
-# espeak-ng C API constants (speak_lib.h)
-_SYNCHRONOUS, _DONT_EXIT, _CHARS_UTF8, _POS_CHARACTER = 2, 0x8000, 1, 1
-_RATE, _PITCH = 1, 3
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+class SynthError(SpeechtlError, ValueError):
+    """An accent, language, split or amount that the synthesiser does not offer; the message lists what it does."""
 
 
 def supported_languages() -> list[str]:
@@ -80,7 +80,7 @@ def supported_languages() -> list[str]:
 
 def _check(name: str, value: str, allowed: Iterable[str]) -> None:
     if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+        raise SynthError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
 
 
 # --- text ------------------------------------------------------------------------------------------
@@ -161,89 +161,11 @@ def speakers(accent: str, n: int, seed: int = 0, split: str | None = None) -> li
     space = [Speaker(accent, v, p, r) for v in VARIANTS for p in PITCHES for r in RATES]
     pool = [s for s in space if split is None or split_of(s.id) == split]
     if not 1 <= n <= len(pool):
-        raise ValueError(f"num_speakers must be 1..{len(pool)} for accent {accent!r} and split {split}, got {n}")
+        raise SynthError(f"num_speakers must be 1..{len(pool)} for accent {accent!r} and split {split}, got {n}")
     return random.Random(_hash("speakers", accent, seed, split)).sample(pool, n)
 
 
 # --- espeak-ng -------------------------------------------------------------------------------------
-
-class _Espeak:
-    """espeak-ng loaded into this process. The C library is global state: keep one (see _engine)."""
-
-    def __init__(self) -> None:
-        self.lib = lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        self.libc = ctypes.CDLL(None)
-        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        lib.espeak_SetSynthCallback.argtypes = [_SYNTH_CALLBACK]
-        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
-        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-                                     ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        data = espeakng_loader.get_data_path()
-        rate = lib.espeak_Initialize(_SYNCHRONOUS, 1000, os.fsencode(data), _DONT_EXIT)
-        if rate != ESPEAK_RATE:
-            raise RuntimeError(f"espeak-ng failed to initialise with data at {data} (returned {rate})")
-        self.blocks: list[np.ndarray] = []
-        self.callback = _SYNTH_CALLBACK(self._collect)  # keep a reference: C holds only the pointer
-        lib.espeak_SetSynthCallback(self.callback)
-
-    def _collect(self, wav, num_samples: int, events) -> int:
-        if num_samples > 0:
-            self.blocks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
-        return 0
-
-    def pcm(self, text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
-        """(T,) int16 at ESPEAK_RATE."""
-        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ValueError(f"espeak-ng has no voice {voice!r}")
-        self.lib.espeak_SetParameter(_RATE, rate, 0)
-        self.lib.espeak_SetParameter(_PITCH, pitch, 0)
-        self.libc.srand(0)  # espeak's breath noise uses the C library's rand()
-        self.lib.espeak_ng_SetRandSeed(0)
-        self.blocks = []
-        data = text.encode("utf-8")
-        status = self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-        self.lib.espeak_Synchronize()
-        if status != 0 or not self.blocks:
-            raise RuntimeError(f"espeak-ng produced no audio for {text!r} with voice {voice} (status {status})")
-        return np.concatenate(self.blocks)
-
-    def close(self) -> None:
-        self.lib.espeak_Terminate()
-        _ctypes.dlclose(self.lib._handle)  # unload, so the next load starts from pristine C state
-
-
-_ENGINE: _Espeak | None = None
-_ENGINE_LOCK = threading.Lock()  # one synthesis at a time: espeak-ng is not thread-safe
-
-
-def _engine(fresh: bool = False) -> _Espeak:
-    global _ENGINE
-    if fresh and _ENGINE is not None:
-        _ENGINE.close()
-        _ENGINE = None
-    if _ENGINE is None:
-        _ENGINE = _Espeak()
-    return _ENGINE
-
-
-@functools.cache
-def _resampler() -> torchaudio.transforms.Resample:
-    return torchaudio.transforms.Resample(ESPEAK_RATE, SAMPLE_RATE)  # functional.resample, kernel cached
-
-
-def _to_16k(pcm: np.ndarray) -> np.ndarray:
-    """int16 espeak audio → (T,) float32 at 16 kHz in [-1, 1), silence trimmed to KEEP_SILENCE_S."""
-    with torch.inference_mode():
-        audio = _resampler()(torch.from_numpy(pcm.astype(np.float32) / 32768.0)).numpy()
-    loud = np.flatnonzero(np.abs(audio) > SILENCE_LEVEL)
-    if loud.size == 0:
-        raise ValueError("espeak-ng produced only silence")
-    keep = int(KEEP_SILENCE_S * SAMPLE_RATE)
-    audio = audio[max(0, loud[0] - keep): loud[-1] + 1 + keep]
-    return np.clip(audio, -1.0, 32767 / 32768).astype(np.float32)
-
 
 def _check_voice(voice: str, rate: int, pitch: int) -> None:
     accent, _, variant = voice.partition("+")
@@ -251,7 +173,7 @@ def _check_voice(voice: str, rate: int, pitch: int) -> None:
     if variant:
         _check("voice variant", variant, VARIANTS)
     if not (80 <= rate <= 450 and 0 <= pitch <= 99):
-        raise ValueError(f"rate must be 80..450 words/min and pitch 0..99, got rate={rate}, pitch={pitch}")
+        raise SynthError(f"rate must be 80..450 words/min and pitch 0..99, got rate={rate}, pitch={pitch}")
 
 
 def speak(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50) -> np.ndarray:
@@ -262,10 +184,10 @@ def speak(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50) -> 
     """
     _check_voice(voice, rate, pitch)
     if not text.strip():
-        raise ValueError("speak() needs non-empty text")
-    with _ENGINE_LOCK:
-        pcm = _engine().pcm(text, voice, rate, pitch)
-    return _to_16k(pcm)
+        raise SynthError("speak() needs non-empty text")
+    with ENGINE_LOCK:
+        pcm = engine().pcm(text, voice, rate, pitch)
+    return to_16k(pcm)
 
 
 # --- data sets -------------------------------------------------------------------------------------
@@ -288,57 +210,6 @@ def _plan(accent: str, language: str, split: str, seed: int, voices: list[Speake
         yield _Job(f"{prefix}-{i:05d}", text, spk, rate, pitch)
 
 
-def _render_chunk(jobs: list[_Job], conn) -> None:
-    """Child process: a freshly loaded espeak renders ``jobs``; sends back their 16 kHz audio."""
-    job = jobs[0]
-    try:
-        torch.set_num_threads(1)  # this process only: short clips resample faster on one thread and
-        torch.backends.mkldnn.enabled = False  # without oneDNN, which compiles a kernel per new length
-        engine = _engine(fresh=True)
-        out = []
-        for job in jobs:
-            out.append(_to_16k(engine.pcm(job.text, job.speaker.voice, job.rate, job.pitch)))
-        conn.send(("ok", out))
-    except Exception as e:
-        conn.send(("error", f"utterance {job.id} ({job.text!r}, voice {job.speaker.voice}): {e}"))
-    finally:
-        conn.close()
-
-
-def _rendered(chunks: Iterable[list[_Job]], workers: int) -> Iterator[tuple[list[_Job], list[np.ndarray]]]:
-    """Render chunks, at most ``workers`` at a time, each in a fresh forked process; yields in order."""
-    ctx = multiprocessing.get_context("fork")
-    running: deque = deque()
-
-    def finish(jobs, proc, conn):
-        try:
-            status, payload = conn.recv()
-        except EOFError:
-            proc.join()
-            status, payload = "error", f"synthesis process died (exit code {proc.exitcode})"
-        conn.close()
-        proc.join()
-        if status != "ok":
-            raise RuntimeError(f"synthesis of {jobs[0].id}..{jobs[-1].id} failed: {payload}")
-        return jobs, payload
-
-    try:
-        for jobs in chunks:
-            conn, child_conn = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_render_chunk, args=(jobs, child_conn), daemon=True)
-            proc.start()
-            child_conn.close()
-            running.append((jobs, proc, conn))
-            if len(running) >= workers:
-                yield finish(*running.popleft())
-        while running:
-            yield finish(*running.popleft())
-    finally:
-        for _, proc, conn in running:
-            proc.terminate()
-            proc.join()
-            conn.close()
-
 
 def _write_wav(path: Path, audio: np.ndarray) -> None:
     """Atomic 16-bit WAV; encoded in memory (libsndfile fsyncs on close, which costs more than the synthesis)."""
@@ -355,16 +226,16 @@ def _text_language(accent: str, language: str | None) -> str:
     if language is None:
         language = "en" if accent in ENGLISH_ACCENTS else accent
         if language not in supported_languages():
-            raise ValueError(f"there is no {accent!r} text generator: pass language= one of {supported_languages()}")
+            raise SynthError(f"there is no {accent!r} text generator: pass language= one of {supported_languages()}")
     _check("language", language, supported_languages())
     return language
 
 
 def _check_amounts(minutes: float | None, num_utterances: int | None, workers: int) -> None:
     if minutes is None and num_utterances is None:
-        raise ValueError("give minutes or num_utterances (or both)")
+        raise SynthError("give minutes or num_utterances (or both)")
     if (minutes is not None and minutes <= 0) or (num_utterances is not None and num_utterances < 1) or workers < 1:
-        raise ValueError(f"minutes and num_utterances must be positive and workers >= 1, got "
+        raise SynthError(f"minutes and num_utterances must be positive and workers >= 1, got "
                          f"minutes={minutes}, num_utterances={num_utterances}, workers={workers}")
     if "fork" not in multiprocessing.get_all_start_methods():
         raise RuntimeError("synthesize renders in forked processes, which this platform lacks (use Linux)")
@@ -409,7 +280,7 @@ def synthesize(
     def full() -> bool:
         return (minutes is not None and total_s >= minutes * 60) or len(utts) == num_utterances
 
-    with bar, contextlib.closing(_rendered(chunks, workers)) as results:  # closing stops its processes
+    with bar, contextlib.closing(rendered(chunks, workers)) as results:  # closing stops its processes
         for job, audio in ((job, audio) for jobs, audios in results for job, audio in zip(jobs, audios)):
             path = out_dir / "wav" / f"{job.id}.wav"
             _write_wav(path, audio)
@@ -421,3 +292,86 @@ def synthesize(
                 break
     write_manifest(utts, out_dir / "manifest.jsonl")
     return utts
+
+
+# --- cached sets -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SyntheticSet:
+    """Everything that decides a synthetic set's texts, voices and audio, and so its folder name and marker."""
+
+    accent: str  # the espeak voice
+    split: str = "train"  # sentence pool
+    minutes: float | None = None  # stop after this much audio
+    seed: int = 0
+    num_speakers: int = 20
+    language: str | None = None  # the text (default: the accent's own)
+    num_utterances: int | None = None  # stop after this many utterances
+    speaker_disjoint: bool = False
+    stream: int | None = None  # several sets from one run seed: set k is synthesised with seed * 10 + k
+    label: str = ""  # the set's name in its folder name (default: the split), e.g. the demo's "source-test"
+
+    @property
+    def synthesis_seed(self) -> int:
+        return self.seed if self.stream is None else self.seed * 10 + self.stream
+
+    def folder_name(self) -> str:
+        """``{voice}-{label}-{minutes}min[-{n}utt][-{n}spk][-disjoint]-seed{seed}``: the voice is the accent, or
+        ``{accent}_{language}`` for a voice reading another language (as in the utterance ids); the voice count is
+        left out at 20 and the utterance count when not given, so the demo's and recipes' caches keep their names."""
+        language = _text_language(self.accent, self.language)
+        voice = self.accent if language == ("en" if self.accent in ENGLISH_ACCENTS else self.accent) \
+            else f"{self.accent}_{language}"
+        parts = [voice, self.label or self.split]
+        parts += [f"{self.minutes:g}min"] if self.minutes is not None else []
+        parts += [f"{self.num_utterances}utt"] if self.num_utterances is not None else []
+        parts += [f"{self.num_speakers}spk"] if self.num_speakers != 20 else []
+        parts += ["disjoint"] if self.speaker_disjoint else []
+        return "-".join([*parts, f"seed{self.seed}"])
+
+    def marker(self) -> dict:
+        return {**dataclasses.asdict(self), "synthesis_seed": self.synthesis_seed}
+
+
+DONE = ".done"  # the completion marker: the set's parameters, written last
+_SET_FILES = {"wav", DONE}  # what a folder may hold to be rebuilt in place (besides manifests: *.jsonl)
+
+
+def build_set(folder: str | os.PathLike, spec: SyntheticSet, *, workers: int = 1, progress: bool = True) -> Path:
+    """``folder/manifest.jsonl`` of ``spec``, synthesised unless ``folder`` holds a marker with these parameters.
+
+    Like lhotse's ``prepare_*``: the set is written into a temporary sibling folder, moved into place, then the
+    ``.done`` marker (the parameters) is written; a folder without a matching marker is rebuilt, never half-trusted.
+    A lock serialises processes that make the same set at once (the second finds it done)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _is_done(folder, spec):
+            return folder / "manifest.jsonl"
+        if folder.exists() and any(p.name not in _SET_FILES and p.suffix != ".jsonl" for p in folder.iterdir()):
+            raise SynthError(f"{folder} holds files that are not a synthetic set's; remove them or choose another "
+                             f"folder")
+        with atomic_dir(folder) as tmp:
+            synthesize(tmp, accent=spec.accent, language=spec.language, split=spec.split, minutes=spec.minutes,
+                       num_utterances=spec.num_utterances, seed=spec.synthesis_seed, num_speakers=spec.num_speakers,
+                       speaker_disjoint=spec.speaker_disjoint, workers=workers, progress=progress)
+        atomic_write_json(folder / DONE, spec.marker())
+    return folder / "manifest.jsonl"
+
+
+def _is_done(folder: Path, spec: SyntheticSet) -> bool:
+    try:
+        return json.loads((folder / DONE).read_text()) == spec.marker() and (folder / "manifest.jsonl").is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def prepare_synthetic(out_root: str | os.PathLike, accent: str, split: str, minutes: float | None, seed: int,
+                      num_speakers: int = 20, *, workers: int = 1, progress: bool = True, **spec) -> Path:
+    """The manifest of a synthetic set cached under ``out_root`` in :meth:`SyntheticSet.folder_name`; made once.
+
+    ``spec`` holds the other :class:`SyntheticSet` fields (language, num_utterances, speaker_disjoint, stream,
+    label). Idempotent: a second call with the same parameters returns at once."""
+    s = SyntheticSet(accent, split, minutes, seed, num_speakers, **spec)
+    return build_set(Path(out_root) / s.folder_name(), s, workers=workers, progress=progress)

@@ -60,10 +60,12 @@ class TranscribeOptions:
     output_format: str = "txt"
     output_dir: str | None = None  # write one file per input here (else the caller prints)
     adapter: str | None = None  # adapter to load onto the model
+    route: bool = True  # False: a routed run folder's adapted model alone
 
 
-def _load(model: str, adapter: str | None):
-    return load_model(model, adapter=adapter) if adapter else load_model(model)
+def _load(model: str, adapter: str | None, route: bool = True):
+    kwargs = ({"adapter": adapter} if adapter else {}) | ({} if route else {"route": False})
+    return load_model(model, **kwargs)
 
 
 def _decoder(net, processor, opts: TranscribeOptions) -> Callable:
@@ -103,7 +105,7 @@ def transcribe_files(
         raise AudioError(f"no audio files found in {[str(p) for p in paths]} (suffixes: {', '.join(AUDIO_SUFFIXES)})")
     _check(options, on_error, len(files))
     names = output_names(paths)
-    net, processor = _load(model, options.adapter)
+    net, processor = _load(model, options.adapter, options.route)
     dev = pick_device(device)
     net.to(dev)
     decode = _decoder(net, processor, options)

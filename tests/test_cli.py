@@ -152,3 +152,106 @@ def test_audio_too_short_for_its_transcript_is_reported(tone_data, tiny_model_di
                  "--test", str(tone_data["test"]), "--out", str(out), *FAST]) == 0
     warnings = json.loads((out / "results.json").read_text())["warnings"]
     assert len(warnings) == 1 and utts[0].id in warnings[0] and "1 training utterance" in warnings[0]
+
+
+RUNTIME = ("--threads", "--device", "--precision", "--batch-seconds", "--on-error")
+
+
+def _flag_help(command: str) -> dict[str, tuple]:
+    from speechtl.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    if command == "prepare":
+        sub = next(a for a in sub._actions if a.dest == "corpus").choices["folder"]
+    return {s: (a.help, a.default) for a in sub._actions for s in a.option_strings}
+
+
+def test_runtime_flags_are_spelled_and_explained_the_same_in_every_command():
+    ev, tr, cmp = _flag_help("evaluate"), _flag_help("transcribe"), _flag_help("compare")
+    for flag in RUNTIME:
+        assert flag in ev and flag in tr and flag in cmp, flag
+    for flag in ("--threads", "--device", "--precision"):
+        assert ev[flag][0] == tr[flag][0] == cmp[flag][0], flag
+    for command in ("check", "prepare"):
+        assert _flag_help(command)["--threads"] == ev["--threads"]
+    # every existing default stays
+    assert (ev["--batch-seconds"][1], ev["--on-error"][1], ev["--device"][1]) == (120.0, "fail", None)
+    assert (tr["--batch-seconds"][1], tr["--on-error"][1], tr["--threads"][1]) == (60.0, "skip", 0)
+    assert (cmp["--batch-seconds"][1], cmp["--on-error"][1], cmp["--device"][1]) == (120.0, "fail", "")
+    for helps in (ev, tr, cmp):
+        assert helps["--no-route"][1] is True  # routed by default; --no-route sets route=False
+
+
+def test_device_flag_accepts_auto_cpu_cuda_and_cuda_n_only(tone_data, tiny_model_dir, capsys):
+    from speechtl.cli import build_parser
+
+    for value in ("auto", "cpu", "cuda", "cuda:1"):
+        assert build_parser().parse_args(["evaluate", "m", "x.jsonl", "--device", value]).device == value
+    with pytest.raises(SystemExit) as e:
+        main(["compare", "--models", "m", "--test", "x.jsonl", "--device", "gpu"])
+    assert e.value.code == 2 and "auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+
+
+def test_evaluate_threads_and_no_route_reach_the_library(tone_data, tiny_model_dir, monkeypatch, capsys):
+    import torch
+
+    import speechtl.eval as eval_module
+
+    calls, real = [], eval_module.load_model
+    monkeypatch.setattr(eval_module, "load_model", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    before = torch.get_num_threads()
+    try:
+        assert main(["evaluate", str(tiny_model_dir), str(tone_data["test"]), "--quiet", "--threads", "1",
+                     "--device", "cpu", "--precision", "fp32", "--no-route", "--output-format", "json"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    results = json.loads(capsys.readouterr().out)
+    assert results["precision"] == "fp32" and results["device"] == "cpu"
+    assert calls[-1].get("route") is False
+    main(["evaluate", str(tiny_model_dir), str(tone_data["test"]), "--quiet"])
+    assert calls[-1].get("route", True) is True
+
+
+def test_transcribe_and_compare_pass_no_route_on(tone_data, tiny_model_dir, monkeypatch, tmp_path, capsys):
+    import speechtl.compare.hyps as hyps_module
+    import speechtl.transcribe as transcribe_module
+
+    calls = []
+    for module in (transcribe_module, hyps_module):
+        real = module.load_model
+        monkeypatch.setattr(module, "load_model", lambda *a, _real=real, **kw: calls.append(kw) or _real(*a, **kw))
+    audio = read_manifest(tone_data["test"])[0].audio_path
+    assert main(["transcribe", str(tiny_model_dir), str(audio), "--quiet", "--no-route", "--threads", "1"]) == 0
+    assert calls[-1] == {"route": False}
+    args = ["compare", "--models", str(tiny_model_dir), "--test", str(tone_data["test"]), "--quiet",
+            "--num-bootstrap", "100", "--output-format", "json", "--out", str(tmp_path / "cmp")]
+    assert main(args) == 0 and calls[-1] == {}
+    assert main([*args, "--no-route"]) == 0 and calls[-1] == {"route": False}  # a new cache entry, not the routed one
+    assert len(list((tmp_path / "cmp" / "cache").glob("*.json"))) == 2
+    capsys.readouterr()
+
+
+def test_user_errors_below_the_cli_give_one_line_and_exit_2(tone_data, tiny_model_dir, tmp_path, capsys):
+    audio = read_manifest(tone_data["test"])[0].audio_path
+    # a configuration the chunker cannot work with
+    assert main(["transcribe", str(tiny_model_dir), str(audio), "--quiet", "--chunk-s", "1", "--stride-s", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("speechtl transcribe: error:") and "stride" in err[0]
+    # a reference with no words
+    utts = read_manifest(tone_data["test"])
+    write_manifest([utts[0].__class__(utts[0].id, utts[0].audio_path, "...")] + utts[1:], tmp_path / "t.jsonl")
+    assert main(["evaluate", str(tiny_model_dir), str(tmp_path / "t.jsonl"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "empty after normalisation" in err[0] and "Traceback" not in err[0]
+
+
+def test_a_router_without_enough_audio_is_a_one_line_error(tone_data, tiny_model_dir, tmp_path, capsys):
+    utts = read_manifest(tone_data["dev"])
+    write_manifest(utts[:1], tmp_path / "route.jsonl")
+    rc = main(["adapt", "--model", str(tiny_model_dir), "--train", str(tone_data["train"]),
+               "--test", str(tone_data["test"]), "--route", str(tmp_path / "route.jsonl"), "--vocab", "keep",
+               "--out", str(tmp_path / "run"), *FAST])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("speechtl adapt: error:") and "router needs at least 2" in err[0]

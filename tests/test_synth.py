@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -181,3 +182,60 @@ def test_cli_writes_a_set_and_reports_it(tmp_path, capsys):
         cli.main(["--out", str(tmp_path / "x"), "--accent", "xx", "--num-utterances", "1"])
     with pytest.raises(SystemExit):
         cli.main(["--num-utterances", "1"])  # no --out
+
+
+def test_set_folder_names_come_from_the_parameters():
+    name = lambda **kw: synth.SyntheticSet(**kw).folder_name()  # noqa: E731
+    assert name(accent="en-gb-scotland", split="test", minutes=6, seed=0, num_speakers=40, stream=2,
+                label="test") == "en-gb-scotland-test-6min-40spk-seed0"  # the demo's names stay
+    assert name(accent="en-us", split="test", minutes=6.0, label="source-test") == "en-us-source-test-6min-seed0"
+    assert name(accent="es", split="train", minutes=2, stream=0) == "es-train-2min-seed0"
+    assert name(accent="de", language="en", split="dev", num_utterances=3, seed=4, num_speakers=2,
+                speaker_disjoint=True) == "de_en-dev-3utt-2spk-disjoint-seed4"
+    assert synth.SyntheticSet("en-us", seed=3, stream=5).synthesis_seed == 35
+    assert synth.SyntheticSet("en-us", seed=3).synthesis_seed == 3
+    with pytest.raises(synth.SynthError, match="unknown accent"):
+        name(accent="xx", minutes=1)
+
+
+def test_prepare_synthetic_is_idempotent_and_rebuilds_what_is_not_marked_done(tmp_path):
+    kw = dict(num_utterances=2, progress=False)
+    manifest = synth.prepare_synthetic(tmp_path, "en-029", "dev", None, 7, 3, **kw)
+    folder = manifest.parent
+    assert folder == tmp_path / "en-029-dev-2utt-3spk-seed7" and (folder / synth.DONE).is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # built aside, moved into place
+    reference = _wav_bytes(read_manifest(manifest))
+    assert reference == _wav_bytes(synthesize(tmp_path / "plain", accent="en-029", split="dev", num_utterances=2,
+                                              seed=7, num_speakers=3, progress=False))
+    wav = read_manifest(manifest)[0].audio_path
+    stamp = wav.stat().st_mtime_ns
+    assert synth.prepare_synthetic(tmp_path, "en-029", "dev", None, 7, 3, **kw) == manifest
+    assert wav.stat().st_mtime_ns == stamp  # reused, not re-synthesised
+
+    (folder / synth.DONE).unlink()  # a crash before the marker: half-trusted never
+    wav.write_bytes(b"truncated")
+    synth.prepare_synthetic(tmp_path, "en-029", "dev", None, 7, 3, **kw)
+    assert _wav_bytes(read_manifest(manifest)) == reference and (folder / synth.DONE).is_file()
+
+    marker = json.loads((folder / synth.DONE).read_text())
+    (folder / synth.DONE).write_text(json.dumps({**marker, "num_speakers": 5}))  # made with other parameters
+    synth.prepare_synthetic(tmp_path, "en-029", "dev", None, 7, 3, **kw)
+    assert json.loads((folder / synth.DONE).read_text()) == marker
+
+
+def test_build_set_refuses_a_folder_that_is_not_a_synthetic_set(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(synth.SynthError, match="not a synthetic set"):
+        synth.build_set(tmp_path / "mine", synth.SyntheticSet("en-us", num_utterances=1), progress=False)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_cli_data_folder_reuses_a_finished_set(tmp_path, capsys):
+    cli = _cli()
+    args = ["--data", str(tmp_path), "--accent", "en-029", "--split", "test", "--num-utterances", "2", "--quiet"]
+    assert cli.main(args) == 0 and "wrote 2 utterances" in capsys.readouterr().out
+    assert (tmp_path / "en-029-test-2utt-seed0" / synth.DONE).is_file()
+    assert cli.main(args) == 0 and "reused 2 utterances" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main([*args, "--out", str(tmp_path / "x")])  # one or the other

@@ -118,11 +118,13 @@ class Decoding:
     batch_seconds: float
     precision: str  # resolved: "bf16" or "fp32"
     device: str
+    route: bool = True  # False: routed run folders score their adapted model alone
 
 
 def _cache_path(cache_dir: Path, identity: dict, test_set: TestSet, decoding: Decoding) -> Path:
     key = {"version": CACHE_VERSION, "model": identity, "test": test_set.fingerprint(),
-           "precision": decoding.precision, "device_type": decoding.device.split(":")[0]}
+           "precision": decoding.precision, "device_type": decoding.device.split(":")[0],
+           **({} if decoding.route else {"route": False})}  # routed keys stay as they were
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
     return cache_dir / f"{test_set.name}-{digest}.json"
 
@@ -149,8 +151,9 @@ def _decode(spec: ModelSpec, loaded, test_set: TestSet, audio: AudioCache, decod
             "audio_s": out.audio_s, "compute_s": out.compute_s}
 
 
-def _load(spec: ModelSpec, device: str):
-    model, processor = load_model(spec.base, adapter=spec.adapter) if spec.adapter else load_model(spec.base)
+def _load(spec: ModelSpec, device: str, route: bool = True):
+    kwargs = ({"adapter": spec.adapter} if spec.adapter else {}) | ({} if route else {"route": False})
+    model, processor = load_model(spec.base, **kwargs)
     model.to(device)
     return model, processor
 
@@ -174,7 +177,7 @@ def model_hypotheses(
             continue
         if loaded is None:
             start = time.perf_counter()
-            loaded = _load(spec, decoding.device)
+            loaded = _load(spec, decoding.device, **({} if decoding.route else {"route": False}))
             load_s = time.perf_counter() - start
         entry = _decode(spec, loaded, test_set, audio, decoding, progress)
         entry.update(model=spec.spec, identity=identity, manifest=str(test_set.manifest), load_s=round(load_s, 2),

@@ -50,6 +50,7 @@ class CompareConfig:
     precision: str = "auto"  # auto (bf16 where supported), bf16 or fp32
     device: str = ""  # cpu, cuda, cuda:1 ...; empty: cuda if present, else cpu
     threads: int = 0  # CPU threads for torch (0: torch's default)
+    route: bool = True  # a routed run folder is the routed system (--no-route: its adapted model alone)
     quiet: bool = False  # no progress bars
 
 
@@ -204,7 +205,7 @@ def _analysis(cfg, pool: _Pool, models, baseline) -> tuple[dict, dict]:
 def _decode_all(cfg: CompareConfig, specs: list[ModelSpec], test_sets: list[TestSet]) -> dict[str, dict]:
     set_threads(cfg.threads)
     device = pick_device(cfg.device or None)
-    decoding = Decoding(cfg.batch_seconds, resolve_precision(cfg.precision, device), str(device))
+    decoding = Decoding(cfg.batch_seconds, resolve_precision(cfg.precision, device), str(device), cfg.route)
     cache = Path(cfg.cache) if cfg.cache else Path(cfg.out) / "cache"
     audio = AudioCache(cfg.on_error, progress=not cfg.quiet)
     entries = {}

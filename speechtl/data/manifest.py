@@ -226,7 +226,7 @@ def sample_minutes(utts: Sequence[Utterance], minutes: float, seed: int = 0) -> 
     turn, so a small budget still covers as many speakers as it can.
     """
     if any(u.duration_s is None for u in utts):
-        raise ValueError("sample_minutes needs duration_s on every utterance (see add_durations)")
+        raise ManifestError("sample_minutes needs duration_s on every utterance (see add_durations)")
     rng = random.Random(seed)
     by_speaker: dict[str, list[Utterance]] = defaultdict(list)
     for u in utts:

@@ -23,6 +23,7 @@ import soundfile as sf
 import soxr
 
 from speechtl.audio import SAMPLE_RATE, SILENCE_THRESHOLD, AudioError, error_reason, open_audio
+from speechtl.config import ConfigError
 
 __all__ = ["ChunkPlan", "Chunk", "plan_chunks", "stream_audio", "iter_chunks", "frame_hop"]
 
@@ -59,7 +60,7 @@ def plan_chunks(chunk_s: float, stride_s: float, hop: int) -> ChunkPlan:
     chunk = max(1, round(chunk_s * SAMPLE_RATE / hop)) * hop
     stride = max(1, round(stride_s * SAMPLE_RATE / hop)) * hop
     if chunk - 2 * stride <= 0:
-        raise ValueError(f"chunk of {chunk_s:g} s with strides of {stride_s:g} s on each side leaves no step; "
+        raise ConfigError(f"chunk of {chunk_s:g} s with strides of {stride_s:g} s on each side leaves no step; "
                          f"give a stride below a third of the chunk")
     return ChunkPlan(chunk, stride, stride, hop)
 

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from speechtl.audio import load_audio
 from speechtl.data.dataset import load_utterance_audio
-from speechtl.data.manifest import Utterance, read_manifest, unique_names
+from speechtl.data.manifest import ManifestError, Utterance, read_manifest, unique_names
 from speechtl.decode import transcribe_arrays
 from speechtl.eval.scoring import ErrorRates, error_rates, utterance_edits
 from speechtl.fileio import atomic_write_json, atomic_write_text
@@ -108,14 +108,16 @@ def evaluate_manifests(
     lm: str | None = None,
     lm_settings=None,
     adapter: str | None = None,
+    route: bool = True,
 ) -> dict:
     """Score a model on manifests; with ``out``, write ``results.json`` and per-utterance hypotheses there.
 
     ``language`` picks the normaliser (default: the model's own, else English); results.json names it.
     With ``lm`` (an ARPA file) decoding is a beam search with that LM (``lm_settings``: an ``LmSettings``).
-    ``adapter``: an adapter folder applied to ``model`` (see :func:`speechtl.models.load_model`)."""
+    ``adapter``: an adapter folder applied to ``model`` (see :func:`speechtl.models.load_model`); ``route=False``
+    scores a routed run folder's adapted model alone."""
     sets = {name: (str(path), read_manifest(path)) for name, path in zip(unique_names(manifests), manifests)}
-    net, processor = load_model(model, adapter=adapter)
+    net, processor = load_model(model, adapter=adapter, **({} if route else {"route": False}))
     decode = None
     if lm:
         from speechtl.decode.lm import LmSettings, load_lm_decoder

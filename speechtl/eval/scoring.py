@@ -9,6 +9,7 @@ from typing import Sequence
 import jiwer
 import numpy as np
 
+from speechtl.data.manifest import ManifestError
 from speechtl.text import normalize
 
 __all__ = ["utterance_edits", "ErrorRates", "error_rates"]
@@ -52,7 +53,7 @@ def error_rates(refs: Sequence[str], hyps: Sequence[str], language: str | None =
     hyps = [normalize(h, language) for h in hyps]
     empty = [k for k, r in enumerate(refs) if not r]
     if empty:
-        raise ValueError(f"reference {empty[0]} is empty after normalisation; WER needs words to count")
+        raise ManifestError(f"reference {empty[0]} is empty after normalisation; WER needs words to count")
     word_edits, words = utterance_edits(refs, hyps, "words")
     char_edits, chars = utterance_edits(refs, hyps, "chars")
     num_words, num_chars = int(words.sum()), int(chars.sum())

@@ -36,6 +36,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers.modeling_outputs import CausalLMOutput
 
+from speechtl.config import ConfigError
 from speechtl.fileio import UMASK, atomic_dir, atomic_write_json
 from speechtl.models import ModelLoadError, ctc_forward
 from speechtl.models.adapter import digest_tensors
@@ -77,7 +78,7 @@ class Router(torch.nn.Module):
 def fit_router(target: np.ndarray, source: np.ndarray, l2: float = 1e-2) -> Router:
     """Logistic regression on (N, D) target and (M, D) source pooled states, classes weighted equally."""
     if len(target) < 2 or len(source) < 2:
-        raise ValueError(f"a router needs at least 2 target and 2 source utterances (got {len(target)} and "
+        raise ConfigError(f"a router needs at least 2 target and 2 source utterances (got {len(target)} and "
                          f"{len(source)})")
     x = torch.tensor(np.concatenate([target, source]), dtype=torch.float64)
     y = torch.cat([torch.ones(len(target)), torch.zeros(len(source))]).double()
