@@ -8,6 +8,7 @@ Layers, bottom up (a module may import its own layer and any layer below; never 
 | 0    | base       | speechtl (package), errors, fileio, config, runtime, text, audio,        |
 |      |            | synth_words — utilities anyone may import                                |
 | 1    | data       | data/ (manifests, datasets, batching, importers, augmentation), tts,     |
+|      |            | espeak (the TTS engines),                                                |
 |      |            | text_sources (speech and sentences that data sets are made of)           |
 | 2    | models     | models/ (loading, adapters, routing, vocabulary heads)                   |
 | 3    | decode     | decode/, writers (writers formats decode's timed words into files)       |
@@ -33,7 +34,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "speechtl"
 LAYERS = {  # module name (or package prefix) -> layer; the longest matching prefix wins
     "speechtl": "base", "speechtl.errors": "base", "speechtl.fileio": "base", "speechtl.config": "base",
     "speechtl.runtime": "base", "speechtl.text": "base", "speechtl.audio": "base", "speechtl.synth_words": "base",
-    "speechtl.data": "data", "speechtl.tts": "data", "speechtl.text_sources": "data",
+    "speechtl.data": "data", "speechtl.tts": "data", "speechtl.espeak": "data", "speechtl.text_sources": "data",
     "speechtl.models": "models",
     "speechtl.decode": "decode", "speechtl.writers": "decode",
     "speechtl.eval": "eval",
@@ -54,10 +55,7 @@ MAX_FUNCTION_LINES = 60
 WORD_LISTS = {"speechtl/synth_words.py"}  # long literal word lists, not code
 # Over the limits today, in files other branches of the issue-16 refactor split up; the lead deletes an entry
 # when its split lands. Module entries are paths, function entries "path::qualified.name".
-KNOWN_OVER_LIMIT = {
-    "speechtl/synth.py",  # 423 lines
-    "speechtl/cli.py::build_parser",  # 102 lines
-}
+KNOWN_OVER_LIMIT: set[str] = set()
 
 
 def module_name(path: Path) -> str:
