@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
 import sys
 from dataclasses import asdict
@@ -336,12 +338,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# the folder each verb writes (its flag's dest): one writer at a time (speechtl.fileio.folder_lock)
+OUTPUT_FOLDER = {"adapt": "out", "demo": "out", "compare": "out", "evaluate": "out", "transcribe": "output_dir"}
+
+
+def _output_lock(args):
+    """Hold the verb's output folder; under torchrun / accelerate launch only the main process (RANK 0) does."""
+    from speechtl.fileio import folder_lock
+
+    folder = getattr(args, OUTPUT_FOLDER.get(args.command, ""), None)
+    if not folder or os.environ.get("RANK", "0") != "0":
+        return contextlib.nullcontext()
+    return folder_lock(folder, args.command)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from speechtl.errors import SpeechtlError
 
     try:
-        return args.func(args)
+        with _output_lock(args):
+            return args.func(args)
     except SpeechtlError as e:
         print(f"speechtl {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -49,3 +48,18 @@ def test_the_same_process_can_lock_again_after_release_and_a_file_is_refused(tmp
     with pytest.raises(OutputPathError, match="is a file, not a folder"):
         with folder_lock(tmp_path / "file", "adapt"):
             pass
+
+
+def test_a_second_adapt_into_the_same_folder_is_refused_in_one_line(tmp_path, capsys):
+    from speechtl.cli import main
+
+    proc = _holder(tmp_path / "run")  # as if another `speechtl adapt --out run` were training
+    try:
+        rc = main(["adapt", "--train", str(tmp_path / "missing.jsonl"), "--test", str(tmp_path / "missing.jsonl"),
+                   "--out", str(tmp_path / "run"), "--quiet"])
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith("speechtl adapt: error:") and f"in use by pid {proc.pid}" in err[0]
