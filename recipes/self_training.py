@@ -1,6 +1,6 @@
 """Self-training on untranscribed target-accent audio, with 0 and with 5 labelled minutes, vs supervised only.
 
-    python recipes/self_training.py --threads 1                   # offline default (the README table)
+    python recipes/self_training.py --threads 1                   # offline default (the RESULTS.md table)
     python recipes/self_training.py --labelled-minutes 5 --rounds 3 --keep-fraction 0.3
     python recipes/self_training.py --smoke                       # seconds, tiny random model
 
@@ -32,8 +32,8 @@ from speechtl.fileio import atomic_write_json, atomic_write_text
 
 
 def _default_training() -> TrainConfig:
-    """The demo's training (speechtl.demo.DEMO_TRAINING: lr 1e-3, dev guard + WiSE-FT) as it was when the README
-    table was measured — LoRA r=16 for 300 steps — with noise for the student (noisy student); SpecAugment time
+    """The demo's training (speechtl.demo.DEMO_TRAINING: lr 1e-3, dev guard + WiSE-FT) with LoRA r=16 for 300
+    steps (the settings of the RESULTS.md table) and noise for the student (noisy student); SpecAugment time
     masking (p=0.05) is already in the shipped model's config."""
     return override(DEMO_TRAINING, max_steps=300, eval_every=50, strategy="lora", lora_r=16, lora_alpha=16,
                     noise_snr_db=20.0)

@@ -2,10 +2,10 @@
 # Offline: compare the shipped model with two accent-adapted ones on four synthetic accents (speechtl compare).
 #   bash scripts/compare_demo.sh          # writes runs/compare_demo/report.html (+ report.md, results.json, CSVs)
 # Makes what is missing first: two adapted models with `speechtl demo` (en-gb-scotland and en-029, LoRA r16 with
-# 3:1 replay on 10 labelled minutes each — the demo's first recipe, pinned below so the README's table stays
-# reproducible — with their 6-minute test sets and the en-us test set), and a
-# 6-minute en-gb-x-rp test set that no model was adapted to. Re-running reuses all of it and the cached
-# hypotheses. THREADS=1 (default) keeps it to one core; PY=/path/to/python skips the .venv set-up.
+# 3:1 replay on 10 labelled minutes each, pinned below so the table in RESULTS.md stays reproducible — with their
+# 6-minute test sets and the en-us test set), and a 6-minute en-gb-x-rp test set that no model was adapted to.
+# Re-running reuses all of it and the cached hypotheses. THREADS=1 (default) keeps it to one core;
+# PY=/path/to/python skips the .venv set-up.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ -z "${PY:-}" ]; then

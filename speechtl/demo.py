@@ -39,12 +39,13 @@ _SETS = {  # name: (split, seed offset, accent role)
 
 
 def _default_training() -> TrainConfig:
-    """The demo's recipe (NOTES.md), as its difference from the defaults: a full fine-tune (feature encoder
-    frozen) at lr 1e-3 for 800 steps on the target minutes; checkpoints every 200 steps are chosen on the
-    target dev set under a 5 % source forgetting limit (20-min source dev set), with WiSE-FT interpolation
-    toward the start when the best target checkpoint forgets more. With the demo's default accent routing
-    (``route_minutes``) both limits score the routed system; with ``--route-minutes 0 --replay-ratio 8`` this is
-    the previous single-model default. The recipes built on the demo start from :data:`DEMO_TRAINING` too."""
+    """The demo's recipe (ARCHITECTURE.md, "Choosing the checkpoint"), as its difference from the defaults: a
+    full fine-tune (feature encoder frozen) at lr 1e-3 for 800 steps on the target minutes; checkpoints every 200
+    steps are chosen on the target dev set under a 5 % source forgetting limit (20-min source dev set), with
+    WiSE-FT interpolation toward the start when the best target checkpoint forgets more. With the demo's default
+    accent routing (``route_minutes``) both limits score the routed system; with ``--route-minutes 0
+    --replay-ratio 8`` one model serves both accents (RESULTS.md's one-model row). The recipes built on the demo
+    start from :data:`DEMO_TRAINING` too."""
     return train_config(lr=1e-3, max_steps=800, batch_seconds=60.0, eval_every=200)
 
 
@@ -65,7 +66,7 @@ class AccentDemoConfig:
     source_test_minutes: float = 6.0  # source-accent test set (forgetting)
     replay_ratio: float = 0.0  # source replay minutes per labelled target minute (0: no replay)
     route_minutes: float = 20.0  # the router's source audio, synthesised (the same meaning as adapt's: 0: no router, one adapted model serves both accents)
-    num_speakers: int = 40  # synthetic voices per set (a 20-voice source test set was off by ~1 WER point)
+    num_speakers: int = 40  # synthetic voices per set (more voices: test WERs depend less on which were drawn)
     replay_speakers: int = 160  # voices in the replay and router source sets (0: num_speakers): the source corpus
     data: str = "runs/data"  # synthetic data cache (reused when present)
     out: str = "runs/demo"  # run folder

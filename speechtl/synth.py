@@ -318,7 +318,7 @@ class SyntheticSet:
     def folder_name(self) -> str:
         """``{voice}-{label}-{minutes}min[-{n}utt][-{n}spk][-disjoint]-seed{seed}``: the voice is the accent, or
         ``{accent}_{language}`` for a voice reading another language (as in the utterance ids); the voice count is
-        left out at 20 and the utterance count when not given, so the demo's and recipes' caches keep their names."""
+        left out at 20 (the default) and the utterance count when not given."""
         language = _text_language(self.accent, self.language)
         voice = self.accent if language == ("en" if self.accent in ENGLISH_ACCENTS else self.accent) \
             else f"{self.accent}_{language}"

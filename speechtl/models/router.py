@@ -1,12 +1,12 @@
 """Accent routing: the start model keeps serving the source accent, the adapted model serves the target accent.
 
-A single small model adapted to a new accent trades the source for the target (NOTES.md: every recipe that
-buys the target −40 % costs the source +100 % or more on the shipped model). Routing sidesteps the trade: a
-linear classifier on the **start model's own** mean-pooled final hidden states (the representation the
-domain-mismatch score uses, :mod:`speechtl.eval.mismatch`) decides per utterance whether it looks like the
-target data the run was adapted on; those go through the adapted model, all others through the unchanged start
-model. What the source "forgets" is then only what the router sends the wrong way — measured, like everything
-else, on the source test set.
+A single small model adapted to a new accent trades the source for the target (ARCHITECTURE.md; RESULTS.md: every
+recipe that buys the target −40 % costs the source +100 % or more on the shipped model). Routing sidesteps the
+trade: a linear classifier on the **start model's own** mean-pooled final hidden states (the representation the
+domain-mismatch score uses, :mod:`speechtl.eval.mismatch`) decides per utterance whether it looks like the target
+data the run was adapted on; those go through the adapted model, all others through the unchanged start model.
+What the source "forgets" is then only what the router sends the wrong way — measured, like everything else, on
+the source test set.
 
 - :func:`fit_router`: balanced logistic regression (L-BFGS, L2) on standardised pooled states of the labelled
   target audio (class 1) and a sample of source-accent audio (class 0; transcripts not needed).
