@@ -62,10 +62,13 @@ def _evaluate(args) -> int:
         print(json.dumps(results, indent=2))
         return 0
     routed = any("routed_share" in r for r in results["sets"].values())  # a routed run folder
-    print(f"{'set':24} {'utts':>6} {'words':>7} {'WER %':>7} {'CER %':>7} {'RTF':>7}" + ("  routed %" if routed else ""))
+    # after the old columns: what a WER near 100 % hides (words right, words written per reference word, empty outputs)
+    print(f"{'set':24} {'utts':>6} {'words':>7} {'WER %':>7} {'CER %':>7} {'RTF':>7}" + ("  routed %" if routed else "")
+          + f" {'correct %':>9} {'hyp/ref':>7} {'empty %':>7}")
     for name, r in results["sets"].items():
         print(f"{name:24} {r['num_utts']:>6} {r['num_words']:>7} {100 * r['wer']:>7.2f} {100 * r['cer']:>7.2f} "
-              f"{r['rtf']:>7.4f}" + (f"  {100 * r['routed_share']:>8.0f}" if routed else ""))
+              f"{r['rtf']:>7.4f}" + (f"  {100 * r['routed_share']:>8.0f}" if routed else "")
+              + f" {100 * r['hits'] / max(r['num_words'], 1):>9.1f} {r['hyp_ratio']:>7.2f} {100 * r['empty_share']:>7.1f}")
     for s in results["skipped"]:
         print(f"skipped {s['set']}/{s['id']}: {s['reason']}", file=sys.stderr)
     return 0

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from speechtl.adapt.report import RunResult, format_change, format_routing
+from speechtl.adapt.report import RunResult, format_change, format_routing, word_columns
 from speechtl.adapt.run import AdaptConfig, run_adaptation
 from speechtl.adapt.train_config import TrainConfig, train_config, train_config_dict
 from speechtl.config import ConfigError, override
@@ -139,17 +139,25 @@ def run_accent_demo(cfg: AccentDemoConfig) -> RunResult:
     return run_adaptation(adapt, progress=not cfg.quiet, extra={"demo": demo})
 
 
+_WIDTH = 104  # the columns that show beside WER/CER what a WER near 100 % hides start here
+
+
 def _row(label: str, scores: dict) -> str:
     b, a = scores["before"], scores["after"]
     rel = 100 * (a["wer"] - b["wer"]) / b["wer"] if b["wer"] else 0.0
-    return (f"{label:<28} {100 * b['wer']:6.1f} → {100 * a['wer']:5.1f} ({rel:+4.0f}%)   "
+    line = (f"{label:<28} {100 * b['wer']:6.1f} → {100 * a['wer']:5.1f} ({rel:+4.0f}%)   "
             f"{100 * b['cer']:5.1f} → {100 * a['cer']:5.1f}    {format_change(scores['change'])}")
+    correct, ratio, empty = word_columns(b, a)
+    return f"{line:<{_WIDTH}} {correct:<15} {ratio:<13} {empty}"
 
 
 def format_table(r: RunResult) -> str:
+    """The demo's before/after table: WER, CER and the change interval per accent, then (before → after) the words
+    correct, the hypothesis/reference word ratio and the empty outputs; the verdict and the routing line."""
     demo = r.extra["demo"]
+    header = f"{'':<28} {'WER % before → after':<24} {'CER % before → after':<22} WER points, 95 % interval"
     return "\n".join([
-        f"{'':<28} {'WER % before → after':<24} {'CER % before → after':<22} WER points, 95 % interval",
+        f"{header:<{_WIDTH}} {'words correct %':<15} {'hyp/ref words':<13} empty %",
         _row(f"target  {demo['accent']}", r.target),
         _row(f"source  {demo['source_accent']}", r.source),
         f"labelled minutes {r.labelled_minutes:.1f} (+{r.replay_minutes:.1f} source replay) · "

@@ -1,15 +1,19 @@
 """An adaptation run's result (:class:`RunResult`, ``results.json``) and how it reads to a person: the verdict
-sentence, the change and routing lines, ``report.md``."""
+sentence, the change and routing lines, ``report.md``, and the warnings the scores call for (:func:`score_warnings`:
+a gain made of deleted words, a WER near what an empty transcript scores, an interval from few speakers)."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, field
 
+from speechtl.adapt.select import rank_key, selection_criterion
 from speechtl.adapt.train import TrainResult
+from speechtl.eval.caveats import SATURATED_WER, caveats, few_speakers
 from speechtl.eval.mismatch import format_mismatch
 
-__all__ = ["RunResult", "verdict", "refused_checkpoint", "format_change", "format_routing", "render_report"]
+__all__ = ["RunResult", "verdict", "refused_checkpoint", "format_change", "format_routing", "render_report",
+           "score_warnings", "word_columns", "format_words"]
 
 
 @dataclass(frozen=True)
@@ -54,24 +58,32 @@ class RunResult:
         return cls(**{**known, "train": TrainResult(**d["train"])}, extra={k: v for k, v in d.items() if k not in names})
 
 
+def _ranked_on(history: list[dict]) -> tuple[str, str]:
+    """(label, history key) of the dev figure that ranked the checkpoints first."""
+    return ("CER", "dev_cer") if selection_criterion(history) == "cer" else ("WER", "dev_wer")
+
+
 def refused_checkpoint(history: list[dict]) -> dict | None:
-    """The best checkpoint on target dev WER (the first of equals: ``best_target/``) when it beat the start but
-    was refused by the forgetting limit (None otherwise)."""
+    """The best checkpoint on target dev WER (the first of equals: ``best_target/``; CER first under the "cer"
+    criterion) when it beat the start but was refused by the forgetting limit (None otherwise)."""
     start = next((h for h in history if h["step"] == 0 and "dev_wer" in h), None)
     if start is None:
         return None
+    criterion = selection_criterion(history)
+    key = (lambda h: rank_key(h, "cer")) if criterion == "cer" else (lambda h: (h["dev_wer"],))
     beat = [h for h in history if h["step"] > 0 and "alpha" not in h and "dev_wer" in h
-            and h["dev_wer"] < start["dev_wer"] and not h["qualifies"]]
-    return min(beat, key=lambda h: h["dev_wer"], default=None)
+            and key(h) < key(start) and not h["qualifies"]]
+    return min(beat, key=key, default=None)
 
 
 def _negative_transfer(history: list[dict], start: dict, limit: str) -> str:
     refused = refused_checkpoint(history)
+    label, key = _ranked_on(history)
     if refused is None or "source_dev_wer" not in refused:
-        return (f"negative transfer: no checkpoint beat the starting model's target dev WER "
-                f"{100 * start['dev_wer']:.1f}%{limit}; the starting model is returned unchanged")
-    return (f"forgetting limit: checkpoints beat the starting model's target dev WER {100 * start['dev_wer']:.1f}% "
-            f"(best: step {refused['step']}, {100 * refused['dev_wer']:.1f}%) but forgot more than allowed, "
+        return (f"negative transfer: no checkpoint beat the starting model's target dev {label} "
+                f"{100 * start[key]:.1f}%{limit}; the starting model is returned unchanged")
+    return (f"forgetting limit: checkpoints beat the starting model's target dev {label} {100 * start[key]:.1f}% "
+            f"(best: step {refused['step']}, {100 * refused[key]:.1f}%) but forgot more than allowed, "
             f"source dev WER {100 * start['source_dev_wer']:.1f}% → {100 * refused['source_dev_wer']:.1f}%{limit}; "
             f"the starting model is returned unchanged")
 
@@ -85,6 +97,15 @@ def verdict(history: list[dict], best_step: int | None, max_forgetting: float, b
                 "no checkpoint qualified and the guard is off: the last step's weights are returned")
     chosen = next(h for h in history if h["step"] == best_step and h.get("alpha") == best_alpha)
     limit = "" if "source_dev_wer" not in chosen else f" (source forgetting limit {100 * max_forgetting:g}%)"
+    if selection_criterion(history) == "cer":
+        return _adapted(history, start, chosen, best_step, best_alpha, limit) + (
+            f"; ranked by dev CER, then WER: the starting model's dev WER {100 * start['dev_wer']:.1f}% is saturated "
+            f"(≥ {100 * SATURATED_WER:g}%, about what an empty transcript scores)")
+    return _adapted(history, start, chosen, best_step, best_alpha, limit)
+
+
+def _adapted(history: list[dict], start: dict | None, chosen: dict, best_step: int, best_alpha: float | None,
+             limit: str) -> str:
     if best_step == 0:
         return _negative_transfer(history, start, limit)
     text = f"adapted: step {best_step} chosen"
@@ -93,6 +114,8 @@ def verdict(history: list[dict], best_step: int | None, max_forgetting: float, b
     text += ", target dev WER "
     text += f"{100 * start['dev_wer']:.1f}% → " if start else ""
     text += f"{100 * chosen['dev_wer']:.1f}%"
+    if start and selection_criterion(history) == "cer":
+        text += f", CER {100 * start['dev_cer']:.1f}% → {100 * chosen['dev_cer']:.1f}%"
     if "source_dev_wer" in chosen and start:
         text += f", source dev WER {100 * start['source_dev_wer']:.1f}% → {100 * chosen['source_dev_wer']:.1f}%{limit}"
     return text
@@ -101,6 +124,44 @@ def verdict(history: list[dict], best_step: int | None, max_forgetting: float, b
 def format_change(change: dict) -> str:
     """'+0.9 (−0.6 … +2.4)': the WER change in points and its interval."""
     return f"{100 * change['wer_delta']:+.1f} ({100 * change['low']:+.1f} … {100 * change['high']:+.1f})"
+
+
+def _before_after(b: dict, a: dict, key: str, fmt: str, scale: float = 1.0) -> str:
+    if key not in b or key not in a:  # results written before these figures existed
+        return "–"
+    return f"{scale * b[key]:{fmt}} → {scale * a[key]:{fmt}}"
+
+
+def _correct(scores: dict) -> dict:
+    return {"correct": scores["hits"] / max(scores["num_words"], 1)} if "hits" in scores else {}
+
+
+def word_columns(before: dict, after: dict) -> tuple[str, str, str]:
+    """Words correct (% of reference words), hypothesis/reference words and empty outputs (%), before → after."""
+    return (_before_after(_correct(before), _correct(after), "correct", ".1f", 100),
+            _before_after(before, after, "hyp_ratio", ".2f"), _before_after(before, after, "empty_share", ".0f", 100))
+
+
+def format_words(before: dict, after: dict) -> str:
+    """'words correct 41.2 → 55.0 % · hyp/ref words 0.98 → 0.97 · empty 0 → 0 %' (what a WER near 100 % hides)."""
+    correct, ratio, empty = word_columns(before, after)
+    return f"words correct {correct} % · hyp/ref words {ratio} · empty {empty} %"
+
+
+def score_warnings(sets: dict) -> tuple[list[str], list[str]]:
+    """(warnings, verdict phrases) from every evaluation set's before/after figures and change interval:
+    :mod:`speechtl.eval.caveats`' deletion and saturation rules (verdict phrases: target sets only) and
+    intervals resampled from fewer than ``MIN_SPEAKERS`` speakers."""
+    warnings, phrases = [], []
+    for name, s in sets.items():
+        if "hits" not in s["before"]:
+            continue
+        warnings += caveats(f"{name} ({s['role']})", s["before"], s["after"])
+        if s["role"] == "target":
+            phrases += caveats(name, s["before"], s["after"], short=True)
+        if s["change"].get("resampled") == "speakers":
+            warnings += [w for w in [few_speakers(f"{name} ({s['role']}) WER change", s["change"].get("speakers"))] if w]
+    return warnings, phrases
 
 
 def format_routing(routing: dict, sets: dict) -> str:
@@ -136,7 +197,8 @@ def _set_rows(r: RunResult) -> list[str]:
     for name, s in r.sets.items():
         b, a = s["before"], s["after"]
         rows.append(f"| {name} | {s['role']} | {_pct(b['wer'])} | {_pct(a['wer'])} | {_rel(b['wer'], a['wer'])} "
-                    f"| {format_change(s['change'])} | {_pct(b['cer'])} | {_pct(a['cer'])} | {b['num_words']} |")
+                    f"| {format_change(s['change'])} | {_pct(b['cer'])} | {_pct(a['cer'])} | {b['num_words']} | "
+                    + " | ".join(word_columns(b, a)) + " |")
     return rows
 
 
@@ -145,9 +207,13 @@ def render_report(r: RunResult) -> str:
     lines = [
         f"# Adaptation of `{r.model}`",
         "",
-        "| set | role | WER before | WER after | change | WER points, 95 % interval | CER before | CER after | words |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| set | role | WER before | WER after | change | WER points, 95 % interval | CER before | CER after | words "
+        "| words correct % | hyp/ref words | empty % |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *_set_rows(r),
+        "",
+        "Words correct: reference words recognised; hyp/ref words: words written per reference word (below 1 the "
+        "system drops words; an empty transcript scores 100 % WER); empty: outputs with no word.",
         "",
         f"Verdict: {r.verdict}.",
         "",

@@ -30,7 +30,7 @@ import torch
 from accelerate import PartialState
 
 from speechtl.adapt.inputs import VocabularyError, eval_set_names, labels_for, load_sets, too_short
-from speechtl.adapt.report import RunResult, refused_checkpoint, render_report, verdict
+from speechtl.adapt.report import RunResult, refused_checkpoint, render_report, score_warnings, verdict
 from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, DevSets, TrainConfig, TrainData, TrainResult, train
 from speechtl.adapt.train_config import train_config_dict, use_device
 from speechtl.config import ConfigError
@@ -202,18 +202,19 @@ def _change(before: EvalResult, after: EvalResult, utts: list[Utterance]) -> dic
     d = wer_difference([r["reference"] for r in before.rows], [r["hypothesis"] for r in before.rows],
                          [r["hypothesis"] for r in after.rows], speakers=[speaker[r["id"]] for r in before.rows])
     return {"wer_delta": round(d.delta, 6), "low": round(d.low, 6), "high": round(d.high, 6), "level": d.level,
-            "resampled": "speakers" if any(speaker.values()) else "utterances"}
+            "resampled": "speakers" if any(speaker.values()) else "utterances",
+            "speakers": len({s for s in speaker.values() if s})}
 
 
 def _scores(result: EvalResult) -> dict:
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in result.summary().items()}
 
 
-def _run_verdict(result: TrainResult, max_forgetting: float) -> str:
+def _run_verdict(result: TrainResult, max_forgetting: float, cautions: list[str]) -> str:
     text = verdict(result.history, result.best_step, max_forgetting, result.best_alpha)
     if result.best_step == 0 and refused_checkpoint(result.history) is not None:
         text += f" (the refused checkpoint's weights: {REFUSED_BEST}/)"
-    return text
+    return text + ("; caution: " + "; ".join(cautions) if cautions else "")
 
 
 def _result(run: _Run, before: dict, after: dict, trained: TrainResult, extras: dict) -> RunResult:
@@ -223,13 +224,19 @@ def _result(run: _Run, before: dict, after: dict, trained: TrainResult, extras: 
             for name, (role, path) in run.eval_sets.items()}
     first = {role: next(({k: s[k] for k in ("before", "after", "change")} for s in sets.values()
                          if s["role"] == role), None) for role in ("target", "source")}
+    warnings, cautions = score_warnings(sets)  # deletions, a saturated WER, intervals from few speakers
+    if run.state.is_main_process:
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    extras = {**extras, "warnings": extras["warnings"] + warnings}
     return RunResult(
         model=run.cfg.model, sets=sets, **first,
         labelled_minutes=round(total_minutes(run.utts["train"]), 3),
         replay_minutes=round(total_minutes(run.utts.get("replay", [])), 3),
         trainable_params=trained.trainable_params, normalizer=asdict(text_rules(run.language)), head=run.head,
         train=trained, skipped=run.skipped,
-        verdict=_run_verdict(trained, run.cfg.training.selection.max_forgetting), device=str(run.state.device),
+        verdict=_run_verdict(trained, run.cfg.training.selection.max_forgetting, cautions),
+        device=str(run.state.device),
         seed=run.cfg.training.runtime.seed, processes=run.state.num_processes, precision=run.precision, **extras)
 
 

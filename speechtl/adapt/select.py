@@ -26,10 +26,11 @@ from speechtl.audio import load_audio
 from speechtl.data.manifest import Utterance
 from speechtl.errors import SpeechtlError
 from speechtl.eval import evaluate
+from speechtl.eval.caveats import SATURATED_WER
 from speechtl.fileio import atomic_dir
 
 __all__ = ["TrainState", "DevSets", "CheckpointSelector", "BlankCollapseError", "BEST", "BEST_TARGET",
-           "BLANK_COLLAPSE_SHARE", "blank_collapse"]
+           "BLANK_COLLAPSE_SHARE", "blank_collapse", "selection_criterion", "rank_key"]
 
 BEST = "best"  # folder inside the run folder: weights with the best dev WER so far
 BEST_TARGET = "best_target"  # the best-on-target checkpoint whatever it forgot (the end point of interpolation)
@@ -50,6 +51,7 @@ class TrainState:
     source_start_wer: float | None = None  # source dev WER of the starting model
     target_best_wer: float | None = None  # best target dev WER of any checkpoint, forgetting or not
     target_best_step: int | None = None
+    target_best_cer: float | None = None  # its dev CER (compared first when the criterion is "cer")
     best_alpha: float | None = None  # interpolation weight of the chosen weights (None: a checkpoint as trained)
     elapsed_s: float = 0.0  # training wall time up to the last checkpoint, summed over resumed runs
     history: list[dict] = field(default_factory=list)
@@ -96,6 +98,20 @@ def blank_collapse(history: list[dict], lr: float) -> str:
             f"weights so far are kept in the run folder's best/ and checkpoint/.")
 
 
+def selection_criterion(history: list[dict]) -> str | None:
+    """How dev scores rank checkpoints: "cer" (dev CER, then WER) when the scored starting model's dev WER is at
+    or above SATURATED_WER, else "wer" (dev WER, then CER); None when nothing was scored on dev."""
+    start = next((h for h in history if h["step"] == 0 and "dev_wer" in h), None)
+    if start is None:
+        return "wer" if any("dev_wer" in h for h in history) else None
+    return "cer" if start["dev_wer"] >= SATURATED_WER else "wer"
+
+
+def rank_key(entry: dict, criterion: str | None) -> tuple[float, float]:
+    """Dev scores in the order they rank checkpoints under ``criterion`` (lower is better)."""
+    return (entry["dev_cer"], entry["dev_wer"]) if criterion == "cer" else (entry["dev_wer"], entry["dev_cer"])
+
+
 class CheckpointSelector:
     """Scores, keeps and finally chooses the weights; every decision lands in ``state`` and its history."""
 
@@ -130,9 +146,9 @@ class CheckpointSelector:
         """Keep the scored weights where they win; returns True when early stopping triggers."""
         if state.step == 0 and not self.cfg.guard:
             entry["qualifies"] = False  # scored for the forgetting limit only; the start is no candidate
-        if self.dev.source and state.step > 0 and (state.target_best_wer is None
-                                                   or entry["dev_wer"] < state.target_best_wer):
+        if self.dev.source and state.step > 0 and self._beats_target_best(entry, state):
             state.target_best_wer, state.target_best_step = entry["dev_wer"], state.step  # for interpolation
+            state.target_best_cer = entry["dev_cer"]
             self._save(BEST_TARGET, raw_model)
         if self._keep_if_best(entry, raw_model, state):
             state.bad_evals = 0
@@ -140,6 +156,16 @@ class CheckpointSelector:
             state.bad_evals += 1
             return bool(self.cfg.patience) and state.bad_evals >= self.cfg.patience
         return False
+
+    @staticmethod
+    def _beats_target_best(entry: dict, state: TrainState) -> bool:
+        """Best on target whatever it forgot: lower dev WER; under the "cer" criterion lower (dev CER, WER)."""
+        if state.target_best_wer is None:
+            return True
+        if selection_criterion([*state.history, entry]) != "cer":
+            return entry["dev_wer"] < state.target_best_wer
+        best_cer = float("inf") if state.target_best_cer is None else state.target_best_cer  # a pre-criterion state
+        return (entry["dev_cer"], entry["dev_wer"]) < (best_cer, state.target_best_wer)
 
     def check_collapse(self, state: TrainState) -> None:
         collapse = blank_collapse(state.history, self.lr)
@@ -152,9 +178,12 @@ class CheckpointSelector:
                 save_file(state_dict_cpu(raw_model), tmp / "model.safetensors")
 
     def _keep_if_best(self, entry: dict, raw_model, state: TrainState) -> bool:
-        """Save the weights to BEST when they qualify and beat the best so far (target dev WER, then CER)."""
+        """Save the weights to BEST when they qualify and beat the best so far (:func:`rank_key`: target dev WER,
+        then CER; CER first when the start's dev WER is saturated)."""
+        criterion = selection_criterion([*state.history, entry])
+        best = {"dev_wer": state.best_wer, "dev_cer": state.best_cer}
         if not entry["qualifies"] or (state.best_wer is not None and
-                                      (entry["dev_wer"], entry["dev_cer"]) >= (state.best_wer, state.best_cer)):
+                                      rank_key(entry, criterion) >= rank_key(best, criterion)):
             return False
         state.best_wer, state.best_cer, state.best_step = entry["dev_wer"], entry["dev_cer"], entry["step"]
         state.best_alpha = entry.get("alpha")

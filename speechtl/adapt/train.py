@@ -26,7 +26,8 @@ from transformers import get_linear_schedule_with_warmup
 
 from speechtl.adapt.checkpoint import load_checkpoint, save_checkpoint
 from speechtl.adapt.losses import Objective, ctc_loss, distill_loss, l2sp_penalty, objective
-from speechtl.adapt.select import BEST, BEST_TARGET, BlankCollapseError, CheckpointSelector, DevSets, TrainState
+from speechtl.adapt.select import BEST, BEST_TARGET, BlankCollapseError, CheckpointSelector, DevSets, TrainState, \
+    selection_criterion
 from speechtl.adapt.strategies import apply_strategy, finish_strategy, param_groups
 from speechtl.adapt.train_config import TrainConfig, train_config, use_device
 from speechtl.data.augment import make_augment
@@ -61,6 +62,7 @@ class TrainResult:
     wall_s: float
     history: list[dict]
     stopped_early: bool
+    criterion: str | None = None  # how dev scores ranked checkpoints: "wer" or "cer" (select.selection_criterion)
 
 
 @dataclass
@@ -230,4 +232,5 @@ def _finish(s: _Session, state: TrainState, on_finish, stopped_early: bool, wall
     finish_strategy(s.raw_model).eval()  # LoRA merged into the caller's model object
     return TrainResult(steps=state.step, best_step=state.best_step, best_alpha=state.best_alpha,
                        best_dev_wer=state.best_wer, trainable_params=trainable, wall_s=wall_s,
-                       history=state.history, stopped_early=stopped_early)
+                       history=state.history, stopped_early=stopped_early,
+                       criterion=selection_criterion(state.history))

@@ -13,7 +13,7 @@ from typing import Sequence
 import jiwer
 import numpy as np
 
-from speechtl.eval.scoring import utterance_edits
+from speechtl.eval.scoring import utterance_edits, utterance_hits
 from speechtl.text import normalize
 
 __all__ = ["UttScores", "score_utterances", "ErrorCounts", "error_counts", "utterance_changes"]
@@ -32,6 +32,8 @@ class UttScores:
     orth_word_errors: np.ndarray
     orth_chars: np.ndarray
     orth_char_errors: np.ndarray
+    hits: np.ndarray  # reference words right (normalised)
+    hyp_words: np.ndarray  # hypothesis words (normalised; 0: an empty output)
 
     def rate(self, kind: str, mask: np.ndarray | None = None) -> float:
         """Corpus rate of ``kind`` in ``("words", "chars", "orth_words", "orth_chars")`` over ``mask``."""
@@ -59,7 +61,9 @@ def score_utterances(refs: Sequence[str], hyps: Sequence[str]) -> UttScores:
     char_errors, chars = utterance_edits(norm_refs, norm_hyps, "chars")
     orth_word_errors, orth_words = utterance_edits(orth_refs, orth_hyps, "words")
     orth_char_errors, orth_chars = utterance_edits(orth_refs, orth_hyps, "chars")
-    return UttScores(words, word_errors, chars, char_errors, orth_words, orth_word_errors, orth_chars, orth_char_errors)
+    hits, hyp_words = utterance_hits(norm_refs, norm_hyps)
+    return UttScores(words, word_errors, chars, char_errors, orth_words, orth_word_errors, orth_chars, orth_char_errors,
+                     hits, hyp_words)
 
 
 @dataclass(frozen=True)

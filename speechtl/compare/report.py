@@ -14,7 +14,7 @@ from pathlib import Path
 
 from speechtl.compare.figures import NO_PLOT, before_after, pyplot, wer_bars
 from speechtl.compare.tables import (
-    Table, breakdown_table, changes_table, delta_table, errors_table, headline, model_table, set_table,
+    Table, breakdown_table, changes_table, delta_table, errors_table, headline, model_table, set_table, words_table,
 )
 from speechtl.fileio import atomic_write_json, atomic_write_text
 
@@ -87,6 +87,8 @@ def _tables(results: dict) -> dict[str, list[Table]]:
     if len(results["models"]) > 1:
         sections["Error rates per test set"].append(delta_table(results, matrix, "set", "Δ WER against the baseline"))
     sections["Error rates per test set"] += [set_table(results, matrix, "set", "CER % per test set", "cer"),
+                                             words_table(results, matrix, "set", "Words correct, words written and "
+                                                                                 "empty outputs per test set"),
                                              model_table(results)]
     sections["Breakdowns"] = [breakdown_table(results, name, rows) for name, rows in results["breakdowns"].items()]
     sections["Error analysis"] = [errors_table(m, e) for m, e in results["errors"].items()]
@@ -116,6 +118,8 @@ def _facts(results: dict) -> str:
 def _markdown(results: dict, figures, sections) -> str:
     parts = ["# Model comparison", "", _facts(results), ""]
     parts += [f"- {line}" for line in _summary(results)] + [""]
+    if results.get("warnings"):
+        parts += ["**Warnings**", ""] + [f"- {w}" for w in results["warnings"]] + [""]
     parts += [f"![{caption}](figures/{name})\n" for name, caption, _ in figures or []]
     if figures is None:
         parts += [f"*{NO_PLOT}*", ""]
@@ -156,6 +160,9 @@ def _html(results: dict, figures, sections) -> str:
     summary = _summary(results)
     if summary:
         parts.append("<div class='summary'><ul>" + "".join(f"<li>{esc(s)}</li>" for s in summary) + "</ul></div>")
+    if results.get("warnings"):
+        parts.append("<div class='summary'><b>Warnings</b><ul>" +
+                     "".join(f"<li>{esc(w)}</li>" for w in results["warnings"]) + "</ul></div>")
     if figures is None:
         parts.append(f"<p class='note'>{esc(NO_PLOT)}</p>")
     parts.append("<div class='figs'>")

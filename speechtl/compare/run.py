@@ -22,6 +22,8 @@ from speechtl.compare.hyps import (
 )
 from speechtl.config import ConfigError, config_to_dict
 from speechtl.data.manifest import FIELDS, ManifestError, Utterance, read_manifest, unique_names
+from speechtl.eval.caveats import deletion_gain, few_speakers, saturated
+from speechtl.eval.scoring import word_figures
 from speechtl.eval.stats import NUM_BOOTSTRAP, bootstrap_ci, cluster_ids, paired_bootstrap
 from speechtl.runtime import pick_device, resolve_precision, set_threads
 from speechtl.text import normalize
@@ -148,8 +150,27 @@ def _group_rows(cfg, pool: _Pool, models: list[str], baseline: str, mask: np.nda
         row = {"model": m, **base, **_rates(cfg, pool, m, mask, clusters)}
         if m != baseline:
             row.update(_paired(cfg, pool, m, baseline, mask, clusters))
+        sc = pool.scores[m]  # what a WER near 100 % hides: words right, words written, empty outputs
+        row.update(word_figures(sc.hits[mask], sc.hyp_words[mask], sc.words[mask].sum()))
         rows.append(row)
     return rows
+
+
+def score_warnings(matrix: list[dict], breakdowns: dict[str, list[dict]], baseline: str) -> list[str]:
+    """:mod:`speechtl.eval.caveats` on the report: per test set, a model's gain over the baseline made of deleted
+    words and a WER near what an empty transcript scores; per group (sets and breakdowns), intervals resampled
+    from few speakers."""
+    warnings = []
+    for name, rows in [("set", matrix)] + list(breakdowns.items()):
+        for row in (r for r in rows if r["model"] == baseline and r["resampled"] == "speakers"):
+            warnings.append(few_speakers(f"{name} {row[name]} (intervals)", row["num_speakers"]))
+    base = {r["set"]: r for r in matrix if r["model"] == baseline}
+    for row in matrix:
+        label = f"set {row['set']}, {row['model']}"
+        if row["model"] != baseline:
+            warnings.append(deletion_gain(f"{label} vs {baseline}", base[row["set"]], row))
+        warnings.append(saturated(label, row))
+    return [w for w in warnings if w]
 
 
 def _matrix(cfg, pool: _Pool, models, baseline, set_names, entries) -> list[dict]:
@@ -267,6 +288,9 @@ def run_compare(cfg: CompareConfig) -> dict:
         "accent_is_set": len(set(zip(pool.sets, pool.values("accent")))) == len(set(pool.sets)) ==
         len(set(pool.values("accent"))),
     }
+    results["warnings"] = score_warnings(results["matrix"], breakdowns, baseline.name)
+    for w in results["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
     results["wall_s"] = round(time.perf_counter() - start, 1)
     write_report(results, Path(cfg.out), pool)
     return results

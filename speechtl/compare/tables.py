@@ -9,9 +9,10 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
+from speechtl.eval.caveats import deletion_gain, saturated
 from speechtl.eval.stats import SIGNIFICANT
 
-__all__ = ["Table", "pct", "p_text", "set_table", "delta_table", "model_table", "breakdown_table",
+__all__ = ["Table", "pct", "p_text", "set_table", "delta_table", "words_table", "model_table", "breakdown_table",
            "errors_table", "changes_table", "headline"]
 
 
@@ -103,11 +104,30 @@ def delta_table(results: dict, rows: list[dict], key: str, title: str) -> Table:
     return t
 
 
+def _correct(r: dict) -> str:
+    return pct(r["hits"] / max(r["num_words"], 1))
+
+
+def words_table(results: dict, rows: list[dict], key: str, title: str) -> Table:
+    """What a WER near 100 % hides, per group and model: words correct %, hypothesis/reference words, empty %."""
+    groups, models, at = _grid(rows, key)
+    t = Table(title, [key, "words"] + models)
+    for g in groups:
+        t.rows.append([(str(g), ""), (f"{at[(g, models[0])]['num_words']:,}", "")] +
+                      [(f"{_correct(r)} · {r['hyp_ratio']:.2f} · {pct(r['empty_share'])}", "")
+                       for r in (at[(g, m)] for m in models)])
+    t.note = ("Each cell: words correct % (reference words recognised) · hypothesis/reference words (below 1 the "
+              "model drops words) · empty outputs %. An empty transcript scores 100 % WER: a WER near it with few "
+              "words correct says nothing about recognition.")
+    return t
+
+
 def model_table(results: dict) -> Table:
     """One row per model over every test set: rates normalised and orthographic, RTF, parameters."""
     pooled = [r for r in results["matrix"] if r["set"] == results["matrix"][-1]["set"]]
     t = Table("Models (all test sets pooled)", ["model", "parameters", "WER %", "CER %", "orth. WER %",
-                                                  "orth. CER %", "RTF", "decoded now"])
+                                                  "orth. CER %", "RTF", "decoded now", "words correct %",
+                                                  "hyp/ref words", "empty %"])
     params = {m["name"]: m for m in results["models"]}
     for r in pooled:
         m = params[r["model"]]
@@ -115,7 +135,8 @@ def model_table(results: dict) -> Table:
                        (f"{m['params'] / 1e6:.2f} M" if m["params"] >= 1e5 else f"{m['params']:,}", ""),
                        (_interval(r), ""), (_interval(r, "cer"), ""),
                        (pct(r["orth_wer"]), ""), (pct(r["orth_cer"]), ""), (f"{r['rtf']:.4f}", ""),
-                       (f"{len(m['decoded'])} set(s)" if m["decoded"] else "no (cache)", "")])
+                       (f"{len(m['decoded'])} set(s)" if m["decoded"] else "no (cache)", ""),
+                       (_correct(r), ""), (f"{r['hyp_ratio']:.2f}", ""), (pct(r["empty_share"]), "")])
     t.note = ("orth. = raw transcripts split on whitespace, case and punctuation kept; RTF = decoding seconds per "
               "audio second, measured when the hypotheses were made (cached ones keep their first RTF).")
     return t
@@ -178,8 +199,9 @@ def headline(results: dict, key: str, rows: list[dict]) -> list[str]:
             out.append(f"{g}: {baseline} is best ({pct(b['wer'])} % WER, {b['num_words']:,} words).")
             continue
         sig = "significant" if r["p_value"] < SIGNIFICANT else "not significant"
+        cautions = [c for c in (deletion_gain(str(g), b, r, short=True), saturated(best, r, short=True)) if c]
         out.append(f"{g}: {best} is best, {pct(r['wer'])} % WER vs {pct(b['wer'])} % for {baseline} "
                    f"(Δ {100 * r['delta_wer']:+.1f} points, 95 % interval {100 * r['delta_wer_low']:+.1f} to "
                    f"{100 * r['delta_wer_high']:+.1f}, p {p_text(r['p_value'], results['num_bootstrap'])}, {sig}; "
-                   f"{b['num_words']:,} words).")
+                   f"{b['num_words']:,} words)." + (f" Caution: {'; '.join(cautions)}." if cautions else ""))
     return out

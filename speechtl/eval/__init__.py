@@ -16,14 +16,14 @@ from speechtl.audio import load_audio
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import ManifestError, Utterance, read_manifest, unique_names
 from speechtl.decode import transcribe_arrays
-from speechtl.eval.scoring import ErrorRates, error_rates, utterance_edits
+from speechtl.eval.scoring import ErrorRates, error_rates, utterance_edits, utterance_hits, word_figures
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import TEXT_LANGUAGE_KEY, load_model, model_text_language
 from speechtl.models.router import RoutedCTC
 from speechtl.runtime import pick_device, resolve_precision
 from speechtl.text import normalize, text_rules
 
-__all__ = ["ErrorRates", "error_rates", "utterance_edits", "EvalResult", "evaluate", "write_hypotheses",
+__all__ = ["ErrorRates", "error_rates", "utterance_edits", "utterance_hits", "word_figures", "EvalResult", "evaluate", "write_hypotheses",
            "evaluate_manifests", "TEXT_LANGUAGE_KEY", "model_text_language", "set_text_language"]
 
 
@@ -44,6 +44,11 @@ class EvalResult:
     num_words: int
     audio_s: float
     rtf: float
+    # what a WER near 100 % hides (speechtl.eval.scoring.word_figures): new keys after the old ones in summary()
+    hits: int = 0  # reference words right
+    hyp_words: int = 0  # words written
+    hyp_ratio: float = 0.0  # hypothesis / reference words
+    empty_share: float = 0.0  # share of utterances with an empty output
     rows: list[dict] = field(default_factory=list, repr=False)  # id, reference, hypothesis (normalised)
 
     def summary(self) -> dict:
@@ -75,6 +80,7 @@ def evaluate(
     rates = error_rates(refs, out.texts, language)
     rows = [{"id": u.id, "reference": normalize(u.text, language), "hypothesis": normalize(h, language)}
             for u, h in zip(utts, out.texts)]
+    hits, hyp_words = utterance_hits([r["reference"] for r in rows], [r["hypothesis"] for r in rows])
     return EvalResult(
         wer=rates.wer,
         cer=rates.cer,
@@ -82,6 +88,7 @@ def evaluate(
         num_words=rates.num_words,
         audio_s=out.audio_s,
         rtf=out.rtf,
+        **word_figures(hits, hyp_words, rates.num_words),
         rows=rows,
     )
 

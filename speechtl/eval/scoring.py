@@ -1,5 +1,9 @@
 """Edit counting with jiwer: per utterance (:func:`utterance_edits`, the one place that counts edits) and the
-corpus WER/CER on normalised text (:func:`error_rates`, the sum of those counts)."""
+corpus WER/CER on normalised text (:func:`error_rates`, the sum of those counts).
+
+Beside them, what a WER near 100 % hides (an empty transcript scores exactly 100 %): the words a system got right
+(jiwer's hits), how many words it wrote against the reference (:func:`utterance_hits`) and how many of its outputs
+are empty, in one place (:func:`word_figures`) for every report."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import numpy as np
 from speechtl.data.manifest import ManifestError
 from speechtl.text import normalize
 
-__all__ = ["utterance_edits", "ErrorRates", "error_rates"]
+__all__ = ["utterance_edits", "utterance_hits", "word_figures", "ErrorRates", "error_rates"]
 
 
 def utterance_edits(refs: Sequence[str], hyps: Sequence[str], unit: str = "words") -> tuple[np.ndarray, np.ndarray]:
@@ -34,6 +38,28 @@ def utterance_edits(refs: Sequence[str], hyps: Sequence[str], unit: str = "words
             elif c.type != "equal":  # substitute, delete
                 edits[i] += c.ref_end_idx - c.ref_start_idx
     return edits, lengths
+
+
+def utterance_hits(refs: Sequence[str], hyps: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per utterance: (hits = reference words the hypothesis got right, hypothesis words), int arrays (N,), from
+    jiwer's word alignment of the texts as given (normalise first)."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    output = jiwer.process_words(list(refs), list(hyps))
+    hits = np.array([sum(c.ref_end_idx - c.ref_start_idx for c in chunks if c.type == "equal")
+                     for chunks in output.alignments], dtype=np.int64)
+    return hits, np.array([len(h) for h in output.hypotheses], dtype=np.int64)
+
+
+def word_figures(hits: np.ndarray, hyp_words: np.ndarray, ref_words: int) -> dict:
+    """The figures every report shows beside WER/CER, from :func:`utterance_hits`' arrays (N,) and the reference
+    words: ``hits`` (reference words right), ``hyp_words`` (words written), ``hyp_ratio`` (hypothesis / reference
+    words: below 1 the system drops words, above 1 it inserts) and ``empty_share`` (share of utterances with no
+    word written)."""
+    hits, hyp_words = np.asarray(hits), np.asarray(hyp_words)
+    return {"hits": int(hits.sum()), "hyp_words": int(hyp_words.sum()),
+            "hyp_ratio": int(hyp_words.sum()) / max(int(ref_words), 1),
+            "empty_share": int((hyp_words == 0).sum()) / max(len(hyp_words), 1)}
 
 
 @dataclass(frozen=True)
