@@ -139,7 +139,7 @@ def run_accent_demo(cfg: AccentDemoConfig) -> RunResult:
     return run_adaptation(adapt, progress=not cfg.quiet, extra={"demo": demo})
 
 
-_WIDTH = 104  # the columns that show beside WER/CER what a WER near 100 % hides start here
+_WIDTH = 102  # the WER/CER columns' width (the header's); after them, what a WER near 100 % hides
 
 
 def _row(label: str, scores: dict) -> str:

@@ -150,7 +150,7 @@ def test_audio_too_short_for_its_transcript_is_reported(tone_data, tiny_model_di
     out = tmp_path / "run"
     assert main(["adapt", "--model", str(tiny_model_dir), "--train", str(tmp_path / "train.jsonl"),
                  "--test", str(tone_data["test"]), "--out", str(out), *FAST]) == 0
-    warnings = json.loads((out / "results.json").read_text())["warnings"]
+    warnings = [w for w in json.loads((out / "results.json").read_text())["warnings"] if "training utterance" in w]
     assert len(warnings) == 1 and utts[0].id in warnings[0] and "1 training utterance" in warnings[0]
 
 

@@ -137,7 +137,8 @@ def test_a_refused_run_keeps_the_refused_weights_and_says_so(monkeypatch, tone_d
                       training=train_config(lr=1e-2, max_steps=2, eval_every=2, batch_seconds=4, interpolate=[]))
     result = run_adaptation(cfg, progress=False)
     assert result.train.best_step == 0 and result.verdict.startswith("forgetting limit")
-    assert result.verdict.endswith(f"(the refused checkpoint's weights: {REFUSED_BEST}/)")
+    # the tiny random model's test WER is saturated: the verdict ends with that caution after the refused weights
+    assert f"the starting model is returned unchanged (the refused checkpoint's weights: {REFUSED_BEST}/)" in result.verdict
     refused = tmp_path / "run" / REFUSED_BEST
     assert (refused / "model.safetensors").is_file() and '"step": 2' in (refused / "refused.json").read_text()
     assert not (tmp_path / "run" / "best_target").exists()
