@@ -14,7 +14,7 @@ from typing import Sequence
 
 from speechtl.audio import load_audio
 from speechtl.data.dataset import load_utterance_audio
-from speechtl.data.manifest import ManifestError, Utterance, read_manifest, unique_names
+from speechtl.data.manifest import Utterance, read_manifest, unique_names
 from speechtl.decode import transcribe_arrays
 from speechtl.eval.scoring import ErrorRates, error_rates, utterance_edits
 from speechtl.fileio import atomic_write_json, atomic_write_text
