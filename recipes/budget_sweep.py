@@ -28,6 +28,7 @@ from speechtl.adapt.report import RunResult
 from speechtl.config import ConfigError, override, parse_config
 from speechtl.demo import AccentDemoConfig, demo_config_dict, run_accent_demo
 from speechtl.fileio import atomic_write_json, atomic_write_text
+from speechtl.compare.figures import NO_PLOT, pyplot
 
 # Every cell: the demo's defaults (speechtl.demo.AccentDemoConfig and its TrainConfig: a full fine-tune at lr 1e-3 for
 # 800 steps, the 5 % source forgetting limit, accent routing), then the preset's changes.
@@ -128,10 +129,10 @@ def write_csv(rows: list[dict], path: Path) -> None:
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
     """Target and source WER (%) against labelled minutes, one line per strategy; the starting model dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
+    if plt is None:  # the optional plot extra
+        print(f"{path.name}: {NO_PLOT}", file=sys.stderr)
+        return
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     minutes = sorted({r["minutes"] for r in rows})

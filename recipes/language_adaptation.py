@@ -35,6 +35,7 @@ from speechtl.models import load_model
 from speechtl.models.head import scratch_model
 from speechtl.runtime import set_threads
 from speechtl.synth import prepare_synthetic
+from speechtl.compare.figures import NO_PLOT, pyplot
 
 CONDITIONS = {"copy": "transfer, shared rows copied", "random": "transfer, random new head",
               "scratch": "from scratch"}
@@ -147,10 +148,10 @@ def format_table(results: dict) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
+    if plt is None:  # the optional plot extra
+        print(f"{path.name}: {NO_PLOT}", file=sys.stderr)
+        return
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, metric in zip(axes, ("wer", "cer")):

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from speechtl.audio import SAMPLE_RATE, AudioError, audio_info, load_audio
 from speechtl.data.dataset import frames_needed
 from speechtl.data.manifest import Utterance, read_manifest
+from speechtl.decode.chunking import receptive_field
 from speechtl.text import find_oov, normalize, text_to_model_alphabet
 
 __all__ = ["Problem", "ManifestSummary", "CheckReport", "check_manifests", "format_report", "infer_role", "short_name",
@@ -169,7 +170,13 @@ class _Checker:
                      f"duration_s {u.duration_s:.2f} s but the file lasts {seconds:.2f} s")
         if seconds > LONG_S:
             self.add("warning", "long-audio", name, u.id, f"{seconds:.1f} s: split it (memory in training)")
-        if label:
+        field = receptive_field(*self.conv)
+        if len(wav) < field:
+            self.add("error", "too-short", name, u.id,
+                     f"{1000 * seconds:.1f} ms is shorter than the model's receptive field ({field} samples = "
+                     f"{1000 * field / SAMPLE_RATE:.1f} ms): no output frame (adapt and evaluate refuse it; "
+                     f"--on-error skip leaves it out)")
+        elif label:
             frames, needed = frames_for(len(wav), self.conv), frames_needed(label)
             if frames < needed:
                 self.add("error", "too-short", name, u.id,

@@ -75,11 +75,13 @@ def folder_lock(folder: str | os.PathLike, verb: str) -> Iterator[Path]:
 
     An advisory ``flock`` on ``folder/.speechtl.lock``: the kernel drops it when the holder exits, however it dies
     (kill -9 included), so a stale lock cannot block the next run and needs no take-over logic. The file stays
-    behind, holding the last holder's pid and verb.
+    behind, holding the last holder's pid and verb; a folder the lock created is removed again when the run fails
+    before writing anything into it.
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OutputPathError(f"{folder}: is a file, not a folder: give --out a folder path")
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666 & ~UMASK)
     try:
@@ -92,5 +94,9 @@ def folder_lock(folder: str | os.PathLike, verb: str) -> Iterator[Path]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} (speechtl {verb})\n".encode(), 0)
         yield folder
+        created = False  # finished: the folder is the run's, whatever it holds
     finally:
+        if created and [p.name for p in folder.iterdir()] == [LOCK_FILE]:  # refused before writing: leave no trace
+            (folder / LOCK_FILE).unlink()
+            folder.rmdir()
         os.close(fd)  # closing the descriptor releases the lock

@@ -46,7 +46,7 @@ from speechtl import synth_words as W
 from speechtl.audio import SAMPLE_RATE
 from speechtl.data.manifest import Utterance, write_manifest
 from speechtl.errors import SpeechtlError
-from speechtl.espeak import ENGINE_LOCK, SILENCE_LEVEL, engine, rendered, to_16k  # noqa: F401 (SILENCE_LEVEL)
+from speechtl.espeak import ENGINE_LOCK, engine, rendered, to_16k
 from speechtl.fileio import atomic_dir, atomic_write_json
 
 __all__ = [

@@ -36,7 +36,8 @@ def test_language_recipe_smoke(tmp_path, capsys):
     assert saved["normalizer"]["language"] == "sv" and saved["command"].endswith(" ".join(argv))
     with open(out / "results.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 6
-    assert (out / "wer_cer_vs_minutes.png").stat().st_size > 1000
+    if importlib.util.find_spec("matplotlib"):  # the optional plot extra
+        assert (out / "wer_cer_vs_minutes.png").stat().st_size > 1000
     assert "python recipes/language_adaptation.py --smoke" in (out / "RESULTS.md").read_text()
     for cond, mode in (("copy", "copy"), ("random", "random"), ("scratch", "random")):
         run = json.loads((out / f"{cond}-0.1min" / "results.json").read_text())

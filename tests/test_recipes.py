@@ -143,7 +143,8 @@ def test_budget_sweep_smoke_is_resumable(tmp_path, capsys):
     with open(out / "sweep.csv") as f:
         lines = f.read().splitlines()
     assert lines[0].startswith("strategy,minutes,labelled_minutes") and len(lines) == 5
-    assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    if importlib.util.find_spec("matplotlib"):  # the optional plot extra
+        assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
     assert "routed" in printed and "full" in printed and "target WER %" in printed
     (out / "full-0.15min" / "results.json").unlink()  # as if that cell had been interrupted

@@ -13,6 +13,7 @@ import soundfile as sf
 
 from speechtl import synth
 from speechtl.data.manifest import read_manifest
+from speechtl.espeak import SILENCE_LEVEL
 from speechtl.synth import ENGLISH_ACCENTS, sentences, speak, speakers, split_of, synthesize
 
 DIACRITICS = {"de": "äöüß", "es": "ñáéíóú", "fr": "éèàçê", "sv": "åäö", "it": "àèìòù"}
@@ -68,7 +69,7 @@ def test_speak_returns_sane_16k_audio_with_light_silence():
     assert np.isfinite(audio).all() and np.abs(audio).max() <= 1.0
     assert np.abs(audio).max() > 0.1  # not silent
     assert 1.5 < len(audio) / 16_000 < 6.0
-    loud = np.flatnonzero(np.abs(audio) > synth.SILENCE_LEVEL)
+    loud = np.flatnonzero(np.abs(audio) > SILENCE_LEVEL)
     assert loud[0] <= 0.1 * 16_000 + 1 and len(audio) - 1 - loud[-1] <= 0.1 * 16_000 + 1
 
 

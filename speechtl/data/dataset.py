@@ -21,7 +21,7 @@ from speechtl.audio import SAMPLE_RATE, AudioError, load_audio
 from speechtl.data.manifest import Utterance
 
 __all__ = ["AudioDataset", "length_grouped_batches", "CtcCollator", "load_utterance_audio", "ON_ERROR",
-           "frames_needed"]
+           "MIN_SAMPLES", "frames_needed"]
 
 
 class AudioDataset(torch.utils.data.Dataset):
@@ -130,23 +130,28 @@ class CtcCollator:
 
 
 ON_ERROR = ("fail", "skip")
+# wav2vec2's receptive field (25 ms at 16 kHz): shorter audio gives the model no output frame. Callers holding
+# the model pass its own (speechtl.decode.chunking.model_receptive_field); this layer cannot see models.
+MIN_SAMPLES = 400
 
 
 def load_utterance_audio(
-    utts: Sequence[Utterance], on_error: str = "fail", progress: bool = False, desc: str = "loading audio"
+    utts: Sequence[Utterance], on_error: str = "fail", progress: bool = False, desc: str = "loading audio",
+    min_samples: int = MIN_SAMPLES,
 ) -> tuple[list[Utterance], list[np.ndarray], list[dict]]:
     """Decode every utterance's audio once, up front, so a bad file is found before any training.
 
     Returns the readable utterances (``duration_s`` filled from the audio), their arrays, and the
     skipped ones as ``{"id", "audio_path", "reason"}``. With ``on_error="fail"`` the first bad file
-    raises :class:`~speechtl.audio.AudioError` naming the utterance and the file.
+    raises :class:`~speechtl.audio.AudioError` naming the utterance and the file. Audio shorter than
+    ``min_samples`` (the model's receptive field) is such a bad file: the model cannot decode it.
     """
     if on_error not in ON_ERROR:
         raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     kept, arrays, skipped = [], [], []
     for u in tqdm(utts, desc=desc, unit="utt", disable=not progress, leave=False):
         try:
-            wav = load_audio(u.audio_path)
+            wav = load_audio(u.audio_path, min_samples=min_samples)
         except AudioError as e:
             if on_error == "fail":
                 raise AudioError(f"utterance {u.id!r}: {e} (use --on-error skip to leave such files out)") from e

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from speechtl.data.importers import finish_import
-from speechtl.data.manifest import ManifestError, Utterance
+from speechtl.data.manifest import ManifestError, Utterance, json_lines
 
 __all__ = ["prepare_hf_audiofolder", "prepare_hf_disk", "TEXT_COLUMNS", "SPEAKER_COLUMNS"]
 
@@ -43,15 +43,7 @@ def _metadata_rows(path: Path) -> Iterator[tuple[int, dict]]:
     """(line, row) of ``metadata.csv`` (header + standard CSV quoting) or ``metadata.jsonl``."""
     with open(path, encoding="utf-8", newline="") as f:
         if path.suffix == ".jsonl":
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise ManifestError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
-                    if not isinstance(row, dict):
-                        raise ManifestError(f"{path}:{lineno}: each line must be a JSON object")
-                    yield lineno, row
+            yield from json_lines(f, path)
             return
         reader = csv.DictReader(f)
         for row in reader:

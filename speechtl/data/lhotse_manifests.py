@@ -14,13 +14,12 @@ a segment out of a longer recording is refused with its line, as are sources oth
 from __future__ import annotations
 
 import gzip
-import json
 import os
 from pathlib import Path
 from typing import Iterator
 
 from speechtl.data.importers import finish_import, resolve_audio_root
-from speechtl.data.manifest import ManifestError, Utterance
+from speechtl.data.manifest import ManifestError, Utterance, json_lines
 
 __all__ = ["prepare_lhotse", "read_jsonl"]
 
@@ -33,14 +32,8 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
         raise ManifestError(f"lhotse manifest not found: {path}")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ManifestError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
-            if not isinstance(row, dict) or not row.get("id"):
+        for lineno, row in json_lines(f, path):
+            if not row.get("id"):
                 raise ManifestError(f"{path}:{lineno}: expected a JSON object with an 'id'")
             yield lineno, row
 

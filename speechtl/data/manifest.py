@@ -20,7 +20,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Iterable, Iterator, Literal, Sequence
 
 from speechtl.audio import AudioError, audio_info
 from speechtl.fileio import atomic_write_text
@@ -30,6 +30,7 @@ __all__ = [
     "Utterance",
     "ManifestError",
     "read_manifest",
+    "json_lines",
     "write_manifest",
     "speaker_disjoint_split",
     "sample_minutes",
@@ -113,16 +114,21 @@ def _rows(path: Path) -> Iterable[tuple[int, dict]]:
                 yield reader.line_num, row
         return
     with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ManifestError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
-            if not isinstance(row, dict):
-                raise ManifestError(f"{path}:{lineno}: each line must be a JSON object")
-            yield lineno, row
+        yield from json_lines(f, path)
+
+
+def json_lines(f: Iterable[str], path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each non-blank line of an open JSONL file; a malformed line stops with file:line."""
+    for lineno, line in enumerate(f, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
+        if not isinstance(row, dict):
+            raise ManifestError(f"{path}:{lineno}: each line must be a JSON object")
+        yield lineno, row
 
 
 def read_manifest(

@@ -16,16 +16,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from speechtl.audio import SAMPLE_RATE, SILENCE_THRESHOLD, AudioError, error_reason, open_audio
+from speechtl.audio import SAMPLE_RATE, SILENCE_THRESHOLD, AudioError, checked_peak, error_reason, open_audio
 from speechtl.config import ConfigError
 
-__all__ = ["ChunkPlan", "Chunk", "plan_chunks", "stream_audio", "iter_chunks", "frame_hop"]
+__all__ = ["ChunkPlan", "Chunk", "plan_chunks", "stream_audio", "iter_chunks", "frame_hop", "receptive_field",
+           "model_receptive_field"]
 
 BLOCK_S = 10.0  # seconds read from the file at a time
 
@@ -55,21 +56,39 @@ def frame_hop(model) -> int:
     return int(math.prod(model.config.conv_stride))
 
 
-def plan_chunks(chunk_s: float, stride_s: float, hop: int) -> ChunkPlan:
-    """Chunk and stride lengths rounded to whole frame hops; the strides must leave a positive step."""
+def receptive_field(conv_kernel: Sequence[int], conv_stride: Sequence[int]) -> int:
+    """Input samples behind one output frame of a conv feature encoder, i.e. the shortest input that gives a
+    frame: 400 (25 ms at 16 kHz) for wav2vec2's kernels (10, 3, 3, 3, 3, 2, 2) and strides (5, 2, 2, 2, 2, 2, 2)."""
+    field = 1
+    for kernel, stride in zip(reversed(conv_kernel), reversed(conv_stride)):
+        field = (field - 1) * stride + kernel
+    return field
+
+
+def model_receptive_field(model) -> int:
+    """:func:`receptive_field` of ``model``'s feature encoder (from its config): shorter audio cannot be decoded."""
+    return receptive_field(model.config.conv_kernel, model.config.conv_stride)
+
+
+def plan_chunks(chunk_s: float, stride_s: float, hop: int, min_samples: int = 0) -> ChunkPlan:
+    """Chunk and stride lengths rounded to whole frame hops; the strides must leave a positive step, and a
+    chunk must hold the model's receptive field (``min_samples``)."""
     chunk = max(1, round(chunk_s * SAMPLE_RATE / hop)) * hop
     stride = max(1, round(stride_s * SAMPLE_RATE / hop)) * hop
     if chunk - 2 * stride <= 0:
         raise ConfigError(f"chunk of {chunk_s:g} s with strides of {stride_s:g} s on each side leaves no step; "
                          f"give a stride below a third of the chunk")
+    if chunk < min_samples:
+        raise ConfigError(f"chunk of {chunk_s:g} s is shorter than the model's receptive field "
+                          f"({min_samples / SAMPLE_RATE:g} s): give a longer chunk")
     return ChunkPlan(chunk, stride, stride, hop)
 
 
 def stream_audio(path: str | Path, block_s: float = BLOCK_S) -> Iterator[np.ndarray]:
     """Blocks of float32 mono 16 kHz audio from ``path`` (any format soundfile reads; soxr resamples).
 
-    Raises :class:`AudioError` naming the file for unreadable, non-finite, empty or silent audio
-    (the last two once the end is reached).
+    Raises :class:`AudioError` naming the file for an implausible header, unreadable, non-finite or
+    out-of-range samples, empty or silent audio (the last two once the end is reached).
     """
     with open_audio(path) as f:
         rate = f.samplerate
@@ -82,9 +101,8 @@ def stream_audio(path: str | Path, block_s: float = BLOCK_S) -> Iterator[np.ndar
             except (sf.SoundFileError, RuntimeError, ValueError) as e:
                 raise AudioError(f"{path}: cannot decode audio ({error_reason(e)})") from e
             last = len(block) < frames
+            checked_peak(path, block)
             mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
-            if not np.isfinite(mono).all():
-                raise AudioError(f"{path}: contains NaN or infinite samples")
             peak = max(peak, float(np.abs(mono).max(initial=0.0)))
             total += len(mono)
             out = mono if resampler is None else resampler.resample_chunk(np.ascontiguousarray(mono), last=last)

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from speechtl.audio import SAMPLE_RATE, AudioError, known_frames, load_audio, open_audio
+from speechtl.audio import SAMPLE_RATE, AudioError, check_length, known_frames, load_audio, open_audio
 from speechtl.data.dataset import length_grouped_batches
 from speechtl.decode import forward_arrays
-from speechtl.decode.chunking import Chunk, ChunkPlan, frame_hop, iter_chunks, plan_chunks, stream_audio
+from speechtl.decode.chunking import (Chunk, ChunkPlan, frame_hop, iter_chunks, model_receptive_field, plan_chunks,
+                                      stream_audio)
 
 __all__ = ["FileLogProbs", "file_log_probs"]
 
@@ -54,12 +55,12 @@ def _header_seconds(path: Path) -> float | None:
 
 
 def _short_files(run: _Runner, files: Sequence[Path], idx: list[int], seconds: list[float], budget_s: float,
-                 bar: tqdm) -> Iterator[FileLogProbs]:
+                 bar: tqdm, min_samples: int) -> Iterator[FileLogProbs]:
     for batch in length_grouped_batches([seconds[k] for k in range(len(idx))], budget_s, seed=None):
         arrays, kept = [], []
         for k in batch:
             try:
-                arrays.append(load_audio(files[idx[k]]))
+                arrays.append(load_audio(files[idx[k]], min_samples=min_samples))
                 kept.append(k)
             except AudioError as e:
                 bar.update(seconds[k])
@@ -83,7 +84,16 @@ def _chunk_batches(chunks: Iterator[Chunk], size: int) -> Iterator[list[Chunk]]:
         yield group
 
 
-def _long_file(run: _Runner, path: Path, plan: ChunkPlan, per_batch: int, bar: tqdm) -> tuple[torch.Tensor, float]:
+def _decodable(chunks: Iterator[Chunk], path: Path, min_samples: int) -> Iterator[Chunk]:
+    """Chunks, each at least the model's receptive field long (a last chunk always is: it is longer than both
+    strides); a file without a frame count in its header can turn out shorter: AudioError, a skip."""
+    for c in chunks:
+        check_length(path, len(c.audio), min_samples)
+        yield c
+
+
+def _long_file(run: _Runner, path: Path, plan: ChunkPlan, per_batch: int, bar: tqdm,
+               min_samples: int) -> tuple[torch.Tensor, float]:
     """Stitched (T, V) log-probs of a streamed file, and its duration in seconds."""
     samples = [0]
 
@@ -94,7 +104,8 @@ def _long_file(run: _Runner, path: Path, plan: ChunkPlan, per_batch: int, bar: t
             yield block
 
     parts: list[torch.Tensor] = []
-    for group in _chunk_batches(iter_chunks(counted(stream_audio(path)), plan), per_batch):
+    chunks = _decodable(iter_chunks(counted(stream_audio(path)), plan), path, min_samples)
+    for group in _chunk_batches(chunks, per_batch):
         for c, lp in zip(group, run([c.audio for c in group])):
             parts.append(lp[c.keep_from : c.keep_to].clone())
     return torch.cat(parts), samples[0] / SAMPLE_RATE
@@ -113,7 +124,8 @@ def file_log_probs(
     """(T, V) log-probabilities of each file: short files batched first (longest first), then long ones streamed."""
     model.eval()
     run = _Runner(model, processor, precision)
-    plan = plan_chunks(chunk_s, stride_s, frame_hop(model))
+    min_samples = model_receptive_field(model)  # shorter audio gives no frame: a skip, not a crash
+    plan = plan_chunks(chunk_s, stride_s, frame_hop(model), min_samples)
     files = [Path(f) for f in files]
     short, short_s, long, bad = [], [], [], []
     for i, f in enumerate(files):
@@ -131,11 +143,11 @@ def file_log_probs(
     yield from bad
     with tqdm(total=round(total, 2), desc="transcribing", disable=not progress, leave=False,
               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} audio-s [{elapsed}<{remaining}]") as bar:
-        yield from _short_files(run, files, short, short_s, batch_seconds, bar)
+        yield from _short_files(run, files, short, short_s, batch_seconds, bar, min_samples)
         per_batch = max(1, int(batch_seconds * SAMPLE_RATE // plan.chunk))
         for i, _ in long:
             try:
-                log_probs, seconds = _long_file(run, files[i], plan, per_batch, bar)
+                log_probs, seconds = _long_file(run, files[i], plan, per_batch, bar, min_samples)
             except AudioError as e:
                 yield FileLogProbs(i, None, 0.0, str(e))
                 continue

@@ -14,8 +14,9 @@ from typing import Sequence
 
 from speechtl.audio import load_audio
 from speechtl.data.dataset import load_utterance_audio
-from speechtl.data.manifest import ManifestError, Utterance, read_manifest, unique_names
+from speechtl.data.manifest import Utterance, read_manifest, unique_names
 from speechtl.decode import transcribe_arrays
+from speechtl.decode.chunking import model_receptive_field
 from speechtl.eval.scoring import ErrorRates, error_rates, utterance_edits, utterance_hits, word_figures
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import TEXT_LANGUAGE_KEY, load_model, model_text_language
@@ -139,7 +140,8 @@ def evaluate_manifests(
     if lm:
         results["lm"] = {"path": str(lm), **asdict(lm_settings or LmSettings())}
     for name, (path, utts) in sets.items():
-        utts, audio, bad = load_utterance_audio(utts, on_error, progress, f"loading {name}")
+        utts, audio, bad = load_utterance_audio(utts, on_error, progress, f"loading {name}",
+                                                model_receptive_field(net))
         results["skipped"] += [dict(s, set=name) for s in bad]
         r = evaluate(net, processor, utts, batch_seconds, precision, progress, audio, f"evaluating {name}",
                      language, decode)
