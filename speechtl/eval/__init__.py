@@ -1,8 +1,9 @@
 """Scoring: transcribe and score test sets (corpus WER and CER on normalised text, per-utterance rows, real-time
 factor).
 
-scoring.py counts edits (jiwer), stats.py holds the bootstrap statistics, bootstrap.py the paired WER difference
-of two hypothesis lists; ``speechtl.compare`` builds on them (never the reverse)."""
+scoring.py counts edits (jiwer) and the figures a WER near 100 % hides (words correct, hypothesis/reference words,
+empty outputs), caveats.py says when a WER misleads, stats.py holds the bootstrap statistics, bootstrap.py the
+paired WER difference of two hypothesis lists; ``speechtl.compare`` builds on them (never the reverse)."""
 
 from __future__ import annotations
 
