@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import speechtl.adapt.select as select_module
-from speechtl.adapt.report import refused_checkpoint, render_report, score_warnings, verdict
+from speechtl.adapt.report import refused_checkpoint, score_warnings, verdict
 from speechtl.adapt.select import rank_key, selection_criterion
 from speechtl.eval import EvalResult, error_rates, utterance_hits, word_figures
 from speechtl.eval.caveats import deletion_gain, few_speakers, saturated
