@@ -14,9 +14,7 @@ WER against minutes, one line per strategy, the starting model dashed) are rewri
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import shlex
 import sys
@@ -27,7 +25,7 @@ from pathlib import Path
 from speechtl.adapt.report import RunResult
 from speechtl.config import ConfigError, override, parse_config
 from speechtl.demo import AccentDemoConfig, demo_config_dict, run_accent_demo
-from speechtl.fileio import atomic_write_json, atomic_write_text
+from speechtl.fileio import atomic_write_csv, atomic_write_json
 from speechtl.compare.figures import NO_PLOT, pyplot
 
 # Every cell: the demo's defaults (speechtl.demo.AccentDemoConfig and its TrainConfig: a full fine-tune at lr 1e-3 for
@@ -120,11 +118,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_csv(path, rows, COLUMNS)
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:

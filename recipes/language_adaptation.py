@@ -17,9 +17,7 @@ exact command) to ``--out``; every run keeps its own folder there.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,7 +28,7 @@ from speechtl.adapt.train_config import TrainConfig, train_config_dict
 from speechtl.config import ConfigError, override, parse_config
 from speechtl.data.manifest import read_manifest, sample_minutes, write_manifest
 from speechtl.demo import DEMO_TRAINING, smoke_model
-from speechtl.fileio import atomic_write_json, atomic_write_text
+from speechtl.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
 from speechtl.models import load_model
 from speechtl.models.head import scratch_model
 from speechtl.runtime import set_threads
@@ -170,11 +168,7 @@ def plot(results: dict, path: Path) -> None:
 
 def write_results(results: dict, out: Path) -> None:
     atomic_write_json(out / "results.json", results)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(results["rows"][0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(results["rows"])
-    atomic_write_text(out / "results.csv", buf.getvalue())
+    atomic_write_csv(out / "results.csv", results["rows"], list(results["rows"][0]))
     plot(results, out / "wer_cer_vs_minutes.png")
     atomic_write_text(out / "RESULTS.md", f"# Language adaptation: {results['model']} → {results['language']}\n\n"
                       f"```\n{results['command']}\n```\n\n{format_table(results)}\n\n"

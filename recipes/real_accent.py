@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import math
 import shlex
@@ -41,7 +40,7 @@ from speechtl.config import ConfigError, override, parse_config
 from speechtl.data.manifest import read_manifest, sample_minutes, write_manifest
 from speechtl.demo import AccentDemoConfig, smoke_model, synth_set
 from speechtl.eval.scoring import utterance_edits, utterance_hits, word_figures
-from speechtl.fileio import atomic_write_json, atomic_write_text
+from speechtl.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
 
 # Each recipe: its changes to the demo's defaults (speechtl.demo.AccentDemoConfig), as budget_sweep's presets.
 RECIPES: dict[str, dict] = {
@@ -240,11 +239,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_csv(path, rows, COLUMNS)
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:

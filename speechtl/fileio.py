@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import fcntl
+import io
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from speechtl.errors import SpeechtlError
 
-__all__ = ["atomic_write_text", "atomic_write_json", "atomic_dir", "UMASK", "FolderBusyError", "OutputPathError",
+__all__ = ["atomic_write_text", "atomic_write_json", "atomic_write_csv", "atomic_dir", "UMASK", "FolderBusyError", "OutputPathError",
            "folder_lock", "LOCK_FILE"]
 
 UMASK = os.umask(0)  # the process's umask: files we chmod get what open() would give them
@@ -36,6 +38,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def atomic_write_csv(path: str | os.PathLike, rows: Sequence[dict], fieldnames: Sequence[str] | None = None) -> None:
+    """Rows as CSV with a header (``fieldnames``, default: every key in first-seen order), written atomically."""
+    buf = io.StringIO()
+    names = list(fieldnames) if fieldnames is not None else list(dict.fromkeys(k for r in rows for k in r))
+    writer = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 @contextlib.contextmanager

@@ -5,9 +5,7 @@ self-contained report.html (figures embedded as base64 PNG, no external resource
 from __future__ import annotations
 
 import base64
-import csv
 import html
-import io
 import os
 import sys
 from pathlib import Path
@@ -16,20 +14,14 @@ from speechtl.compare.figures import NO_PLOT, before_after, pyplot, wer_bars
 from speechtl.compare.tables import (
     Table, breakdown_table, changes_table, delta_table, errors_table, headline, model_table, set_table, words_table,
 )
-from speechtl.fileio import atomic_write_json, atomic_write_text
+from speechtl.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
 
 __all__ = ["write_report", "CSS"]
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    if not rows:
-        return
-    buf = io.StringIO()
-    names = list(dict.fromkeys(k for r in rows for k in r))
-    writer = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+    if rows:
+        atomic_write_csv(path, rows)
 
 
 def _utterance_rows(pool) -> list[dict]:
