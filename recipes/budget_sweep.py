@@ -26,7 +26,7 @@ from speechtl.adapt.report import RunResult
 from speechtl.config import ConfigError, override, parse_config
 from speechtl.demo import AccentDemoConfig, demo_config_dict, run_accent_demo
 from speechtl.fileio import atomic_write_csv, atomic_write_json
-from speechtl.compare.figures import NO_PLOT, pyplot
+from speechtl.compare.figures import NO_PLOT, pyplot, save_png
 
 # Every cell: the demo's defaults (speechtl.demo.AccentDemoConfig and its TrainConfig: a full fine-tune at lr 1e-3 for
 # 800 steps, the 5 % source forgetting limit, accent routing), then the preset's changes.
@@ -151,11 +151,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         ax.grid(True, alpha=0.3)
     axes[0].legend()
     fig.suptitle(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path)
 
 
 CELL_SETTINGS = "cell_config.json"  # in each cell folder: the settings its results were made with

@@ -33,7 +33,7 @@ from speechtl.models import load_model
 from speechtl.models.head import scratch_model
 from speechtl.runtime import set_threads
 from speechtl.synth import prepare_synthetic
-from speechtl.compare.figures import NO_PLOT, pyplot
+from speechtl.compare.figures import NO_PLOT, pyplot, save_png
 
 CONDITIONS = {"copy": "transfer, shared rows copied", "random": "transfer, random new head",
               "scratch": "from scratch"}
@@ -162,8 +162,7 @@ def plot(results: dict, path: Path) -> None:
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{results['model']} → {results['language']}: transfer vs from scratch", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def write_results(results: dict, out: Path) -> None:

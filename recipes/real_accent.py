@@ -35,7 +35,7 @@ from pathlib import Path
 from speechtl.adapt.report import RunResult
 from speechtl.adapt.run import AdaptConfig, run_adaptation
 from speechtl.adapt.train_config import train_config_dict
-from speechtl.compare.figures import NO_PLOT, pyplot
+from speechtl.compare.figures import NO_PLOT, pyplot, save_png
 from speechtl.config import ConfigError, override, parse_config
 from speechtl.data.manifest import read_manifest, sample_minutes, write_manifest
 from speechtl.demo import AccentDemoConfig, smoke_model, synth_set
@@ -267,11 +267,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path)
 
 
 def smoke_corpora(cfg: RealAccentConfig) -> str:

@@ -8,11 +8,12 @@ matplotlib is the optional ``plot`` extra: it is imported only when a figure is 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Sequence
 
 from speechtl.eval.stats import SIGNIFICANT
 
-__all__ = ["wer_bars", "before_after", "pyplot", "COLORS", "NO_PLOT"]
+__all__ = ["wer_bars", "before_after", "pyplot", "save_png", "COLORS", "NO_PLOT"]
 
 COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974",
           "#64B5CD"]
@@ -45,6 +46,16 @@ def _png(fig) -> bytes:
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
+
+
+def save_png(fig, path: Path, dpi: int = 120) -> None:
+    """Write a figure as PNG atomically (a reader never sees half a file) and close it."""
+    plt = _pyplot()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    tmp.replace(path)
 
 
 def _style(ax) -> None:
