@@ -133,3 +133,27 @@ def test_distill_keeps_the_flagged_utterances_near_the_starting_model(tone_data,
 
     free, anchored = drift(0.0), drift(10.0)
     assert anchored < 0.5 * free, (anchored, free)
+
+
+def test_resume_refuses_other_settings_or_data_and_names_them(tone_data, tiny_model_dir, tmp_path):
+    from speechtl.config import ConfigError, override
+
+    utts, audio = _train_set(tone_data)
+    cfg = train_config(lr=1e-3, max_steps=6, eval_every=2, batch_seconds=3, precision="fp32", seed=3)
+
+    def run(cfg, utts, on_step=None, resume=False):
+        model, processor = load_model(str(tiny_model_dir))
+        data = TrainData(utts, labels_for(utts, processor.tokenizer), None)
+        train(model, processor, data, tmp_path / "run", cfg, resume=resume, on_step=on_step, progress=False)
+
+    def interrupt_at_2(state):
+        if state.step == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(cfg, utts, on_step=interrupt_at_2)
+    with pytest.raises(ConfigError, match=r"lr 0\.001 → 0\.002"):
+        run(override(cfg, lr=2e-3), utts, resume=True)
+    with pytest.raises(ConfigError, match="train_digest"):
+        run(cfg, utts[:-1], resume=True)
+    run(override(cfg, threads=1), utts, resume=True)  # placement may change

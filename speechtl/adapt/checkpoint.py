@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from speechtl.config import ConfigError
 from speechtl.fileio import atomic_dir, atomic_write_json
 
-__all__ = ["state_dict_cpu", "save_checkpoint", "load_checkpoint"]
+__all__ = ["state_dict_cpu", "save_checkpoint", "load_checkpoint", "check_made_with"]
 
 
 def _rng_state() -> tuple[dict, dict]:
@@ -49,15 +50,16 @@ def state_dict_cpu(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
-def save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict) -> None:
-    """``state``: the training loop's own state as a JSON-able dict."""
+def save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict, made_with: dict | None = None) -> None:
+    """``state``: the training loop's own state as a JSON-able dict; ``made_with``: the settings and data that
+    shaped it (a resume with others is refused, :func:`check_made_with`)."""
     with atomic_dir(folder) as tmp:
         save_file(state_dict_cpu(model), tmp / "model.safetensors")
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         rng_tensors, rng_meta = _rng_state()
         save_file(rng_tensors, tmp / "rng.safetensors")
         atomic_write_json(tmp / "trainer_state.json", {
-            "state": state, "scheduler": scheduler.state_dict(), "rng": rng_meta,
+            "state": state, "scheduler": scheduler.state_dict(), "rng": rng_meta, "made_with": made_with,
         })
 
 
@@ -69,3 +71,16 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
     scheduler.load_state_dict(meta["scheduler"])
     _set_rng_state(load_file(folder / "rng.safetensors"), meta["rng"])
     return meta["state"]
+
+
+def check_made_with(folder: Path, made_with: dict) -> None:
+    """Refuse to resume ``folder``'s checkpoint with other settings or data than it was made with, naming them
+    (a checkpoint from before this record is accepted as it is)."""
+    saved = json.loads((folder / "trainer_state.json").read_text()).get("made_with")
+    if saved is None:
+        return
+    changed = [f"{k} {saved.get(k)!r} → {made_with.get(k)!r}" for k in sorted(set(saved) | set(made_with))
+               if saved.get(k) != made_with.get(k)]
+    if changed:
+        raise ConfigError(f"--resume: the checkpoint in {folder} was made with other settings or data: "
+                          f"{'; '.join(changed)}. Resume with the same ones, or train into a new --out")

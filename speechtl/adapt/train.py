@@ -12,6 +12,8 @@ runs it on several processes/GPUs with no code change.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,12 +26,12 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from speechtl.adapt.checkpoint import load_checkpoint, save_checkpoint
+from speechtl.adapt.checkpoint import check_made_with, load_checkpoint, save_checkpoint
 from speechtl.adapt.losses import Objective, ctc_loss, distill_loss, l2sp_penalty, objective
 from speechtl.adapt.select import BEST, BEST_TARGET, BlankCollapseError, CheckpointSelector, DevSets, TrainState, \
     selection_criterion
 from speechtl.adapt.strategies import apply_strategy, finish_strategy, param_groups
-from speechtl.adapt.train_config import TrainConfig, train_config, use_device
+from speechtl.adapt.train_config import TrainConfig, train_config, train_config_dict, use_device
 from speechtl.data.augment import make_augment
 from speechtl.data.dataset import AudioDataset, CtcCollator, length_grouped_batches
 from speechtl.data.manifest import Utterance
@@ -80,6 +82,7 @@ class _Session:
     precision: str
     pass_mask: bool
     distills: bool  # whether the objective has a distillation term
+    made_with: dict  # the settings and data the checkpoint records (a resume with others is refused)
 
 
 def trainable_parameters(model) -> int:
@@ -129,7 +132,20 @@ def _prepare(base, processor, cfg: TrainConfig, data: TrainData) -> _Session:
     loss = objective(base.config.pad_token_id, reg.l2sp, params, list(start_weights.values()), reg.distill, teacher,
                      pass_mask, precision)
     return _Session(accelerator, model, accelerator.unwrap_model(model), optimizer, scheduler, loss, params,
-                    start_weights, precision, pass_mask, distills)
+                    start_weights, precision, pass_mask, distills, made_with(cfg, data))
+
+
+PLACEMENT = ("threads", "device", "cpu")  # where a run computes, not what: a resume may change them
+
+
+def made_with(cfg: TrainConfig, data: TrainData) -> dict:
+    """What shapes the trained weights: every setting but placement, and a digest of the training data."""
+    digest = hashlib.sha256()
+    for u, lab in zip(data.utts, data.labels):
+        digest.update(f"{u.id}\t{list(lab)}\n".encode())
+    settings = {k: v for k, v in train_config_dict(cfg).items() if k not in PLACEMENT}
+    record = {**settings, "train_utterances": len(data.utts), "train_digest": digest.hexdigest()[:16]}
+    return json.loads(json.dumps(record))  # as trainer_state.json gives it back (tuples become lists)
 
 
 def _step(s: _Session, batch: dict, max_grad_norm: float) -> torch.Tensor:
@@ -158,7 +174,7 @@ def _evaluate(s: _Session, selector: CheckpointSelector, processor, state: Train
         stop = selector.judge(entry, s.raw_model, state)
     state.history.append(entry)
     if s.accelerator.is_main_process:
-        save_checkpoint(out_dir / CHECKPOINT, s.raw_model, s.optimizer, s.scheduler, asdict(state))
+        save_checkpoint(out_dir / CHECKPOINT, s.raw_model, s.optimizer, s.scheduler, asdict(state), s.made_with)
     s.accelerator.wait_for_everyone()
     selector.check_collapse(state)
     return stop
@@ -176,6 +192,7 @@ def train(model, processor, data: TrainData, out_dir: str | Path, cfg: TrainConf
     s = _prepare(model, processor, cfg, data)
     state = TrainState()
     if resume and (out_dir / CHECKPOINT / "trainer_state.json").is_file():
+        check_made_with(out_dir / CHECKPOINT, s.made_with)
         state = TrainState(**load_checkpoint(out_dir / CHECKPOINT, s.raw_model, s.optimizer, s.scheduler))
         s.accelerator.print(f"resuming from step {state.step} ({out_dir / CHECKPOINT})")
     elapsed_before = state.elapsed_s
