@@ -11,6 +11,7 @@ and audio. Errors make a run fail or its scores meaningless; warnings deserve a 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -27,8 +28,8 @@ from speechtl.data.manifest import Utterance, read_manifest
 from speechtl.decode.chunking import receptive_field
 from speechtl.text import find_oov, normalize, text_to_model_alphabet
 
-__all__ = ["Problem", "ManifestSummary", "CheckReport", "check_manifests", "format_report", "infer_role", "short_name",
-           "frames_for", "ROLES"]
+__all__ = ["Problem", "ManifestSummary", "CheckReport", "check_manifests", "role_clashes", "format_report",
+           "infer_role", "short_name", "frames_for", "ROLES"]
 
 ROLES = ("train", "dev", "test")
 _ROLE_WORDS = {"train": "train", "training": "train", "dev": "dev", "valid": "dev", "validation": "dev",
@@ -229,6 +230,21 @@ def _overlaps(chk: _Checker, sets: dict[str, dict]) -> None:
                 chk.add(severity, f"{kind}-overlap", b, ", ".join(ids),
                         f"{len(shared)} {kind}{'s' if len(shared) > 1 else ''} in both {pair}"
                         + (f", e.g. {examples}" if examples else " (identical files)"))
+
+
+def role_clashes(role_paths: Sequence[tuple[str, str]]) -> list[Problem]:
+    """One manifest file given in two roles (``--train X --test X``): an error, since the check of the two as
+    different sets would silently merge them into one."""
+    seen: dict[str, tuple[str, str]] = {}
+    problems = []
+    for role, path in role_paths:
+        key = os.path.realpath(path)
+        if key in seen and seen[key][0] != role:
+            problems.append(Problem("error", "same-file", str(path), "",
+                                    f"given as both the {seen[key][0]} and the {role} set: a model scored on "
+                                    f"its own training data says nothing about new speech"))
+        seen.setdefault(key, (role, str(path)))
+    return problems
 
 
 def check_manifests(

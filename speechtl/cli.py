@@ -156,7 +156,7 @@ def _compare(args) -> int:
 
 
 def _check(args) -> int:
-    from speechtl.check import check_manifests, format_report
+    from speechtl.check import check_manifests, format_report, role_clashes
 
     set_threads(args.threads)
     roles = {path: role for role in ("train", "dev", "test") for path in getattr(args, role)}
@@ -165,6 +165,7 @@ def _check(args) -> int:
         print("speechtl check: error: give at least one manifest", file=sys.stderr)
         return 2
     report = check_manifests(paths, args.model, roles, progress=not args.quiet)
+    report.problems[:0] = role_clashes([(role, path) for role in ("train", "dev", "test") for path in getattr(args, role)])
     if args.output_format == "json":
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

@@ -223,3 +223,25 @@ def test_cli_bad_model_is_a_one_line_error(tmp_path: Path, capsys):
     clean = make_set(tmp_path, "test", clean_rows(2))
     assert main(["check", str(clean), "--model", str(tmp_path / "nomodel"), "--quiet"]) == 2
     assert capsys.readouterr().err.startswith("speechtl check: error: cannot load model")
+
+
+def test_the_same_manifest_as_train_and_test_is_an_error(tone_data, capsys):
+    from speechtl.cli import main
+
+    rc = main(["check", "--train", str(tone_data["train"]), "--test", str(tone_data["train"])])
+    out = capsys.readouterr().out
+    assert rc == 1 and "ERROR same-file" in out and "both the train and the test set" in out
+
+
+def test_adapt_refuses_a_test_set_that_shares_utterances_with_training(tone_data, tiny_model_dir, tmp_path, capsys):
+    from speechtl.cli import main
+    from speechtl.data.manifest import read_manifest, write_manifest
+
+    train = read_manifest(tone_data["train"])
+    test = read_manifest(tone_data["test"])[:2] + train[:1]  # one training utterance slipped into the test set
+    write_manifest(test, tmp_path / "test.jsonl")
+    rc = main(["adapt", "--model", str(tiny_model_dir), "--train", str(tone_data["train"]), "--test",
+               str(tmp_path / "test.jsonl"), "--out", str(tmp_path / "run"), "--quiet", "--max-steps", "1"])
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("adapt: ")]
+    assert rc == 2 and len(err) == 1 and "shares 1 utterance id(s)" in err[0] and "1 audio file(s)" in err[0]
+    assert not (tmp_path / "run").exists()

@@ -13,8 +13,8 @@ import torch
 
 from speechtl.config import ConfigError
 from speechtl.data.dataset import frames_needed, load_utterance_audio
-from speechtl.data.manifest import (Utterance, add_durations, read_manifest, sample_minutes, total_minutes,
-                                    unique_names)
+from speechtl.data.manifest import (Utterance, add_durations, read_manifest, sample_minutes, shared_with,
+                                    total_minutes, unique_names)
 from speechtl.errors import SpeechtlError
 from speechtl.text import find_oov, normalize, text_to_model_alphabet
 
@@ -62,6 +62,7 @@ def load_sets(cfg, tokenizer, progress: bool, language: str | None):
              **({"replay": cfg.replay} if cfg.replay else {}),
              **{name: path for name, (_, path) in eval_set_names(cfg.test, cfg.source_test).items()}}
     utts = {name: read_manifest(path) for name, path in named.items()}
+    check_disjoint(utts, named)
     check_transcripts(utts, tokenizer, cfg.model, language)
     audio, skipped = {}, []
     if cfg.route:  # audio only: the router learns what source speech sounds like, not what it says
@@ -81,6 +82,20 @@ def load_sets(cfg, tokenizer, progress: bool, language: str | None):
     for s in skipped:
         print(f"skipped {s['set']}/{s['id']}: {s['reason']}", file=sys.stderr)
     return utts, audio, skipped
+
+
+def check_disjoint(utts: dict[str, list[Utterance]], paths: dict[str, str]) -> None:
+    """Training data (train, replay) must share no utterance id or audio file with any evaluation set: scores on
+    what the model trained on say nothing about new speech."""
+    for trained in ("train", "replay"):
+        for name in utts:
+            if name in ("train", "replay", "route") or trained not in utts:
+                continue
+            shared = shared_with(utts[trained], utts[name])
+            if shared:
+                raise ConfigError(f"{paths[name]} ({name}) shares {' and '.join(shared)} with the {trained} set "
+                                  f"{paths[trained]}: evaluate on held-out utterances (speechtl.data.manifest."
+                                  f"speaker_disjoint_split makes a dev set from training speakers)")
 
 
 def too_short(model, utts, audio, labels) -> list[str]:

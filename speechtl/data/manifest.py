@@ -31,6 +31,7 @@ __all__ = [
     "ManifestError",
     "read_manifest",
     "json_lines",
+    "shared_with",
     "write_manifest",
     "speaker_disjoint_split",
     "sample_minutes",
@@ -280,3 +281,16 @@ def add_durations(
             continue
         kept.append(dataclasses.replace(utt, duration_s=info.duration_s))
     return kept, skipped
+
+
+def shared_with(train: Sequence[Utterance], other: Sequence[Utterance]) -> list[str]:
+    """What an evaluation set shares with a training set — utterance ids and audio files (same resolved path) —
+    as short phrases for an error message; empty when they are disjoint."""
+    found = []
+    ids = sorted({u.id for u in train} & {u.id for u in other})
+    if ids:
+        found.append(f"{len(ids)} utterance id(s), e.g. {', '.join(map(repr, ids[:3]))}")
+    files = sorted({os.path.realpath(u.audio_path) for u in train} & {os.path.realpath(u.audio_path) for u in other})
+    if files:
+        found.append(f"{len(files)} audio file(s), e.g. {', '.join(files[:2])}")
+    return found
