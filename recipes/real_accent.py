@@ -272,8 +272,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
 def smoke_corpora(cfg: RealAccentConfig) -> str:
     """Stand-in manifests in the real corpora's names: synthetic Scottish English, speakers alternately adult and
-    child. The Mboshi stand-in is the training speech labelled ``mdw``, its dev set one of those speakers (a new
-    head writes only the training text's characters). Returns their folder."""
+    child. The Mboshi stand-in is the training speech labelled ``mdw``, one of its speakers held out as the dev set
+    (a new head writes only the training text's characters). Returns their folder."""
     demo = override(AccentDemoConfig(), data=cfg.data, quiet=True, seed=cfg.seed, num_speakers=3)
     folder = Path(cfg.out) / "smoke-corpora"
     for split, minutes in (("train", 0.2), ("dev", 0.15)):
@@ -284,7 +284,7 @@ def smoke_corpora(cfg: RealAccentConfig) -> str:
                        folder / f"speechocean762_{split}.jsonl")
         if split == "train":
             mdw = [dataclasses.replace(u, language="mdw") for u in utts]
-            write_manifest(mdw, folder / "mboshi_train.jsonl")
+            write_manifest([u for u in mdw if u.speaker != speakers[0]], folder / "mboshi_train.jsonl")
             write_manifest([u for u in mdw if u.speaker == speakers[0]], folder / "mboshi_dev.jsonl")
     return str(folder)
 

@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 
 from speechtl.errors import SpeechtlError
 
-__all__ = ["atomic_write_text", "atomic_write_json", "atomic_write_csv", "atomic_dir", "UMASK", "FolderBusyError", "OutputPathError",
+__all__ = ["atomic_write_text", "atomic_write_json", "atomic_write_csv", "spreadsheet_safe", "atomic_dir", "UMASK", "FolderBusyError", "OutputPathError",
            "folder_lock", "LOCK_FILE"]
 
 UMASK = os.umask(0)  # the process's umask: files we chmod get what open() would give them
@@ -40,13 +40,29 @@ def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting so as a formula
+
+
+def spreadsheet_safe(value):
+    """A text cell a spreadsheet would run as a formula (``=HYPERLINK(…)``, ``@SUM(…)``), prefixed with ``'`` so it
+    shows as text (OWASP's advice); numbers and numeric text ("-0.5") are left alone."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_START):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
 def atomic_write_csv(path: str | os.PathLike, rows: Sequence[dict], fieldnames: Sequence[str] | None = None) -> None:
-    """Rows as CSV with a header (``fieldnames``, default: every key in first-seen order), written atomically."""
+    """Rows as CSV with a header (``fieldnames``, default: every key in first-seen order), written atomically; text
+    cells that a spreadsheet would run as formulas are made plain text (:func:`spreadsheet_safe`)."""
     buf = io.StringIO()
     names = list(fieldnames) if fieldnames is not None else list(dict.fromkeys(k for r in rows for k in r))
     writer = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: spreadsheet_safe(v) for k, v in r.items()} for r in rows)
     atomic_write_text(path, buf.getvalue())
 
 

@@ -63,3 +63,17 @@ def test_a_second_adapt_into_the_same_folder_is_refused_in_one_line(tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
     assert err[0].startswith("speechtl adapt: error:") and f"in use by pid {proc.pid}" in err[0]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_written_as_text(tmp_path):
+    import csv
+
+    from speechtl.fileio import atomic_write_csv
+
+    rows = [{"id": "=HYPERLINK(\"http://x\")", "text": "@SUM(A1)", "wer": -0.5, "delta": "-0.5", "note": "+1 call"},
+            {"id": "u2", "text": "plain", "wer": 0.25, "delta": "+0.3", "note": "-"}]
+    atomic_write_csv(tmp_path / "t.csv", rows)
+    got = list(csv.DictReader((tmp_path / "t.csv").open()))
+    assert got[0] == {"id": "'=HYPERLINK(\"http://x\")", "text": "'@SUM(A1)", "wer": "-0.5", "delta": "-0.5",
+                      "note": "'+1 call"}
+    assert got[1] == {"id": "u2", "text": "plain", "wer": "0.25", "delta": "+0.3", "note": "'-"}
