@@ -11,7 +11,7 @@ from typing import Callable
 
 from speechtl.decode.timestamps import Cue, words_to_cues
 
-__all__ = ["OUTPUT_FORMATS", "format_transcript", "srt_time", "vtt_time"]
+__all__ = ["OUTPUT_FORMATS", "format_transcript", "srt_time", "vtt_time", "markdown_text", "markdown_code"]
 
 OUTPUT_FORMATS = ("txt", "json", "srt", "vtt", "tsv")
 
@@ -65,3 +65,15 @@ def format_transcript(t, fmt: str) -> str:
     if fmt not in _FORMATTERS:
         raise ValueError(f"unknown output format {fmt!r}; choose from {', '.join(OUTPUT_FORMATS)}")
     return _FORMATTERS[fmt](t)
+
+
+def markdown_text(text: str) -> str:
+    """User-given text (ids, transcripts, file names, reasons) as inert Markdown: HTML escaped, table pipes
+    escaped, one line — a manifest cannot inject markup or break a table in a report."""
+    text = " ".join(str(text).split())
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+def markdown_code(text: str) -> str:
+    """Text for a Markdown code span (a command line): one line, no backtick that could close the span."""
+    return "`" + " ".join(str(text).split()).replace("`", "'") + "`"

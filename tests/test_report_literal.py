@@ -56,3 +56,15 @@ def test_the_report_reads_exactly_so():
 def test_results_json_round_trips():
     r = _result()
     assert RunResult.from_json(r.to_json()).to_json() == r.to_json()
+
+
+def test_user_given_text_cannot_inject_markup_into_the_report():
+    import dataclasses
+
+    r = _result()
+    r = dataclasses.replace(r, sets={"<script>x</script>|": r.sets["scot"]}, warnings=["id <img src=x onerror=y>"],
+                            skipped=[{"set": "train", "id": "a|b", "reason": "<b>bad</b>\nline"}],
+                            command="speechtl adapt `touch pwned`")
+    md = render_report(r)
+    assert "<" not in md.replace("&lt;", "") and "| &lt;script&gt;x&lt;/script&gt;\\| | target |" in md
+    assert "- train/a\\|b: &lt;b&gt;bad&lt;/b&gt; line" in md and "Command: `speechtl adapt 'touch pwned'`" in md

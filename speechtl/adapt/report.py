@@ -11,6 +11,7 @@ from speechtl.adapt.select import rank_key, selection_criterion
 from speechtl.adapt.train import TrainResult
 from speechtl.eval.caveats import SATURATED_WER, caveats, few_speakers
 from speechtl.eval.mismatch import format_mismatch
+from speechtl.writers import markdown_code, markdown_text
 
 __all__ = ["RunResult", "verdict", "refused_checkpoint", "format_change", "format_routing", "render_report",
            "score_warnings", "word_columns", "format_words"]
@@ -196,7 +197,7 @@ def _set_rows(r: RunResult) -> list[str]:
     rows = []
     for name, s in r.sets.items():
         b, a = s["before"], s["after"]
-        rows.append(f"| {name} | {s['role']} | {_pct(b['wer'])} | {_pct(a['wer'])} | {_rel(b['wer'], a['wer'])} "
+        rows.append(f"| {markdown_text(name)} | {s['role']} | {_pct(b['wer'])} | {_pct(a['wer'])} | {_rel(b['wer'], a['wer'])} "
                     f"| {format_change(s['change'])} | {_pct(b['cer'])} | {_pct(a['cer'])} | {b['num_words']} | "
                     + " | ".join(word_columns(b, a)) + " |")
     return rows
@@ -205,7 +206,7 @@ def _set_rows(r: RunResult) -> list[str]:
 def render_report(r: RunResult) -> str:
     """A short markdown table: WER/CER (%) before → after per evaluation set, then the verdict and the rest."""
     lines = [
-        f"# Adaptation of `{r.model}`",
+        f"# Adaptation of {markdown_code(r.model)}",
         "",
         "| set | role | WER before | WER after | change | WER points, 95 % interval | CER before | CER after | words "
         "| words correct % | hyp/ref words | empty % |",
@@ -229,9 +230,9 @@ def render_report(r: RunResult) -> str:
     if r.artifacts:
         lines += ["", _artifact_line(r.artifacts)]
     if r.warnings:
-        lines += ["", "Warnings:", *(f"- {w}" for w in r.warnings)]
+        lines += ["", "Warnings:", *(f"- {markdown_text(w)}" for w in r.warnings)]
     if r.skipped:
         lines += ["", f"Skipped {len(r.skipped)} unreadable file(s):"]
-        lines += [f"- {s['set']}/{s['id']}: {s['reason']}" for s in r.skipped]
-    lines += ["", f"Command: `{r.command}`", ""]
+        lines += [f"- {markdown_text(s['set'] + '/' + s['id'])}: {markdown_text(s['reason'])}" for s in r.skipped]
+    lines += ["", f"Command: {markdown_code(r.command)}", ""]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from speechtl.eval.caveats import deletion_gain, saturated
 from speechtl.eval.stats import SIGNIFICANT
+from speechtl.writers import markdown_text
 
 __all__ = ["Table", "pct", "p_text", "set_table", "delta_table", "words_table", "model_table", "breakdown_table",
            "errors_table", "changes_table", "headline"]
@@ -25,12 +26,13 @@ class Table:
 
     def markdown(self) -> str:
         def cell(text: str, style: str) -> str:
-            text = text.replace("|", "\\|")
+            text = markdown_text(text)
             return f"**{text}**" if style in ("best", "better", "worse") and text else text
 
+        title = markdown_text(self.title)
         if not self.rows:
-            return "\n".join([f"### {self.title}", ""] + ([self.note] if self.note else []))
-        lines = [f"### {self.title}", "", "| " + " | ".join(self.headers) + " |",
+            return "\n".join([f"### {title}", ""] + ([self.note] if self.note else []))
+        lines = [f"### {title}", "", "| " + " | ".join(markdown_text(h) for h in self.headers) + " |",
                  "|" + "|".join("---" if i == 0 else "---:" for i in range(len(self.headers))) + "|"]
         lines += ["| " + " | ".join(cell(t, s) for t, s in row) + " |" for row in self.rows]
         return "\n".join(lines + ([f"\n{self.note}"] if self.note else []))
