@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 from speechtl.errors import SpeechtlError
 
 __all__ = ["atomic_write_text", "atomic_write_json", "atomic_write_csv", "spreadsheet_safe", "atomic_dir", "UMASK", "FolderBusyError", "OutputPathError",
-           "folder_lock", "LOCK_FILE"]
+           "folder_lock", "LOCK_FILE", "INCOMPLETE"]
 
 UMASK = os.umask(0)  # the process's umask: files we chmod get what open() would give them
 os.umask(UMASK)
@@ -87,6 +87,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
 
 LOCK_FILE = ".speechtl.lock"  # in every output folder a verb writes: who holds it (pid, verb)
+INCOMPLETE = ".speechtl-incomplete"  # in a run folder while its final save runs: loaders refuse such a folder
 
 
 class FolderBusyError(SpeechtlError):

@@ -39,7 +39,7 @@ from speechtl.decode import uses_attention_mask
 from speechtl.eval import EvalResult, evaluate, set_text_language, write_hypotheses
 from speechtl.eval.bootstrap import wer_difference
 from speechtl.eval.mismatch import mismatch_score, sample_stats
-from speechtl.fileio import UMASK, atomic_write_json, atomic_write_text
+from speechtl.fileio import INCOMPLETE, UMASK, atomic_write_json, atomic_write_text
 from speechtl.models import load_model
 from speechtl.models.adapter import ADAPTER_DIR, ADAPTER_STRATEGIES, base_fingerprint, capture_adapter, folder_bytes, \
     save_adapter, weights_bytes
@@ -243,6 +243,11 @@ def _result(run: _Run, before: dict, after: dict, trained: TrainResult, extras: 
 def _save(run: _Run, result: RunResult, router: _Router | None, adapters: list) -> RunResult:
     """Model, router, adapter, configs, results and report into the run folder (main process only)."""
     out, cfg = run.out, run.cfg
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / INCOMPLETE, f"pid {os.getpid()} was writing this run folder; if it stopped, run the same "
+                                        f"speechtl adapt command with --resume to finish it\n")
+    for orphan in out.glob(".model.*"):  # a save_model killed midway
+        shutil.rmtree(orphan, ignore_errors=True)
     save_model(run.model, run.processor, out)
     artifacts = _write_adapter(out, cfg.model, adapters[0] if adapters else None, run.fingerprint, result.train)
     shutil.rmtree(out / ROUTER_DIR, ignore_errors=True)  # never leave an older run's router behind
@@ -254,6 +259,7 @@ def _save(run: _Run, result: RunResult, router: _Router | None, adapters: list) 
     atomic_write_json(out / "results.json", result.to_json())
     atomic_write_text(out / "report.md", render_report(result))
     _keep_refused(out, result.train)
+    (out / INCOMPLETE).unlink()  # the folder is whole; then the training state (a kill before this: --resume)
     for folder in (CHECKPOINT, BEST, BEST_TARGET):
         shutil.rmtree(out / folder, ignore_errors=True)
     return result

@@ -28,6 +28,7 @@ from transformers.utils import ModelOutput
 from speechtl.audio import SAMPLE_RATE
 from speechtl.text import PAD, UNK, WORD_DELIMITER, save_vocab
 from speechtl.errors import SpeechtlError
+from speechtl.fileio import INCOMPLETE
 from speechtl.models.numerics import protect_pos_conv
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "ModelLoadError", "resolve", "load_model", "build_processor", "random_model",
@@ -76,6 +77,10 @@ def load_model(name_or_path: str, attn_implementation: str = "sdpa", adapter: st
     ``route`` is False (then: the adapted model alone).
     """
     source = resolve(str(name_or_path))
+    if (Path(source) / INCOMPLETE).is_file():
+        raise ModelLoadError(f"{name_or_path}: the run that was writing this folder stopped midway, so its files may "
+                             f"come from two runs: finish it with the same speechtl adapt command and --resume, or "
+                             f"remove the folder")
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every load
     where = "folder" if Path(source).is_dir() else "hub id"
     try:
