@@ -76,11 +76,7 @@ def load_model(name_or_path: str, attn_implementation: str = "sdpa", adapter: st
     routed system, base and adapted model together (:class:`speechtl.models.router.RoutedCTC`), unless
     ``route`` is False (then: the adapted model alone).
     """
-    source = resolve(str(name_or_path))
-    if (Path(source) / INCOMPLETE).is_file():
-        raise ModelLoadError(f"{name_or_path}: the run that was writing this folder stopped midway, so its files may "
-                             f"come from two runs: finish it with the same speechtl adapt command and --resume, or "
-                             f"remove the folder")
+    source = refuse_incomplete(resolve(str(name_or_path)))
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every load
     where = "folder" if Path(source).is_dir() else "hub id"
     try:
@@ -149,6 +145,15 @@ def ctc_forward(model, input_values: torch.Tensor, attention_mask: torch.Tensor 
     need the hidden states too: what every ``*ForCTC.forward`` does (its dropout before the head is off in eval)."""
     enc = model.base_model(input_values, attention_mask=attention_mask, output_hidden_states=output_hidden_states)
     return enc, model.lm_head(enc.last_hidden_state)
+
+
+def refuse_incomplete(source: str) -> str:
+    """``source``, unless it is a run folder whose final save was interrupted (its files may come from two runs)."""
+    if (Path(source) / INCOMPLETE).is_file():
+        raise ModelLoadError(f"{source}: the run that was writing this folder stopped midway, so its files may come "
+                             f"from two runs: finish it with the same speechtl adapt command and --resume, or remove "
+                             f"the folder")
+    return source
 
 
 def build_processor(vocab: Mapping[str, int], return_attention_mask: bool = True) -> Wav2Vec2Processor:
