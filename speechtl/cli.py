@@ -165,7 +165,8 @@ def _check(args) -> int:
         print("speechtl check: error: give at least one manifest", file=sys.stderr)
         return 2
     report = check_manifests(paths, args.model, roles, progress=not args.quiet)
-    report.problems[:0] = role_clashes([(role, path) for role in ("train", "dev", "test") for path in getattr(args, role)])
+    given = [(role, path) for role in ("train", "dev", "test") for path in getattr(args, role)]
+    report.problems[:0] = role_clashes(given)  # one file in two roles: check_manifests sees it once
     if args.output_format == "json":
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

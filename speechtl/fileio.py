@@ -15,8 +15,8 @@ from typing import Iterator, Sequence
 
 from speechtl.errors import SpeechtlError
 
-__all__ = ["atomic_write_text", "atomic_write_json", "atomic_write_csv", "spreadsheet_safe", "atomic_dir", "UMASK", "FolderBusyError", "OutputPathError",
-           "folder_lock", "LOCK_FILE", "INCOMPLETE"]
+__all__ = ["atomic_write_text", "atomic_write_json", "atomic_write_csv", "spreadsheet_safe", "atomic_dir", "UMASK",
+           "FolderBusyError", "OutputPathError", "folder_lock", "LOCK_FILE", "INCOMPLETE"]
 
 UMASK = os.umask(0)  # the process's umask: files we chmod get what open() would give them
 os.umask(UMASK)
