@@ -13,7 +13,7 @@ from typing import Sequence
 import jiwer
 import numpy as np
 
-from speechtl.eval.scoring import utterance_edits, utterance_hits
+from speechtl.eval.scoring import utterance_counts, utterance_edits
 from speechtl.text import normalize
 
 __all__ = ["UttScores", "score_utterances", "ErrorCounts", "error_counts", "utterance_changes"]
@@ -57,13 +57,12 @@ def score_utterances(refs: Sequence[str], hyps: Sequence[str]) -> UttScores:
     if empty:
         raise ValueError(f"reference {empty[0]} is empty after normalisation; WER needs words to count")
     orth_refs, orth_hyps = [_orthographic(r) for r in refs], [_orthographic(h) for h in hyps]
-    word_errors, words = utterance_edits(norm_refs, norm_hyps, "words")
+    w = utterance_counts(norm_refs, norm_hyps, "words")  # edits, hits and lengths from one alignment
     char_errors, chars = utterance_edits(norm_refs, norm_hyps, "chars")
     orth_word_errors, orth_words = utterance_edits(orth_refs, orth_hyps, "words")
     orth_char_errors, orth_chars = utterance_edits(orth_refs, orth_hyps, "chars")
-    hits, hyp_words = utterance_hits(norm_refs, norm_hyps)
-    return UttScores(words, word_errors, chars, char_errors, orth_words, orth_word_errors, orth_chars, orth_char_errors,
-                     hits, hyp_words)
+    return UttScores(w.lengths, w.edits, chars, char_errors, orth_words, orth_word_errors, orth_chars, orth_char_errors,
+                     w.hits, w.hyp_lengths)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Edit counting with jiwer: per utterance (:func:`utterance_edits`, the one place that counts edits) and the
+"""Edit counting with jiwer: per utterance (:func:`utterance_counts`, the one place that counts edits) and the
 corpus WER/CER on normalised text (:func:`error_rates`, the sum of those counts).
 
 Beside them, what a WER near 100 % hides (an empty transcript scores exactly 100 %): the words a system got right
@@ -8,7 +8,7 @@ are empty, in one place (:func:`word_figures`) for every report."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import jiwer
 import numpy as np
@@ -16,39 +16,54 @@ import numpy as np
 from speechtl.data.manifest import ManifestError
 from speechtl.text import normalize
 
-__all__ = ["utterance_edits", "utterance_hits", "word_figures", "ErrorRates", "error_rates"]
+__all__ = ["UtteranceCounts", "utterance_counts", "utterance_edits", "utterance_hits", "word_figures", "ErrorRates",
+           "error_rates"]
 
 
-def utterance_edits(refs: Sequence[str], hyps: Sequence[str], unit: str = "words") -> tuple[np.ndarray, np.ndarray]:
-    """Per utterance: (edits, reference length), int arrays (N,), of jiwer's alignment of the texts as given
-    (normalise first). Edits = substitutions + deletions + insertions; ``unit`` "words" (split on whitespace)
-    or "chars" (spaces count). Summed, they give jiwer's corpus rate exactly."""
+class UtteranceCounts(NamedTuple):
+    """Per utterance, int arrays (N,), from one jiwer alignment."""
+
+    edits: np.ndarray  # substitutions + deletions + insertions
+    lengths: np.ndarray  # reference length (words or characters)
+    hits: np.ndarray  # reference units the hypothesis got right
+    hyp_lengths: np.ndarray  # hypothesis length
+
+
+def utterance_counts(refs: Sequence[str], hyps: Sequence[str], unit: str = "words") -> UtteranceCounts:
+    """Edits, reference length, hits and hypothesis length of each utterance, from one jiwer alignment of the
+    texts as given (normalise first); ``unit`` "words" (split on whitespace) or "chars" (spaces count). Summed,
+    edits / lengths give jiwer's corpus rate exactly."""
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
     if unit not in ("words", "chars"):
         raise ValueError(f"unit {unit!r}: use 'words' or 'chars'")
     process = jiwer.process_words if unit == "words" else jiwer.process_characters
     output = process(list(refs), list(hyps))
-    lengths = np.array([len(r) for r in output.references], dtype=np.int64)
-    edits = np.zeros(len(lengths), dtype=np.int64)
+    edits = np.zeros(len(output.references), dtype=np.int64)
+    hits = np.zeros(len(output.references), dtype=np.int64)
     for i, chunks in enumerate(output.alignments):
         for c in chunks:
             if c.type == "insert":
                 edits[i] += c.hyp_end_idx - c.hyp_start_idx
-            elif c.type != "equal":  # substitute, delete
+            elif c.type == "equal":
+                hits[i] += c.ref_end_idx - c.ref_start_idx
+            else:  # substitute, delete
                 edits[i] += c.ref_end_idx - c.ref_start_idx
-    return edits, lengths
+    return UtteranceCounts(edits, np.array([len(r) for r in output.references], dtype=np.int64), hits,
+                           np.array([len(h) for h in output.hypotheses], dtype=np.int64))
+
+
+def utterance_edits(refs: Sequence[str], hyps: Sequence[str], unit: str = "words") -> tuple[np.ndarray, np.ndarray]:
+    """Per utterance: (edits, reference length), int arrays (N,) (:func:`utterance_counts`)."""
+    counts = utterance_counts(refs, hyps, unit)
+    return counts.edits, counts.lengths
 
 
 def utterance_hits(refs: Sequence[str], hyps: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per utterance: (hits = reference words the hypothesis got right, hypothesis words), int arrays (N,), from
-    jiwer's word alignment of the texts as given (normalise first)."""
-    if len(refs) != len(hyps):
-        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-    output = jiwer.process_words(list(refs), list(hyps))
-    hits = np.array([sum(c.ref_end_idx - c.ref_start_idx for c in chunks if c.type == "equal")
-                     for chunks in output.alignments], dtype=np.int64)
-    return hits, np.array([len(h) for h in output.hypotheses], dtype=np.int64)
+    """Per utterance: (hits = reference words the hypothesis got right, hypothesis words), int arrays (N,)
+    (:func:`utterance_counts`)."""
+    counts = utterance_counts(refs, hyps, "words")
+    return counts.hits, counts.hyp_lengths
 
 
 def word_figures(hits: np.ndarray, hyp_words: np.ndarray, ref_words: int) -> dict:
