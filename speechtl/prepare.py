@@ -17,7 +17,7 @@ def run_prepare(args) -> int:
     from speechtl.runtime import set_threads
 
     set_threads(getattr(args, "threads", 0))
-    common = dict(out=args.out, language=args.language)
+    common = dict(out=args.out, language=args.language, on_error=args.on_error)
     layout = args.corpus
     if layout == "commonvoice":
         utts = importers.prepare_commonvoice(args.tsv, clips=args.clips, **common)
@@ -31,9 +31,11 @@ def run_prepare(args) -> int:
                                         speaker_separator=args.speaker_separator, **common)
     elif layout == "cmu-arctic":  # ARCTIC is English: "en" unless told otherwise
         utts = arctic.prepare_cmu_arctic(args.voice_dir, speaker=args.speaker, accent=args.accent,
-                                         skip_missing=args.skip_missing, out=args.out, language=args.language or "en")
+                                         skip_missing=args.skip_missing, out=args.out, language=args.language or "en",
+                                         on_error=args.on_error)
     elif layout == "l2-arctic":
-        utts = arctic.prepare_l2_arctic(args.root, accent=args.accent, out=args.out, language=args.language or "en")
+        utts = arctic.prepare_l2_arctic(args.root, accent=args.accent, out=args.out, language=args.language or "en",
+                                        on_error=args.on_error)
     elif layout == "hf-audiofolder":
         utts = hf_datasets.prepare_hf_audiofolder(args.folder, text_column=args.text_column,
                                                   speaker_column=args.speaker_column, accent=args.accent, **common)
@@ -99,12 +101,16 @@ def add_prepare_parser(sub) -> list[argparse.ArgumentParser]:
     """The ``prepare`` subcommand and its layouts; returns the layout parsers (for shared flags)."""
     p = sub.add_parser("prepare", help="write a manifest for a corpus on disk (" + ", ".join(LAYOUTS) + ")",
                        description="Read a corpus already on disk and write a JSONL manifest; a malformed row "
-                                   "stops with its file and line. Corpus audio is never downloaded.")
+                                   "stops with its file and line; a bad audio file stops the import or, with "
+                                   "--on-error skip, is left out and listed. Corpus audio is never downloaded.")
     corpora = p.add_subparsers(dest="corpus", required=True, metavar="LAYOUT")
     layouts = _layout_parsers(corpora)
     for q in layouts:
         q.add_argument("--out", required=True, help="manifest to write (.jsonl or .csv)")
         q.add_argument("--language", default="", help="language code for the manifest's language field")
+        q.add_argument("--on-error", choices=("fail", "skip"), default="fail",
+                       help="an unreadable or cut-short audio file: stop, naming it (fail), or leave it out of the "
+                            "manifest with one 'skipped' line per file (skip) (default: fail)")
         if q.prog.split()[-1] != "commonvoice":  # Common Voice lists an accent per speaker
             q.add_argument("--accent", default="", help="accent for every utterance (e.g. 'zh-L1 English')")
         q.set_defaults(func=run_prepare)

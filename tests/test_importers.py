@@ -255,3 +255,22 @@ def test_prepare_kaldi_and_folder_commands_with_the_new_flags(tmp_path, capsys):
     assert main(["prepare", "folder", str(tmp_path / "f"), "--transcript-suffix", ".txt", "--speaker-from", "parent",
                  "--out", str(tmp_path / "f.jsonl")]) == 0
     assert "2 utterances, 0.0 min, 2 speaker(s)" in capsys.readouterr().out
+
+
+def test_prepare_on_error_skip_leaves_a_cut_short_file_out_and_lists_it(tmp_path, capsys):
+    """Mboshi's training split holds WAVs cut short (the header claims more frames than the file has): the import
+    stops naming the file, or with --on-error skip writes the others and lists the skipped one."""
+    for stem in ("abiayi_1", "abiayi_2", "kouarata_1"):
+        write_audio(tmp_path / "train" / f"{stem}.wav")
+        (tmp_path / "train" / f"{stem}.mb.cleaned").write_text("kyéma yéé\n", encoding="utf-8")
+    cut = tmp_path / "train" / "abiayi_2.wav"
+    cut.write_bytes(cut.read_bytes()[:-2000])  # the data chunk's header still claims the full length
+    out = tmp_path / "m.jsonl"
+    args = ["prepare", "folder", str(tmp_path / "train"), "--transcript-suffix", ".mb.cleaned", "--speaker-from",
+            "prefix", "--out", str(out)]
+    assert main(args) == 2
+    assert "abiayi_2" in capsys.readouterr().err and not out.exists()
+    assert main([*args, "--on-error", "skip"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 'abiayi_2'" in err and "1 file(s) left out" in err
+    assert [u.id for u in read_manifest(out)] == ["abiayi_1", "kouarata_1"]

@@ -59,7 +59,8 @@ def read_prompts(path: Path) -> dict[str, tuple[int, str]]:
 
 
 def prepare_cmu_arctic(voice_dir: str | os.PathLike, out: str | os.PathLike | None = None, speaker: str = "",
-                       accent: str = "", language: str = "en", skip_missing: bool = False) -> list[Utterance]:
+                       accent: str = "", language: str = "en", skip_missing: bool = False,
+                       on_error: str = "fail") -> list[Utterance]:
     """One CMU ARCTIC voice folder (``wav/`` + ``etc/txt.done.data``) as utterances.
 
     ``speaker``: default from the folder name (``cmu_us_bdl_arctic`` → ``bdl``); ``accent``: default from
@@ -85,7 +86,7 @@ def prepare_cmu_arctic(voice_dir: str | os.PathLike, out: str | os.PathLike | No
                             f"audio; --skip-missing imports the recorded ones)")
     if missing:
         print(f"note: {prompts_path}: skipped {len(missing)} prompt(s) without audio", file=sys.stderr)
-    return finish_import(utts, prompts_path, out, check_files=True)
+    return finish_import(utts, prompts_path, out, check_files=True, on_error=on_error)
 
 
 def _speaker_dirs(root: Path) -> list[Path]:
@@ -108,7 +109,7 @@ def _transcript(path: Path) -> str:
 
 
 def prepare_l2_arctic(root: str | os.PathLike, out: str | os.PathLike | None = None, language: str = "en",
-                      accent: str = "") -> list[Utterance]:
+                      accent: str = "", on_error: str = "fail") -> list[Utterance]:
     """L2-ARCTIC speaker folders under ``root`` (or ``root`` itself) as utterances: speaker = folder name,
     accent ``"<L1>-L1 English"`` and gender from :data:`L2_ARCTIC_SPEAKERS` (``accent`` for unknown folders)."""
     root = Path(root)
@@ -132,4 +133,4 @@ def prepare_l2_arctic(root: str | os.PathLike, out: str | os.PathLike | None = N
         if u.id in seen:
             raise ManifestError(f"{u.audio_path}: speaker folder {u.speaker!r} found twice (also {seen[u.id]})")
         seen[u.id] = u.audio_path
-    return finish_import(utts, root, out, check_files=True)
+    return finish_import(utts, root, out, check_files=True, on_error=on_error)

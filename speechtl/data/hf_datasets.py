@@ -81,7 +81,8 @@ def _columns(columns, text_column: str, speaker_column: str, where: str) -> dict
 
 
 def prepare_hf_audiofolder(folder: str | os.PathLike, out: str | os.PathLike | None = None, text_column: str = "",
-                           speaker_column: str = "", language: str = "", accent: str = "") -> list[Utterance]:
+                           speaker_column: str = "", language: str = "", accent: str = "",
+                           on_error: str = "fail") -> list[Utterance]:
     """An audio folder (or its metadata file) as utterances; ids are the audio files' stems."""
     meta = _metadata_file(Path(folder))
     utts, seen, cols = [], {}, None
@@ -101,7 +102,7 @@ def prepare_hf_audiofolder(folder: str | os.PathLike, out: str | os.PathLike | N
             raise ManifestError(f"{where}: utterance id {utt.id!r} (the file's stem) repeats line {seen[utt.id]}")
         seen[utt.id] = lineno
         utts.append(utt)
-    return finish_import(utts, meta, out, check_files=True)
+    return finish_import(utts, meta, out, check_files=True, on_error=on_error)
 
 
 def _split_dir(dataset_dir: Path, split: str) -> Path:
@@ -147,7 +148,7 @@ def _audio_file(audio, uid: str, audio_out: Path, where: str) -> Path:
 def prepare_hf_disk(dataset_dir: str | os.PathLike, audio_out: str | os.PathLike,
                     out: str | os.PathLike | None = None, split: str = "", text_column: str = "",
                     speaker_column: str = "", audio_column: str = "audio", language: str = "",
-                    accent: str = "") -> list[Utterance]:
+                    accent: str = "", on_error: str = "fail") -> list[Utterance]:
     """A ``save_to_disk`` dataset (one split) as utterances; ids are ``<split>-<row>`` (or an ``id`` column)."""
     split_dir = _split_dir(Path(dataset_dir), split)
     audio_out = Path(audio_out)
@@ -166,4 +167,4 @@ def prepare_hf_disk(dataset_dir: str | os.PathLike, audio_out: str | os.PathLike
         if not utt.text:
             raise ManifestError(f"{where}: empty transcript in column {cols['text']!r}")
         utts.append(utt)
-    return finish_import(utts, split_dir, out, check_files=True)
+    return finish_import(utts, split_dir, out, check_files=True, on_error=on_error)

@@ -71,7 +71,7 @@ def _durations_ms(path: Path) -> dict[str, float]:
 
 def prepare_commonvoice(tsv: str | os.PathLike, out: str | os.PathLike | None = None,
                         clips: str | os.PathLike | None = None, language: str = "",
-                        check_files: bool = True) -> list[Utterance]:
+                        check_files: bool = True, on_error: str = "fail") -> list[Utterance]:
     """A Common Voice split (``train.tsv``, ``dev.tsv``, ``validated.tsv``...) as utterances.
 
     ``clips``: the audio folder (default: ``clips/`` beside the TSV); ``language``: used where the TSV
@@ -98,7 +98,7 @@ def prepare_commonvoice(tsv: str | os.PathLike, out: str | os.PathLike | None = 
                               accent=(row.get("accents") or row.get("accent") or "").strip(),
                               language=(row.get("locale") or language).strip(), duration_s=durations.get(name),
                               gender=(row.get("gender") or "").strip(), age=(row.get("age") or "").strip()))
-    return finish_import(utts, tsv, out, check_files)
+    return finish_import(utts, tsv, out, check_files, on_error=on_error)
 
 
 def read_pairs(path: Path, sep: str | None, what: str) -> Iterator[tuple[int, str, str]]:
@@ -152,7 +152,8 @@ def _sidecar_texts(files: Sequence[Path], suffix: str) -> list[tuple[int, str, P
 
 def prepare_folder(audio_dir: str | os.PathLike, transcripts: str | os.PathLike | None = None,
                    out: str | os.PathLike | None = None, language: str = "", speaker_from: str = "none",
-                   transcript_suffix: str = "", accent: str = "", speaker_separator: str = "_") -> list[Utterance]:
+                   transcript_suffix: str = "", accent: str = "", speaker_separator: str = "_",
+                   on_error: str = "fail") -> list[Utterance]:
     """A folder of audio (searched recursively) plus transcripts: ``id<TAB>text`` lines in ``transcripts``, or
     one ``<stem><transcript_suffix>`` file beside each audio file (e.g. ``.txt``, ``.lab``, Mboshi's ``.mb.cleaned``).
 
@@ -181,7 +182,7 @@ def prepare_folder(audio_dir: str | os.PathLike, transcripts: str | os.PathLike 
                                 f"(--speaker-from parent makes them SPEAKER-UTTERANCE)")
         seen[uid] = f
         utts.append(Utterance(uid, f, text, speaker=speaker, accent=accent, language=language))
-    return finish_import(utts, source, out, check_files=True)
+    return finish_import(utts, source, out, check_files=True, on_error=on_error)
 
 
 def _listed_rows(files: Sequence[Path], transcripts: Path, audio_dir: Path, speaker_from: str,
@@ -254,7 +255,7 @@ def _speaker_table(path: Path, what: str) -> dict[str, tuple[int, str]]:
 
 def prepare_kaldi(data_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                   audio_root: str | os.PathLike | None = None, language: str = "", accent: str = "",
-                  child_below: float | None = CHILD_BELOW_YEARS) -> list[Utterance]:
+                  child_below: float | None = CHILD_BELOW_YEARS, on_error: str = "fail") -> list[Utterance]:
     """A Kaldi data folder: ``text`` and ``wav.scp`` (one file per utterance); speakers from ``utt2spk``,
     their gender and age from ``spk2gender`` / ``spk2age`` (``age_group``: child below ``child_below`` years).
 
@@ -281,15 +282,26 @@ def prepare_kaldi(data_dir: str | os.PathLike, out: str | os.PathLike | None = N
         utts.append(Utterance(uid, root / wavs[uid][1], text, speaker=speaker, accent=accent, language=language,
                               gender=gender.get(speaker, (0, ""))[1], age=age,
                               age_group=age_group(age, child_below, f"{data_dir / 'spk2age'}:{age_line}")))
-    return finish_import(utts, data_dir / "text", out, check_files=True)
+    return finish_import(utts, data_dir / "text", out, check_files=True, on_error=on_error)
 
 
-def finish_import(utts: list[Utterance], source: Path, out, check_files: bool) -> list[Utterance]:
-    """Durations from the audio headers (an unreadable file fails, named), then the manifest at ``out``."""
+def finish_import(utts: list[Utterance], source: Path, out, check_files: bool,
+                  on_error: str = "fail") -> list[Utterance]:
+    """Durations from the audio headers, then the manifest at ``out``.
+
+    A file whose header is unreadable or inconsistent (cut short, empty) fails the import, named
+    (``on_error="fail"``), or is left out of the manifest with one ``skipped`` line per file on stderr (``"skip"``).
+    """
     if not utts:
         raise ManifestError(f"{source}: no utterances")
     if check_files:
-        utts, _ = add_durations(utts, "fail")  # headers only: an unreadable file fails here, named
+        utts, skipped = add_durations(utts, on_error)  # headers only
+        for uid, reason in skipped:
+            print(f"skipped {uid!r}: {reason}", file=sys.stderr)
+        if skipped:
+            print(f"note: {source}: {len(skipped)} file(s) left out (--on-error skip)", file=sys.stderr)
+        if not utts:
+            raise ManifestError(f"{source}: every file was skipped")
     if out is not None:
         write_manifest(utts, out)
     return utts

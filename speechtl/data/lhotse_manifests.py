@@ -75,7 +75,7 @@ def _check_whole(row: dict, rec_duration: float, where: str) -> None:
 
 def prepare_lhotse(recordings: str | os.PathLike, supervisions: str | os.PathLike,
                    out: str | os.PathLike | None = None, audio_root: str | os.PathLike | None = None,
-                   language: str = "", accent: str = "") -> list[Utterance]:
+                   language: str = "", accent: str = "", on_error: str = "fail") -> list[Utterance]:
     """Recording + supervision manifests as utterances (id = supervision id). Relative audio paths resolve
     against ``audio_root``, else the first of the recordings manifest's folder, its parent and the current
     folder under which they all exist."""
@@ -102,4 +102,4 @@ def prepare_lhotse(recordings: str | os.PathLike, supervisions: str | os.PathLik
         utts.append(Utterance(str(row["id"]), root / recs[rec_id][1], text, speaker=str(row.get("speaker") or ""),
                               accent=str(custom.get("accent") or accent), gender=str(row.get("gender") or ""),
                               language=str(row.get("language") or language), age=str(custom.get("age") or "")))
-    return finish_import(utts, supervisions, out, check_files=True)
+    return finish_import(utts, supervisions, out, check_files=True, on_error=on_error)
