@@ -45,7 +45,7 @@ def make_tone_set(folder: Path, n: int, seed: int = 0, name: str = "manifest.jso
         wav = tone_audio(text, seed * 1000 + i)
         sf.write(path, wav, 16_000)
         utts.append(Utterance(f"{accent}-{seed}-{i:03d}", path, text, speaker=f"spk{i % 3}", accent=accent,
-                              language="tone", duration_s=len(wav) / 16_000))
+                              language="", duration_s=len(wav) / 16_000))
     manifest = folder / name
     write_manifest(utts, manifest)
     return manifest

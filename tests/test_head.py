@@ -195,3 +195,22 @@ def test_resume_with_a_new_head_gives_the_same_weights(tone_data, tiny_model_dir
     assert straight.keys() == resumed.keys() and straight["lm_head.weight"].shape[0] > 5 + 3
     for k in straight:
         assert torch.equal(straight[k], resumed[k]), k
+
+
+def test_adapt_takes_the_text_language_from_the_training_manifest(tone_data, tiny_model_dir, tmp_path, capsys):
+    """Without --language the training manifest's ``language`` field picks the normaliser (and is saved); a
+    manifest in two languages is refused, naming them."""
+    utts = read_manifest(tone_data["train"])
+    write_manifest([dataclasses.replace(u, language="es") for u in utts], tmp_path / "es.jsonl")
+    out = tmp_path / "run"
+    rc = main(["adapt", "--model", str(tiny_model_dir), "--train", str(tmp_path / "es.jsonl"), "--test",
+               str(tone_data["test"]), "--out", str(out), "--vocab", "copy", "--max-steps", "1", "--eval-every", "1",
+               "--batch-seconds", "4", "--quiet"])
+    assert rc == 0 and "text language 'es' from" in capsys.readouterr().err
+    assert json.loads((out / "results.json").read_text())["normalizer"]["language"] == "es"
+    assert json.loads((out / "config.json").read_text())["text_language"] == "es"
+    mixed = [dataclasses.replace(u, language="es" if i % 2 else "de") for i, u in enumerate(utts)]
+    write_manifest(mixed, tmp_path / "mixed.jsonl")
+    rc = main(["adapt", "--model", str(tiny_model_dir), "--train", str(tmp_path / "mixed.jsonl"), "--test",
+               str(tone_data["test"]), "--out", str(tmp_path / "run2"), "--quiet"])
+    assert rc == 2 and "2 languages (de, es)" in capsys.readouterr().err

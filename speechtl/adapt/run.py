@@ -40,7 +40,7 @@ from speechtl.eval import EvalResult, evaluate, set_text_language, write_hypothe
 from speechtl.eval.bootstrap import wer_difference
 from speechtl.eval.mismatch import mismatch_score, sample_stats
 from speechtl.fileio import INCOMPLETE, UMASK, atomic_write_json, atomic_write_text
-from speechtl.models import load_model
+from speechtl.models import load_model, model_text_language
 from speechtl.models.adapter import ADAPTER_DIR, ADAPTER_STRATEGIES, base_fingerprint, capture_adapter, folder_bytes, \
     save_adapter, weights_bytes
 from speechtl.models.head import adapt_vocabulary
@@ -70,7 +70,7 @@ class AdaptConfig:
     resume: bool = False  # continue an interrupted run from out/checkpoint
     on_error: str = "fail"  # unreadable audio: fail (stop, naming the file) or skip (leave out, list in results)
     eval_batch_seconds: float = 120.0  # padded audio seconds per evaluation batch
-    language: str = ""  # target text language: picks the normaliser (de, es, fr, sv, ...; default: the model's, else en)
+    language: str = ""  # target text language: the normaliser (de, es, fr, sv, ...; default: the train manifest's, the model's, en)
     vocab: str = "keep"  # CTC head: keep | copy (shared rows copied) | random (new head) | extend (source rows + new chars)
     mismatch_utts: int = 100  # utterances per side for the domain-mismatch score before adapting (0: off)
     training: TrainConfig = field(default_factory=TrainConfig)
@@ -124,6 +124,20 @@ class _Run:
         return self.progress and self.state.is_main_process
 
 
+def _target_language(cfg: AdaptConfig, train_utts: list[Utterance], model_language: str | None) -> str:
+    """``--language``, else the training manifest's ``language`` field (the normaliser; saved with the model)."""
+    if cfg.language:
+        return cfg.language
+    found = sorted({u.language for u in train_utts if u.language})
+    if len(found) > 1:
+        raise ConfigError(f"{cfg.train}: utterances in {len(found)} languages ({', '.join(found)}); a run adapts "
+                          f"to one text language: pass --language")
+    if found and found[0] != (model_language or "en"):
+        print(f"note: text language {found[0]!r} from {cfg.train} (the model's was {model_language or 'en'!r}; "
+              f"--language to choose)", file=sys.stderr)
+    return found[0] if found else ""
+
+
 def _load(cfg: AdaptConfig, state: PartialState, progress: bool) -> _Run:
     """The start model (a routed folder is refused), its text language and CTC head for this run."""
     model, processor = load_model(cfg.model)
@@ -134,8 +148,9 @@ def _load(cfg: AdaptConfig, state: PartialState, progress: bool) -> _Run:
     # an adapter artifact applies to the base's vocabulary: with a new CTC head (--vocab ≠ keep) only the full model
     keeps_adapter = cfg.training.method.strategy in ADAPTER_STRATEGIES and cfg.vocab == "keep"
     fingerprint = base_fingerprint(model, processor) if keeps_adapter else None
-    language = set_text_language(model, cfg.language)  # saved with the model: scoring uses the same normaliser
-    processor, head = adapt_vocabulary(model, processor, [u.text for u in read_manifest(cfg.train)], cfg.vocab,
+    train_utts = read_manifest(cfg.train)
+    language = set_text_language(model, _target_language(cfg, train_utts, model_text_language(model)))
+    processor, head = adapt_vocabulary(model, processor, [u.text for u in train_utts], cfg.vocab,
                                        language, cfg.training.runtime.seed)
     return _Run(cfg, state, progress, model, processor, language, head, fingerprint)
 
