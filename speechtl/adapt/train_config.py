@@ -60,7 +60,7 @@ class GuardConfig:
 class AugmentConfig:
     """Training-time augmentation (:mod:`speechtl.data.augment`); unknown presets are refused here."""
 
-    augment: str = ""  # acoustic presets, comma-separated: speed, pitch, reverb, noise, telephone, codec, gain, real (a mix of them all); none: off
+    augment: str = ""  # acoustic presets, comma-separated: speed, pitch, reverb, noise, telephone, codec, gain, real (a mix)
     speed_perturb: list[float] = field(default_factory=list)  # speed factors, e.g. 0.9 1.0 1.1 (none: off; replaces a preset's)
     noise_snr_db: float = 0.0  # additive white noise at [snr, snr+10] dB (0: off; replaces a preset's noise)
     mask_time_prob: float = -1.0  # SpecAugment time masking in the model config (<0: keep the model's)
