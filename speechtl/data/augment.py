@@ -3,8 +3,8 @@
 A preset is a named list of :class:`Step` s in :data:`PRESETS`, each an effect of :mod:`speechtl.data.effects`
 with the chance that an utterance gets it and the ranges its settings are drawn from:
 
-    speed      Kaldi speed perturbation 0.9 / 1.0 / 1.1 (tempo and pitch; the length changes)
     pitch      pitch shift of −2 … +2 semitones, duration kept
+    speed      Kaldi speed perturbation 0.9 / 1.0 / 1.1 (tempo and pitch; the length changes)
     reverb     a simulated room: RT60 0.2–0.8 s, direct-to-reverberant ratio 0–10 dB
     noise      white, pink or brown noise at 5–20 dB SNR
     telephone  a ~300 Hz–3.4 kHz band, 8 kHz, 8-bit mu-law (G.711), back to 16 kHz

@@ -10,7 +10,8 @@ The signal processing is torchaudio's (resampling, biquads, FFT convolution, mu-
 only the synthetic room impulse response (exponentially decaying noise behind a direct path: no room simulator is a
 dependency) and coloured noise (white noise shaped in the frequency domain). ``pitch`` keeps the duration with a
 phase vocoder after a resampling by a small-integer ratio: ``torchaudio.functional.pitch_shift`` resamples by an
-arbitrary ratio and takes seconds (up to ~20 s for 5 s of audio) per utterance; this takes ~30 ms for 5 s on one CPU thread.
+arbitrary ratio and takes seconds (up to ~20 s for 5 s of audio) per utterance; this takes ~30 ms for 5 s on one
+CPU thread.
 """
 
 from __future__ import annotations
