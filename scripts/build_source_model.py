@@ -3,6 +3,7 @@
     .venv/bin/python scripts/build_source_model.py                  # the shipped model: ~2.5 h on one CPU core
     .venv/bin/python scripts/build_source_model.py --resume         # continue after an interruption
     .venv/bin/python scripts/build_source_model.py --smoke          # seconds: the whole path, tiny budget
+    .venv/bin/python scripts/build_source_model.py --augment real   # acoustic augmentation (speechtl.data.augment)
 
 It synthesises the training set with speechtl.synth (many en-us voices), trains with the same
 loop as every adaptation (speechtl.adapt.train), scores the model on held-out test sentences of
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from speechtl.adapt.run import labels_for
 from speechtl.adapt.train import DevSets, TrainConfig, TrainData, train, train_config
-from speechtl.adapt.train_config import train_config_dict
+from speechtl.adapt.train_config import AugmentConfig, train_config_dict
 from speechtl.config import override, parse_config
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import read_manifest, set_name
@@ -79,6 +80,14 @@ def dev_trend(history: list[dict]) -> str:
     return f"Dev WER had stopped falling when the schedule ended ({prev:.1f} → {last:.1f} % over the last interval)."
 
 
+def _augmentation(aug: AugmentConfig) -> str:
+    """The card's words for the augmentation settings: ``--augment`` presets, speed factors, noise SNR."""
+    parts = [f"presets {aug.augment}"] if aug.augment else []
+    parts += [f"speed {' '.join(map(str, aug.speed_perturb))}"] if aug.speed_perturb else []
+    parts += [f"white noise from {aug.noise_snr_db:g} dB SNR"] if aug.noise_snr_db > 0 else []
+    return ", ".join(parts) or "none"
+
+
 def model_card(cfg: SourceModelConfig, scores: dict, train_info: dict, command: str, history: list[dict]) -> str:
     arch = MODEL_SIZES[cfg.size]
     rows = "\n".join(
@@ -103,6 +112,7 @@ recogniser for real voices.
 - feature encoder: layer norm (padding-invariant), frame rate 20 ms; vocabulary: a–z, `'`, `|`
 - training: {train_info['steps']} steps, AdamW lr {cfg.training.optimiser.lr:g} (linear warm-up/decay),
   batches of {cfg.training.optimiser.batch_seconds:g} padded seconds, {train_info['precision']} autocast,
+  augmentation: {_augmentation(cfg.training.augment)},
   {cfg.training.runtime.threads or 'default'} CPU thread(s), {train_info['wall_min']:.0f} min of training; best dev WER
   {100 * (train_info['best_dev_wer'] or float('nan')):.1f} % at step {train_info['best_step']}
 - command: `{command}`

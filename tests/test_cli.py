@@ -255,3 +255,46 @@ def test_a_router_without_enough_audio_is_a_one_line_error(tone_data, tiny_model
     assert rc == 2
     err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("adapt: ")]  # phases
     assert len(err) == 1 and err[0].startswith("speechtl adapt: error:") and "router needs at least 2" in err[0]
+
+
+def test_adapt_help_lists_every_augmentation_preset(capsys):
+    from speechtl.data.augment import PRESETS
+
+    with pytest.raises(SystemExit):
+        main(["adapt", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--augment" in help_text and all(name in help_text for name in PRESETS)
+
+
+def test_unknown_augmentation_preset_is_one_line_naming_the_presets(tone_data, tmp_path, capsys):
+    assert main(["adapt", "--train", str(tone_data["train"]), "--test", str(tone_data["test"]),
+                 "--out", str(tmp_path / "run"), "--augment", "reverb,hall", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'hall'" in err[0] and "telephone" in err[0] and not (tmp_path / "run").exists()
+
+
+def test_adapt_with_augment_real_runs_and_resume_with_other_presets_is_refused(tone_data, tiny_model_dir, tmp_path,
+                                                                                monkeypatch, capsys):
+    import speechtl.adapt.run as run
+
+    out = tmp_path / "run"
+    args = ["adapt", "--model", str(tiny_model_dir), "--train", str(tone_data["train"]), "--dev",
+            str(tone_data["dev"]), "--out", str(out), *FAST]
+
+    class Killed(BaseException):  # like a kill after training: the checkpoint stays for --resume
+        pass
+
+    def die(result):
+        raise Killed
+
+    monkeypatch.setattr(run, "render_report", die)
+    with pytest.raises(Killed):
+        main([*args, "--augment", "real"])
+    assert json.loads((out / "run_config.json").read_text())["training"]["augment"] == "real"
+    assert json.loads((out / "results.json").read_text())["train"]["steps"] == 4
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main([*args, "--augment", "real,telephone", "--resume"]) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("adapt: ")]
+    assert len(err) == 1 and "augment 'real' → 'real,telephone'" in err[0], err
+    assert main([*args, "--augment", "real", "--resume"]) == 0

@@ -63,10 +63,12 @@ def test_demo_sets_are_cached_per_voice_count(tmp_path):
 
 def test_build_source_model_smoke(tmp_path):
     script = load_script("scripts/build_source_model.py")
-    scores = script.main(["--smoke", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "model")])
+    scores = script.main(["--smoke", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "model"),
+                          "--augment", "reverb,noise", "--speed-perturb", "0.9", "1.1"])
     assert set(scores["sets"]) == {"test-en-us", "test-en-gb-scotland"}
     card = (tmp_path / "model" / "README.md").read_text()
     assert "| en-gb-scotland |" in card and "build_source_model.py --smoke" in card
+    assert "augmentation: presets reverb,noise, speed 0.9 1.1" in card
     assert (tmp_path / "model" / "model.safetensors").is_file()
 
 

@@ -48,8 +48,9 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tone_data, tiny_m
     utts, audio = _train_set(tone_data)
     # batch_seconds small enough for several batches per epoch, so resuming mid-epoch is exercised
     cfg = train_config(lr=1e-3, max_steps=12, eval_every=4, batch_seconds=3, freeze_feature_encoder=False,
-                      precision=precision, seed=3, **(dict(speed_perturb=[0.9, 1.0, 1.1], noise_snr_db=10,
-                                                           mask_time_prob=0.05, distill=1.0) if augment else {}))
+                      precision=precision, seed=3, **(dict(augment="real", speed_perturb=[0.9, 1.0, 1.1],
+                                                           noise_snr_db=10, mask_time_prob=0.05, distill=1.0)
+                                                      if augment else {}))
     distill = [i % 2 == 0 for i in range(len(utts))]
 
     def run(out, on_step=None, resume=False):

@@ -198,7 +198,7 @@ def train(model, processor, data: TrainData, out_dir: str | Path, cfg: TrainConf
     elapsed_before = state.elapsed_s
     aug = cfg.augment
     dataset = AudioDataset(data.utts, data.labels, audio=data.audio,
-                           transform=make_augment(aug.speed_perturb, aug.noise_snr_db, cfg.runtime.seed),
+                           transform=make_augment(aug.speed_perturb, aug.noise_snr_db, cfg.runtime.seed, aug.augment),
                            distill=data.distill if s.distills else None)
     collate = CtcCollator(processor.feature_extractor)
     selector = CheckpointSelector(dev or DevSets(), cfg.selection, opt.lr, opt.batch_seconds, s.precision, out_dir,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from speechtl.config import ConfigError, flat_dict, override
+from speechtl.data.augment import parse_presets
 
 __all__ = ["TrainConfig", "OptimiserConfig", "StrategyConfig", "GuardConfig", "AugmentConfig",
            "RegularisationConfig", "RuntimeConfig", "train_config", "train_config_dict", "use_device"]
@@ -57,10 +58,16 @@ class GuardConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    speed_perturb: list[float] = field(default_factory=list)  # speed factors, e.g. 0.9 1.0 1.1 (none: off)
-    noise_snr_db: float = 0.0  # additive white noise at [snr, snr+10] dB (0: off)
+    """Training-time augmentation (:mod:`speechtl.data.augment`); unknown presets are refused here."""
+
+    augment: str = ""  # acoustic presets, comma-separated: speed, pitch, reverb, noise, telephone, codec, gain, real (a mix)
+    speed_perturb: list[float] = field(default_factory=list)  # speed factors, e.g. 0.9 1.0 1.1 (none: off; replaces a preset's)
+    noise_snr_db: float = 0.0  # additive white noise at [snr, snr+10] dB (0: off; replaces a preset's noise)
     mask_time_prob: float = -1.0  # SpecAugment time masking in the model config (<0: keep the model's)
     mask_feature_prob: float = -1.0  # SpecAugment feature masking (<0: keep the model's)
+
+    def __post_init__(self):
+        parse_presets(self.augment)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,21 @@
-"""Training-time augmentation: speed perturbation and additive noise (torchaudio), applied per utterance.
+"""Training-time augmentation: acoustic presets (``--augment``), speed perturbation, additive noise, per utterance.
+
+A preset is a named list of :class:`Step` s in :data:`PRESETS`, each an effect of :mod:`speechtl.data.effects`
+with the chance that an utterance gets it and the ranges its settings are drawn from:
+
+    pitch      pitch shift of −2 … +2 semitones, duration kept
+    speed      Kaldi speed perturbation 0.9 / 1.0 / 1.1 (tempo and pitch; the length changes)
+    reverb     a simulated room: RT60 0.2–0.8 s, direct-to-reverberant ratio 0–10 dB
+    noise      white, pink or brown noise at 5–20 dB SNR
+    telephone  a ~300 Hz–3.4 kHz band, 8 kHz, 8-bit mu-law (G.711), back to 16 kHz
+    codec      lossy requantisation: mu-law 6–8 bits or uniform 8–12 bits
+    gain       level −10 … +6 dB
+    real       a mix: each of the above with its own chance (see the table), milder noise
+
+``--augment reverb,noise`` chains presets; the chain always runs in the order of
+:data:`speechtl.data.effects.EFFECTS` (voice, room, noise, channel, level), and an effect named by more than one
+preset takes the setting of the last one. ``--speed-perturb`` and ``--noise-snr-db`` (the older settings) replace
+the speed / noise setting of the presets. The output is float32, clipped to [-1, 1] where it exceeds it.
 
 Each draw comes from a generator seeded by (seed, epoch, utterance index), not from the global RNG:
 data loaders fetch ahead, so global draws would not line up with checkpoints, and a resumed run must
@@ -8,39 +25,87 @@ see the same perturbations. SpecAugment (time/feature masking) lives in the mode
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
-import torchaudio.functional as AF
 
-from speechtl.audio import SAMPLE_RATE
+from speechtl.config import ConfigError
+from speechtl.data.effects import EFFECTS
 
-__all__ = ["make_augment"]
+__all__ = ["Step", "PRESETS", "parse_presets", "augment_steps", "make_augment"]
 
 
-def make_augment(speed_factors: Sequence[float] = (), noise_snr_db: float = 0.0, seed: int = 0
+class Step(NamedTuple):
+    effect: str  # a name in speechtl.data.effects.EFFECTS
+    p: float  # the chance that an utterance gets it
+    params: dict  # the effect's keyword arguments: (low, high) ranges, or choices
+
+
+SPEED = Step("speed", 1.0, {"factors": (0.9, 1.0, 1.1)})
+PITCH = Step("pitch", 1.0, {"semitones": (-2.0, 2.0)})
+REVERB = Step("reverb", 1.0, {"rt60_s": (0.2, 0.8), "drr_db": (0.0, 10.0)})
+NOISE = Step("noise", 1.0, {"snr_db": (5.0, 20.0), "colours": ("white", "pink", "brown")})
+TELEPHONE = Step("telephone", 1.0, {"low_hz": (250.0, 350.0), "high_hz": (3200.0, 3600.0)})
+CODEC = Step("codec", 1.0, {"mu_law_bits": (6, 8), "uniform_bits": (8, 12)})
+GAIN = Step("gain", 1.0, {"gain_db": (-10.0, 6.0)})
+
+PRESETS: dict[str, tuple[Step, ...]] = {
+    "speed": (SPEED,),
+    "pitch": (PITCH,),
+    "reverb": (REVERB,),
+    "noise": (NOISE,),
+    "telephone": (TELEPHONE,),
+    "codec": (CODEC,),
+    "gain": (GAIN,),
+    "real": (  # about one utterance in eight gets none of the first six
+        SPEED._replace(p=0.5, params={"factors": (0.9, 1.1)}), PITCH._replace(p=0.2), REVERB._replace(p=0.3),
+        NOISE._replace(p=0.4, params={**NOISE.params, "snr_db": (10.0, 30.0)}), TELEPHONE._replace(p=0.1),
+        CODEC._replace(p=0.15), GAIN._replace(p=0.5),
+    ),
+}
+
+
+def parse_presets(text: str) -> tuple[str, ...]:
+    """``"reverb,noise"`` -> ("reverb", "noise"); "" -> (). Unknown names are refused, naming the presets."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in PRESETS]
+    if unknown:
+        raise ConfigError(f"--augment: unknown preset {', '.join(map(repr, unknown))}; "
+                          f"the presets are {', '.join(PRESETS)} (comma-separated)")
+    return names
+
+
+def augment_steps(presets: str = "", speed_factors: Sequence[float] = (), noise_snr_db: float = 0.0
+                  ) -> list[Step]:
+    """The chain the settings ask for, in :data:`EFFECTS` order (see the module docstring for the rules)."""
+    steps = {step.effect: step for name in parse_presets(presets) for step in PRESETS[name]}
+    if speed_factors:
+        steps["speed"] = Step("speed", 1.0, {"factors": tuple(speed_factors)})
+    if noise_snr_db > 0:
+        steps["noise"] = Step("noise", 1.0, {"snr_db": (noise_snr_db, noise_snr_db + 10)})
+    return [steps[effect] for effect in EFFECTS if effect in steps]
+
+
+def make_augment(speed_factors: Sequence[float] = (), noise_snr_db: float = 0.0, seed: int = 0, presets: str = ""
                  ) -> Callable[[np.ndarray, tuple[int, int]], np.ndarray] | None:
     """An ``(audio, (epoch, index)) -> audio`` transform, or None when nothing is enabled.
 
     speed_factors: e.g. (0.9, 1.0, 1.1), one picked per utterance (tempo and pitch change, like Kaldi's).
     noise_snr_db: > 0 adds white noise at an SNR drawn uniformly from [snr, snr + 10] dB.
+    presets: names of :data:`PRESETS`, comma-separated (``"reverb,noise"``, ``"real"``).
     """
-    factors = list(speed_factors)
-    if not factors and noise_snr_db <= 0:
+    steps = augment_steps(presets, speed_factors, noise_snr_db)
+    if not steps:
         return None
 
     @torch.no_grad()
     def augment(audio: np.ndarray, key: tuple[int, int]) -> np.ndarray:
         g = torch.Generator().manual_seed(hash((seed, *key)) & 0x7FFF_FFFF_FFFF)
-        wav = torch.from_numpy(audio)[None]  # (1, S)
-        if factors:
-            factor = factors[int(torch.randint(len(factors), (), generator=g))]
-            if factor != 1.0:
-                wav, _ = AF.speed(wav, SAMPLE_RATE, factor)
-        if noise_snr_db > 0:
-            snr = noise_snr_db + 10 * torch.rand(1, generator=g)
-            wav = AF.add_noise(wav, torch.randn(wav.shape, generator=g), snr)
-        return wav[0].numpy().astype(np.float32, copy=False)
+        wav = torch.from_numpy(np.asarray(audio, dtype=np.float32))[None]  # (1, S)
+        for step in steps:
+            if step.p >= 1 or float(torch.rand(1, generator=g)) < step.p:
+                wav = EFFECTS[step.effect](wav, g, **step.params)
+        return wav[0].clamp(-1.0, 1.0).numpy().astype(np.float32, copy=False)
 
     return augment
