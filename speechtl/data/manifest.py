@@ -6,7 +6,9 @@ A manifest line looks like::
      "speaker": "spk1", "accent": "en-gb-scotland", "language": "en", "duration_s": 2.31}
 
 Only ``id``, ``audio_path`` and ``text`` are required. Relative audio paths resolve against the
-manifest's folder, so a data folder can be moved as a whole.
+manifest's folder, so a data folder can be moved as a whole. A ``.csv`` / ``.tsv`` file holds the same fields as
+columns under a header. Files are UTF-8 (a BOM is dropped); every field but ``duration_s`` is a string (``id``
+and ``age`` may be JSON integers; ``null`` is an absent optional field); a key or column named twice is refused.
 """
 
 from __future__ import annotations
