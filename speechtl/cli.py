@@ -107,12 +107,20 @@ def _lm_settings(args):
 def _lm_build(args) -> int:
     from speechtl.decode.ngram import build_arpa, read_text_files
 
-    if args.order < 1:
-        raise ConfigError(f"--order must be at least 1, got {args.order}")
     info = build_arpa(read_text_files(args.text), args.order, args.out)
     print(f"wrote {args.out}: order {info['order']}, {info['sentences']} sentences, vocabulary "
           f"{info['vocabulary']}, n-grams {info['ngrams']}")
     return 0
+
+
+def _lm_order(value: str) -> int:
+    """--order at parse time: an integer the LM decoder reads (``ngram.check_order``)."""
+    from speechtl.decode.ngram import check_order
+
+    try:
+        return check_order(int(value))
+    except ValueError as e:  # int() or ConfigError
+        raise argparse.ArgumentTypeError(str(e) if isinstance(e, ConfigError) else f"{value!r} is not an integer")
 
 
 def _add_lm_flags(p: argparse.ArgumentParser) -> None:
@@ -301,7 +309,7 @@ def _add_lm_parser(sub) -> None:
                                       "the transcripts) and write an ARPA model smoothed with interpolated modified "
                                       "Kneser-Ney, for --lm at transcribe and evaluate.")
     p.add_argument("text", nargs="+", help="plain-text files, one sentence per line")
-    p.add_argument("--order", type=int, default=3, help="n-gram order (default: 3)")
+    p.add_argument("--order", type=_lm_order, default=3, help="n-gram order, 2-6 (default: 3)")
     p.add_argument("--out", required=True, help="the ARPA file to write")
     p.set_defaults(func=_lm_build)
 

@@ -16,9 +16,11 @@ import sys
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from speechtl.config import ConfigError
+from speechtl.errors import SpeechtlError
 
 __all__ = [
     "PAD",
@@ -33,6 +35,8 @@ __all__ = [
     "OovReport",
     "find_oov",
     "text_to_model_alphabet",
+    "read_utf8",
+    "utf8_lines",
 ]
 
 PAD = "<pad>"
@@ -192,3 +196,39 @@ def find_oov(items: Sequence[tuple[str, str]], vocab: Mapping[str, int], languag
 def save_vocab(vocab: Mapping[str, int], path) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(dict(vocab), f, ensure_ascii=False, indent=0)
+
+
+def _not_utf8(path, data: bytes, e: UnicodeDecodeError, what: str, line: int) -> str:
+    column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+    return (f"{path}:{line}: {what} is not UTF-8 (byte 0x{data[e.start]:02x} at column {column}, e.g. Latin-1 or "
+            f"Windows-1252); save it as UTF-8 (iconv -f latin1 -t utf-8 IN > OUT)")
+
+
+def read_utf8(path, error: type[SpeechtlError] = SpeechtlError, what: str = "text") -> str:
+    """The text of a UTF-8 file (a leading BOM dropped); ``error`` naming the file and the first line that is not
+    UTF-8 (e.g. Latin-1), or a file that cannot be read."""
+    try:
+        data = Path(path).read_bytes().removeprefix(b"\xef\xbb\xbf")  # the UTF-8 BOM some editors write
+    except OSError as e:
+        raise error(f"{path}: cannot read {what} ({e.strerror or e})") from e
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(_not_utf8(path, data, e, what, data.count(b"\n", 0, e.start) + 1)) from e
+
+
+def utf8_lines(path, error: type[SpeechtlError] = SpeechtlError, what: str = "text") -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 file, read as a stream (for files too big to hold); ``error`` as in
+    :func:`read_utf8`."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise error(f"{path}: cannot read {what} ({e.strerror or e})") from e
+    with f:
+        for lineno, raw in enumerate(f, 1):
+            if lineno == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise error(_not_utf8(path, raw, e, what, lineno)) from e

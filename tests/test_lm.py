@@ -106,7 +106,8 @@ def test_the_lm_pulls_a_misread_word_to_a_known_one(tmp_path, tone_tokenizer):
 
 
 def test_unusable_lm_files_are_clear_errors(tmp_path, tone_tokenizer):
-    (tmp_path / "words.arpa").write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0\txyz\n\n\\end\\\n")
+    (tmp_path / "words.arpa").write_text("\\data\\\nngram 1=1\nngram 2=0\n\n\\1-grams:\n-1.0\txyz\n\n\\2-grams:\n"
+                                         "\n\\end\\\n")
     with pytest.raises(LmError, match="none of its 1 words"):
         LmDecoder(tmp_path / "words.arpa", tone_tokenizer)
     from speechtl.decode.lm import load_lm_decoder

@@ -6,12 +6,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import pickle
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from speechtl.config import ConfigError
@@ -64,19 +68,47 @@ def save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict, made
 
 
 def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
-    """Restore weights, optimizer, scheduler and RNG in place; returns the loop state saved with them."""
-    model.load_state_dict(load_file(folder / "model.safetensors"))
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
-    meta = json.loads((folder / "trainer_state.json").read_text())
-    scheduler.load_state_dict(meta["scheduler"])
-    _set_rng_state(load_file(folder / "rng.safetensors"), meta["rng"])
-    return meta["state"]
+    """Restore weights, optimizer, scheduler and RNG in place; returns the loop state saved with them.
+    A damaged or foreign file (a pickle that ``weights_only`` refuses, a cut-short safetensors) is a
+    :class:`ConfigError` naming it."""
+    meta = _trainer_state(folder)
+    with _unusable(folder, "model.safetensors"):
+        model.load_state_dict(load_file(folder / "model.safetensors"))
+    with _unusable(folder, "optimizer.pt"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's pickle-protocol notes on a file refused anyway, or fine
+        optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    with _unusable(folder, "trainer_state.json"):
+        scheduler.load_state_dict(meta["scheduler"])
+    with _unusable(folder, "rng.safetensors"):
+        _set_rng_state(load_file(folder / "rng.safetensors"), meta["rng"])
+    with _unusable(folder, "trainer_state.json"):
+        return dict(meta["state"])
+
+
+@contextlib.contextmanager
+def _unusable(folder: Path, name: str):
+    """Any failure to read ``folder/name`` as one line naming it, with the way out."""
+    try:
+        yield
+    except (pickle.UnpicklingError, SafetensorError, OSError, EOFError, RuntimeError, ValueError, KeyError,
+            TypeError, IndexError) as e:
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        raise ConfigError(f"--resume: {folder / name} cannot be used ({type(e).__name__}: {reason}); it is damaged or "
+                          f"not a speechtl checkpoint: remove the folder {folder} to train from the start") from e
+
+
+def _trainer_state(folder: Path) -> dict:
+    with _unusable(folder, "trainer_state.json"):
+        meta = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        return meta
 
 
 def check_made_with(folder: Path, made_with: dict) -> None:
     """Refuse to resume ``folder``'s checkpoint with other settings or data than it was made with, naming them
     (a checkpoint from before this record is accepted as it is)."""
-    saved = json.loads((folder / "trainer_state.json").read_text()).get("made_with")
+    saved = _trainer_state(folder).get("made_with")
     if saved is None:
         return
     changed = [f"{k} {saved.get(k)!r} → {made_with.get(k)!r}" for k in sorted(set(saved) | set(made_with))

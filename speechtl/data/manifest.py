@@ -6,13 +6,16 @@ A manifest line looks like::
      "speaker": "spk1", "accent": "en-gb-scotland", "language": "en", "duration_s": 2.31}
 
 Only ``id``, ``audio_path`` and ``text`` are required. Relative audio paths resolve against the
-manifest's folder, so a data folder can be moved as a whole.
+manifest's folder, so a data folder can be moved as a whole. A ``.csv`` / ``.tsv`` file holds the same fields as
+columns under a header. Files are UTF-8 (a BOM is dropped); every field but ``duration_s`` is a string (``id``
+and ``age`` may be JSON integers; ``null`` is an absent optional field); a key or column named twice is refused.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -25,6 +28,7 @@ from typing import Iterable, Iterator, Literal, Sequence
 from speechtl.audio import AudioError, audio_info
 from speechtl.fileio import atomic_write_text
 from speechtl.errors import SpeechtlError
+from speechtl.text import read_utf8
 
 __all__ = [
     "Utterance",
@@ -59,20 +63,42 @@ class Utterance:
 FIELDS = tuple(f.name for f in dataclasses.fields(Utterance))
 REQUIRED = ("id", "audio_path")
 OPTIONAL_EXTRA = ("gender", "age", "age_group")  # written only when some utterance has it: older manifests stay byte-identical
+INTEGER_OK = ("id", "age")  # fields a JSON manifest may give as an integer (read as its decimal string)
+DELIMITERS = {".csv": ",", ".tsv": "\t"}  # tables with a header row; any other suffix is JSONL
 
 
 class ManifestError(SpeechtlError, ValueError):
     """A manifest line is malformed; the message names the file and line."""
 
 
+def _check_types(row: dict, where: str, require_text: bool) -> None:
+    """Every field but ``duration_s`` holds a string (``id`` and ``age`` may be integers); ``null`` stands for an
+    absent optional field, but not for a transcript a labelled manifest needs."""
+    for key, value in row.items():
+        if key == "duration_s" or isinstance(value, str):
+            continue
+        if value is None and (key not in REQUIRED and not (key == "text" and require_text)):
+            continue
+        if key in INTEGER_OK and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        raise ManifestError(f"{where}: field {key!r} must be a string{' or an integer' if key in INTEGER_OK else ''}, "
+                            f"got {_json_type(value)} {json.dumps(value, ensure_ascii=False)[:60]}")
+
+
+def _json_type(value) -> str:
+    kinds = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+
 def _row_to_utterance(row: dict, where: str, base: Path, require_text: bool, check_files: bool) -> Utterance:
     unknown = sorted(set(row) - set(FIELDS))
     if unknown:
         raise ManifestError(f"{where}: unknown column(s) {unknown}; allowed: {list(FIELDS)}")
+    _check_types(row, where, require_text)
     missing = [k for k in REQUIRED if not str(row.get(k) or "").strip()]
     if missing:
         raise ManifestError(f"{where}: missing required field(s) {missing}")
-    text = str(row.get("text") or "")
+    text = row.get("text") or ""
     if require_text and not text.strip():
         raise ManifestError(f"{where}: utterance {row['id']!r} has empty text (a labelled manifest needs a transcript)")
     audio = Path(str(row["audio_path"])).expanduser()
@@ -105,28 +131,48 @@ def _row_to_utterance(row: dict, where: str, base: Path, require_text: bool, che
 
 
 def _rows(path: Path) -> Iterable[tuple[int, dict]]:
-    """Yield (line number, row dict) from a JSONL or CSV file."""
-    if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            for row in reader:
-                if None in row:
-                    raise ManifestError(f"{path}:{reader.line_num}: more values than header columns")
-                yield reader.line_num, row
+    """Yield (line number, row dict) from a JSONL, CSV or TSV file (UTF-8, a BOM allowed)."""
+    text = read_utf8(path, ManifestError, "the manifest")
+    delimiter = DELIMITERS.get(path.suffix.lower())
+    if delimiter is None:
+        yield from json_lines(io.StringIO(text, newline=None), path)
         return
-    with open(path, encoding="utf-8") as f:
-        yield from json_lines(f, path)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = reader.fieldnames or []
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise ManifestError(f"{path}:1: column(s) {repeated} appear more than once in the header; each may appear once")
+    for row in reader:
+        if None in row:
+            raise ManifestError(f"{path}:{reader.line_num}: more values than header columns")
+        yield reader.line_num, row
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise _DuplicateKeys(repeated)
+    return dict(pairs)
+
+
+class _DuplicateKeys(ValueError):
+    pass
 
 
 def json_lines(f: Iterable[str], path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
-    """(line number, object) of each non-blank line of an open JSONL file; a malformed line stops with file:line."""
+    """(line number, object) of each non-blank line of an open JSONL file; a malformed line (or one naming a key
+    twice) stops with file:line."""
     for lineno, line in enumerate(f, 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
             raise ManifestError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
+        except _DuplicateKeys as e:
+            raise ManifestError(f"{path}:{lineno}: key(s) {e.args[0]} appear more than once in one object; "
+                                f"each may appear once") from e
         if not isinstance(row, dict):
             raise ManifestError(f"{path}:{lineno}: each line must be a JSON object")
         yield lineno, row
@@ -135,7 +181,7 @@ def json_lines(f: Iterable[str], path: str | os.PathLike) -> Iterator[tuple[int,
 def read_manifest(
     path: str | os.PathLike, require_text: bool = True, check_files: bool = True, unique_ids: bool = True
 ) -> list[Utterance]:
-    """Read a ``.jsonl`` (or ``.csv``) manifest; errors name the file and line.
+    """Read a ``.jsonl`` (or ``.csv`` / ``.tsv``) manifest; errors name the file and line.
 
     ``unique_ids=False`` keeps repeated ids (for ``speechtl check``, which reports them all).
     """
@@ -157,7 +203,7 @@ def read_manifest(
 
 
 def write_manifest(utts: Sequence[Utterance], path: str | os.PathLike) -> None:
-    """Write JSONL (or CSV by suffix) atomically; audio under the manifest's folder is stored relative to it."""
+    """Write JSONL (or CSV / TSV by suffix) atomically; audio under the manifest's folder is stored relative to it."""
     path = Path(path)
     base = path.resolve().parent
     fields = [f for f in FIELDS if f not in OPTIONAL_EXTRA or any(getattr(u, f) for u in utts)]
@@ -168,11 +214,9 @@ def write_manifest(utts: Sequence[Utterance], path: str | os.PathLike) -> None:
         d["audio_path"] = str(audio.relative_to(base)) if audio.is_relative_to(base) else str(audio)
         return d
 
-    if path.suffix.lower() == ".csv":
-        import io
-
+    if path.suffix.lower() in DELIMITERS:
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=fields)
+        writer = csv.DictWriter(buf, fieldnames=fields, delimiter=DELIMITERS[path.suffix.lower()])
         writer.writeheader()
         for u in utts:
             writer.writerow({k: ("" if v is None else v) for k, v in row(u).items()})

@@ -24,18 +24,13 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
-from speechtl.decode.ngram import arpa_vocabulary
+from speechtl.decode.ngram import LmError, arpa_vocabulary
 from speechtl.decode.timestamps import Word, words_from_frames
 from speechtl.text import WORD_DELIMITER, text_to_model_alphabet
-from speechtl.errors import SpeechtlError
 
 __all__ = ["LmError", "LmSettings", "LmDecoder", "load_lm_decoder", "pause_segments", "SEGMENT_S"]
 
 SEGMENT_S = 30.0  # longest stretch handed to the beam search at once
-
-
-class LmError(SpeechtlError, ValueError):
-    """An LM file cannot be used with this model; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +94,8 @@ class LmDecoder:
                         unk_word="<unk>",
                     )
             except (RuntimeError, ValueError) as e:
-                raise LmError(f"{lm_path}: not a usable ARPA language model ({e})") from e
+                reason = " ".join(str(e).split("threw ")[-1].split())[:300]  # KenLM's C++ location, then why
+                raise LmError(f"{lm_path}: not a usable ARPA language model ({reason})") from e
 
     def best_tokens(self, log_probs: torch.Tensor) -> torch.Tensor:
         """The beam's best token sequence (blanks and repeats removed) for one (T, V) segment."""

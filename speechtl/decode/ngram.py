@@ -20,14 +20,20 @@ from typing import Iterable, Sequence
 
 from speechtl.config import ConfigError
 from speechtl.fileio import atomic_write_text
-from speechtl.text import normalize
+from speechtl.errors import SpeechtlError
+from speechtl.text import normalize, read_utf8, utf8_lines
 
 __all__ = ["BOS", "EOS", "UNK_WORD", "count_ngrams", "kneser_ney", "write_arpa", "build_arpa", "read_text_files",
-           "arpa_vocabulary", "FALLBACK_DISCOUNTS"]
+           "arpa_vocabulary", "check_order", "FALLBACK_DISCOUNTS", "MIN_ORDER", "MAX_ORDER", "LmError"]
 
 BOS, EOS, UNK_WORD = "<s>", "</s>", "<unk>"
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # used for an order whose counts-of-counts cannot give discounts (tiny text)
 LOG10_ZERO = -99.0  # ARPA's "probability zero" (<s> is never predicted)
+MIN_ORDER, MAX_ORDER = 2, 6  # what the decoder reads: KenLM's probing model needs bigrams; built for ≤ 6-grams
+
+
+class LmError(SpeechtlError, ValueError):
+    """An LM file cannot be used with this model; the message says why."""
 
 Gram = tuple[str, ...]
 
@@ -114,20 +120,26 @@ def read_text_files(paths: Sequence[str | Path]) -> list[list[str]]:
     """Normalised sentences (lists of words) from plain-text files, one sentence per line; blank lines dropped."""
     sentences = []
     for path in paths:
-        try:
-            with open(path, encoding="utf-8") as f:
-                sentences += [words for line in f if (words := normalize(line).split())]
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: cannot read text for the LM ({e})") from e
+        text = read_utf8(path, ConfigError, "the LM text")
+        sentences += [words for line in text.splitlines() if (words := normalize(line).split())]
     if not sentences:
         raise ConfigError(f"no words in {[str(p) for p in paths]}: an LM needs text, one sentence per line")
     return sentences
 
 
+def check_order(order: int) -> int:
+    """``order`` if the decoder can read an LM of it (:data:`MIN_ORDER`–:data:`MAX_ORDER`), else ConfigError."""
+    if not MIN_ORDER <= order <= MAX_ORDER:
+        raise ConfigError(f"an order-{order} LM: the decoder (KenLM in flashlight-text) reads orders {MIN_ORDER}–"
+                          f"{MAX_ORDER} (it needs bigrams and was built for at most {MAX_ORDER}-grams)")
+    return order
+
+
 def build_arpa(sentences: Iterable[Sequence[str]], order: int, out: str | Path) -> dict:
     """Count, smooth and write an ARPA model; returns {"order", "sentences", "vocabulary", "ngrams"}."""
-    if order < 1:
-        raise ValueError(f"order must be at least 1, got {order}")
+    check_order(order)
+    if Path(out).is_dir():
+        raise ConfigError(f"{out}: is a folder; the LM is one ARPA file: give a file path such as {Path(out) / 'lm.arpa'}")
     sentences = list(sentences)
     raw = count_ngrams(sentences, order)
     probs, backoffs = kneser_ney(raw)
@@ -137,18 +149,45 @@ def build_arpa(sentences: Iterable[Sequence[str]], order: int, out: str | Path) 
 
 
 def arpa_vocabulary(path: str | Path) -> list[str]:
-    """The words of an ARPA file's unigram section (without ``<s>``, ``</s>``, ``<unk>``)."""
-    words, inside = [], False
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("\\"):
-                if inside:
-                    break
-                inside = line == "\\1-grams:"
-                continue
-            if inside and line:
-                w = line.split("\t")[1] if "\t" in line else line.split()[1]
-                if w not in (BOS, EOS, UNK_WORD):
-                    words.append(w)
+    """The words of an ARPA file's unigram section (without ``<s>``, ``</s>``, ``<unk>``), after checking the
+    header (``\\data\\``, one ``ngram N=count`` line per order, an order the decoder reads) and that the unigram
+    section holds as many well-formed entries as the header counts; :class:`LmError` naming file and line."""
+    lines = ((n, line.strip()) for n, line in utf8_lines(path, LmError, "the ARPA file"))
+    lines = ((n, line) for n, line in lines if line)
+    n, line = next(lines, (0, ""))
+    if line != "\\data\\":
+        raise LmError(f"{path}:{n}: not an ARPA file: it must start with \\data\\, found {line[:40]!r}")
+    counts: list[int] = []
+    for n, line in lines:
+        if not line.startswith("ngram "):
+            break
+        head, _, count = line[6:].partition("=")
+        if head.strip() != str(len(counts) + 1) or not count.strip().isdigit():
+            raise LmError(f"{path}:{n}: expected 'ngram {len(counts) + 1}=COUNT' in the ARPA header, found {line!r}")
+        counts.append(int(count))
+    if not MIN_ORDER <= len(counts) <= MAX_ORDER:
+        raise LmError(f"{path}: an order-{len(counts)} LM; the decoder reads orders {MIN_ORDER}–{MAX_ORDER} (build one "
+                      f"with `speechtl lm build TEXT --order 3 --out LM`)")
+    if line != "\\1-grams:":
+        raise LmError(f"{path}:{n}: expected \\1-grams: after the ARPA header, found {line[:40]!r}")
+    words, entries = [], 0
+    for n, line in lines:
+        if line.startswith("\\"):
+            break
+        fields = line.split()
+        if len(fields) not in (2, 3) or not _is_number(fields[0]):
+            raise LmError(f"{path}:{n}: a unigram entry is 'log10-prob WORD [log10-backoff]', found {line[:60]!r}")
+        entries += 1
+        if fields[1] not in (BOS, EOS, UNK_WORD):
+            words.append(fields[1])
+    if entries != counts[0]:
+        raise LmError(f"{path}: the header counts {counts[0]} unigrams but the section holds {entries}")
     return words
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

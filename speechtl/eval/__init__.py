@@ -15,7 +15,7 @@ from typing import Sequence
 
 from speechtl.audio import load_audio
 from speechtl.data.dataset import load_utterance_audio
-from speechtl.data.manifest import Utterance, read_manifest, unique_names
+from speechtl.data.manifest import ManifestError, Utterance, read_manifest, unique_names
 from speechtl.decode import transcribe_arrays
 from speechtl.decode.chunking import model_receptive_field
 from speechtl.eval.scoring import ErrorRates, error_rates, utterance_edits, utterance_hits, word_figures
@@ -26,7 +26,7 @@ from speechtl.runtime import pick_device, resolve_precision
 from speechtl.text import normalize, text_rules
 
 __all__ = ["ErrorRates", "error_rates", "utterance_edits", "utterance_hits", "word_figures", "EvalResult", "evaluate", "write_hypotheses",
-           "evaluate_manifests", "TEXT_LANGUAGE_KEY", "model_text_language", "set_text_language"]
+           "evaluate_manifests", "empty_references", "scorable", "TEXT_LANGUAGE_KEY", "model_text_language", "set_text_language"]
 
 
 def set_text_language(model, language: str | None) -> str | None:
@@ -76,6 +76,10 @@ def evaluate(
 
     ``language`` picks the normaliser; by default the model's own (:func:`model_text_language`)."""
     language = language or model_text_language(model)
+    unscorable = empty_references(utts, language)
+    if unscorable:
+        raise ManifestError(f"utterance {unscorable[0].id!r}: reference {unscorable[0].text!r} is empty after "
+                            f"normalisation; WER needs words to count")
     arrays = list(audio) if audio is not None else [load_audio(u.audio_path) for u in utts]
     out = transcribe_arrays(model, processor, arrays, batch_seconds, precision, progress, desc, decode)
     refs = [u.text for u in utts]
@@ -93,6 +97,29 @@ def evaluate(
         **word_figures(hits, hyp_words, rates.num_words),
         rows=rows,
     )
+
+
+def empty_references(utts: Sequence[Utterance], language: str | None = None) -> list[Utterance]:
+    """The utterances whose transcript normalises to nothing (e.g. "[noise]", "...")."""
+    return [u for u in utts if not normalize(u.text, language)]
+
+
+def scorable(utts: Sequence[Utterance], language: str | None, on_error: str, where: str
+             ) -> tuple[list[Utterance], list[dict]]:
+    """``utts`` without those whose reference is empty after normalisation (:func:`empty_references`), and those
+    as skip records (``on_error="skip"``); with "fail", :class:`ManifestError` naming the first one."""
+    empty = empty_references(utts, language)
+    if empty and on_error != "skip":
+        raise ManifestError(f"{where}: utterance {empty[0].id!r} has reference {empty[0].text!r}, empty after "
+                            f"normalisation ({len(empty)} such): WER needs words; fix the transcript, remove the "
+                            f"utterance, or pass --on-error skip to leave such utterances out and list them")
+    if empty and len(empty) == len(utts):
+        raise ManifestError(f"{where}: every reference is empty after normalisation ({len(utts)} utterances): "
+                            f"nothing to score")
+    dropped = {u.id for u in empty}
+    return ([u for u in utts if u.id not in dropped],
+            [{"id": u.id, "audio_path": str(u.audio_path), "reason": f"reference {u.text!r} is empty after "
+              f"normalisation"} for u in empty])
 
 
 def write_hypotheses(result: EvalResult, path) -> None:
@@ -141,6 +168,8 @@ def evaluate_manifests(
     if lm:
         results["lm"] = {"path": str(lm), **asdict(lm_settings or LmSettings())}
     for name, (path, utts) in sets.items():
+        utts, empty = scorable(utts, language, on_error, path)
+        results["skipped"] += [dict(s, set=name) for s in empty]
         utts, audio, bad = load_utterance_audio(utts, on_error, progress, f"loading {name}",
                                                 model_receptive_field(net))
         results["skipped"] += [dict(s, set=name) for s in bad]

@@ -15,7 +15,6 @@ import torch
 import transformers
 from transformers import (
     AutoConfig,
-    AutoModelForCTC,
     PreTrainedModel,
     Wav2Vec2Config,
     Wav2Vec2CTCTokenizer,
@@ -27,8 +26,8 @@ from transformers.utils import ModelOutput
 
 from speechtl.audio import SAMPLE_RATE
 from speechtl.text import PAD, UNK, WORD_DELIMITER, save_vocab
-from speechtl.errors import SpeechtlError
 from speechtl.fileio import INCOMPLETE
+from speechtl.models.integrity import ModelLoadError, check_finite, check_vocab_size, load_weights
 from speechtl.models.numerics import protect_pos_conv
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "ModelLoadError", "resolve", "load_model", "build_processor", "random_model",
@@ -50,10 +49,6 @@ SUPPORTED_MODEL_TYPES = (
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 # model.config key naming the language whose normaliser scores (and trained) the model; saved in config.json
 TEXT_LANGUAGE_KEY = "text_language"
-
-
-class ModelLoadError(SpeechtlError, ValueError):
-    """A model name/folder could not be loaded; the message says why and what is allowed."""
 
 
 def resolve(name_or_path: str) -> str:
@@ -78,7 +73,6 @@ def load_model(name_or_path: str, attn_implementation: str = "sdpa", adapter: st
     """
     source = refuse_incomplete(resolve(str(name_or_path)))
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every load
-    where = "folder" if Path(source).is_dir() else "hub id"
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False)
     except (OSError, ValueError) as e:
@@ -93,26 +87,15 @@ def load_model(name_or_path: str, attn_implementation: str = "sdpa", adapter: st
             f"{name_or_path!r} is a {config.model_type!r} model; speechtl adapts CTC models of type "
             f"{', '.join(SUPPORTED_MODEL_TYPES)}"
         )
-    try:
-        model = AutoModelForCTC.from_pretrained(
-            source, use_safetensors=True, trust_remote_code=False, attn_implementation=attn_implementation
-        )
-    except (OSError, ValueError) as e:
-        raise ModelLoadError(
-            f"cannot load the weights of {name_or_path!r} ({where}): speechtl loads safetensors only "
-            f"({str(e).splitlines()[0][:200]})"
-        ) from e
+    model = load_weights(source, str(name_or_path), attn_implementation)
     try:
         processor = Wav2Vec2Processor.from_pretrained(source, trust_remote_code=False)
     except (OSError, ValueError, TypeError) as e:
         raise ModelLoadError(
             f"{name_or_path!r} has no CTC processor (vocab.json, tokenizer_config.json, preprocessor_config.json): {e}"
         ) from e
-    if len(processor.tokenizer) > model.config.vocab_size:
-        raise ModelLoadError(
-            f"{name_or_path!r}: tokenizer has {len(processor.tokenizer)} tokens but the CTC head only "
-            f"{model.config.vocab_size} outputs"
-        )
+    check_vocab_size(model, processor.tokenizer, str(name_or_path))
+    check_finite(model, str(name_or_path))
     protect_pos_conv(model)
     if adapter is not None:
         from speechtl.models.adapter import apply_adapter
