@@ -346,8 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
 # the folder each verb writes (its flag's dest): one writer at a time (speechtl.fileio.folder_lock)
 OUTPUT_FOLDER = {"adapt": "out", "demo": "out", "compare": "out", "evaluate": "out", "transcribe": "output_dir"}
 # every output a verb writes, (dest, kind): checked before any work (speechtl.fileio.preflight_output)
-OUTPUTS = {**{verb: ((dest, "folder"),) for verb, dest in OUTPUT_FOLDER.items()}, "demo": (("out", "folder"),
-           ("data", "folder")), "lm": (("out", "file"),), "prepare": (("out", "file"), ("audio_out", "folder"))}
+OUTPUTS = {**{verb: ((dest, "folder"),) for verb, dest in OUTPUT_FOLDER.items()},
+           "demo": (("out", "folder"), ("data", "folder")), "compare": (("out", "folder"), ("cache", "folder")),
+           "lm": (("out", "file"),), "prepare": (("out", "file"), ("audio_out", "folder"))}
 
 
 def _output_lock(args):
