@@ -58,6 +58,7 @@ class LanguageAdaptConfig:
     scratch_lr: float = 2e-3  # learning rate from scratch (the source model itself was trained at 2e-3)
     data: str = "runs/data"  # synthetic data cache (reused when present)
     out: str = "runs/language"  # results folder (one run folder per condition and budget inside)
+    overwrite: bool = False  # redo cells whose run folders hold finished runs (else such a cell is refused)
     smoke: bool = False  # seconds: tiny random model and a few utterances (for tests)
     quiet: bool = False  # no progress bars
     training: TrainConfig = field(default_factory=_default_training)
@@ -116,7 +117,8 @@ def run(cfg: LanguageAdaptConfig, argv: list[str] | None = None) -> dict:
                 if cond == "scratch" else cfg.training
             adapt = AdaptConfig(model=models[cond], train=train, dev=str(dev), test=[str(test)],
                                 out=str(Path(cfg.out) / f"{cond}-{minutes:g}min"), language=cfg.language,
-                                vocab="copy" if cond == "copy" else "random", training=training)
+                                vocab="copy" if cond == "copy" else "random", overwrite=cfg.overwrite,
+                                training=training)
             r = run_adaptation(adapt, progress=not cfg.quiet)
             rows.append({"condition": cond, "minutes": minutes, "labelled_minutes": r.labelled_minutes,
                          "wer": r.target["after"]["wer"], "cer": r.target["after"]["cer"],

@@ -61,6 +61,7 @@ class SelfTrainingRecipeConfig:
     data: str = "runs/data"  # synthetic data cache (shared with speechtl demo)
     out: str = "runs/self_training"  # results folder
     resume: bool = False  # skip finished rounds, continue an interrupted one
+    overwrite: bool = False  # redo budgets whose folders hold finished runs (else refused, unless resume)
     smoke: bool = False  # seconds: tiny random model, a few utterances, one round
     quiet: bool = False  # no progress bars
     training: TrainConfig = field(default_factory=_default_training)
@@ -74,7 +75,7 @@ def _smoke(cfg: SelfTrainingRecipeConfig) -> SelfTrainingRecipeConfig:
 
 def _budget(cfg: SelfTrainingRecipeConfig, minutes: float, unlabelled: str, sets: dict) -> dict:
     adapt = AdaptConfig(model=cfg.model, train=synth_set(cfg, "train", minutes) if minutes > 0 else "",
-                        out=str(Path(cfg.out) / f"labelled-{minutes:g}min"), resume=cfg.resume,
+                        out=str(Path(cfg.out) / f"labelled-{minutes:g}min"), resume=cfg.resume, overwrite=cfg.overwrite,
                         replay_ratio=cfg.replay_ratio, training=cfg.training, **sets)
     st = SelfTrainingConfig(unlabelled=unlabelled, rounds=cfg.rounds, keep_fraction=cfg.keep_fraction,
                             min_confidence=cfg.min_confidence, confidence=cfg.confidence,

@@ -353,16 +353,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 # the folder each verb writes (its flag's dest): one writer at a time (speechtl.fileio.folder_lock)
 OUTPUT_FOLDER = {"adapt": "out", "demo": "out", "compare": "out", "evaluate": "out", "transcribe": "output_dir"}
+# every output a verb writes, (dest, kind): checked before any work (speechtl.fileio.preflight_output)
+OUTPUTS = {**{verb: ((dest, "folder"),) for verb, dest in OUTPUT_FOLDER.items()},
+           "demo": (("out", "folder"), ("data", "folder")), "compare": (("out", "folder"), ("cache", "folder")),
+           "lm": (("out", "file"),), "prepare": (("out", "file"), ("audio_out", "folder"))}
 
 
 def _output_lock(args):
-    """Hold the verb's output folder; under torchrun / accelerate launch only the main process (RANK 0) does."""
-    from speechtl.fileio import folder_lock
+    """Check the verb's outputs, then hold its output folder; under torchrun / accelerate launch only the main
+    process (RANK 0) does either."""
+    from speechtl.fileio import folder_lock, preflight_output
 
-    folder = getattr(args, OUTPUT_FOLDER.get(args.command, ""), None)
-    if not folder or os.environ.get("RANK", "0") != "0":
+    if os.environ.get("RANK", "0") != "0":
         return contextlib.nullcontext()
-    return folder_lock(folder, args.command)
+    for dest, kind in OUTPUTS.get(args.command, ()):
+        if getattr(args, dest, None):
+            preflight_output(getattr(args, dest), kind=kind, flag="--" + dest.replace("_", "-"))
+    folder = getattr(args, OUTPUT_FOLDER.get(args.command, ""), None)
+    return folder_lock(folder, args.command) if folder else contextlib.nullcontext()
 
 
 def main(argv: list[str] | None = None) -> int:

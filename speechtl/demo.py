@@ -19,6 +19,7 @@ from speechtl.adapt.report import RunResult, format_change, format_routing, word
 from speechtl.adapt.run import AdaptConfig, run_adaptation
 from speechtl.adapt.train_config import TrainConfig, train_config, train_config_dict
 from speechtl.config import ConfigError, override
+from speechtl.fileio import refuse_finished_run
 from speechtl.models import random_model
 from speechtl.synth import prepare_synthetic
 from speechtl.text import ENGLISH_CHARS, build_vocab
@@ -71,6 +72,7 @@ class AccentDemoConfig:
     data: str = "runs/data"  # synthetic data cache (reused when present)
     out: str = "runs/demo"  # run folder
     resume: bool = False  # continue an interrupted run from its checkpoint (a finished run is redone)
+    overwrite: bool = False  # replace a finished run in out (without it, or --resume, a finished run is refused)
     smoke: bool = False  # seconds: tiny random model and a few utterances (for tests)
     quiet: bool = False  # no progress bars (one line per phase on stderr)
     training: TrainConfig = field(default_factory=_default_training)
@@ -115,6 +117,7 @@ def run_accent_demo(cfg: AccentDemoConfig) -> RunResult:
     start = time.perf_counter()
     if cfg.accent == cfg.source_accent:
         raise ConfigError(f"the target accent must differ from the source accent ({cfg.source_accent})")
+    refuse_finished_run(cfg.out, cfg.overwrite, cfg.resume)  # before minutes of synthesis
     if cfg.quiet:
         print(f"demo: synthesising (or reusing) the {cfg.accent} and {cfg.source_accent} sets in {cfg.data}",
               file=sys.stderr, flush=True)
@@ -132,6 +135,7 @@ def run_accent_demo(cfg: AccentDemoConfig) -> RunResult:
         route_minutes=cfg.route_minutes,
         out=cfg.out,
         resume=cfg.resume,
+        overwrite=cfg.overwrite,
         training=cfg.training,
     )
     synth_s = time.perf_counter() - start

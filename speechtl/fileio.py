@@ -1,4 +1,6 @@
-"""Atomic writes: readers see the old or the new file/folder, never half of one."""
+"""Atomic writes: readers see the old or the new file/folder, never half of one. And the output checks every
+writing verb makes first: :func:`preflight_output` (writable, room on the disk), :func:`refuse_finished_run` (no
+silent overwrite of a finished run), :func:`output_path` (no writing through a link out of the output folder)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from typing import Iterator, Sequence
 from speechtl.errors import SpeechtlError
 
 __all__ = ["atomic_write_text", "atomic_write_json", "atomic_write_csv", "spreadsheet_safe", "atomic_dir", "UMASK",
-           "FolderBusyError", "OutputPathError", "folder_lock", "LOCK_FILE", "INCOMPLETE"]
+           "FolderBusyError", "OutputPathError", "folder_lock", "LOCK_FILE", "INCOMPLETE", "OUTPUT_MARGIN_BYTES",
+           "preflight_output", "refuse_finished_run", "output_path"]
 
 UMASK = os.umask(0)  # the process's umask: files we chmod get what open() would give them
 os.umask(UMASK)
@@ -129,3 +132,73 @@ def folder_lock(folder: str | os.PathLike, verb: str) -> Iterator[Path]:
             (folder / LOCK_FILE).unlink()
             folder.rmdir()
         os.close(fd)  # closing the descriptor releases the lock
+
+
+OUTPUT_MARGIN_BYTES = 64 * 2**20  # free space every output needs beyond its own estimate (reports, manifests, logs)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """``path`` itself when it exists, else its nearest existing parent (what a mkdir -p would start from)."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _size(num_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if num_bytes < 1024:
+            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1024
+    return f"{num_bytes:.1f} GiB"
+
+
+def preflight_output(path: str | os.PathLike, need_bytes: int = OUTPUT_MARGIN_BYTES, kind: str = "folder",
+                     flag: str = "--out") -> Path:
+    """Refuse an output before any work is done: ``path`` (a ``kind`` = "folder" or "file") must not be the
+    other kind, the folder it goes into must be writable (not read-only, not someone else's), and its disk must
+    have ``need_bytes`` free (:data:`OUTPUT_MARGIN_BYTES` beyond what the caller estimated). ``flag`` names the
+    option in the messages. Returns ``path``; raises :class:`OutputPathError` in one line."""
+    path = Path(path)
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise OutputPathError(f"{path}: is a file, not a folder: give {flag} a folder path")
+    if kind == "file" and path.is_dir():
+        raise OutputPathError(f"{path}: is a folder: give {flag} a file path")
+    base = _existing_ancestor(path if kind == "folder" else path.parent)
+    if not base.is_dir():
+        raise OutputPathError(f"{path}: cannot be made, {base} is a file: choose another {flag}")
+    if os.statvfs(base).f_flag & os.ST_RDONLY:
+        raise OutputPathError(f"{path}: {base} is on a read-only file system: choose another {flag}")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{path}: no permission to write in {base}: choose another {flag}")
+    free = shutil.disk_usage(base).free
+    if free < need_bytes:
+        raise OutputPathError(f"{path}: needs about {_size(need_bytes)} free on its disk, only {_size(free)} "
+                              f"available: free some space or choose another {flag}")
+    return path
+
+
+FINISHED_RUN_FILES = ("results.json", "model.safetensors")  # what a finished run (or any model folder) holds
+
+
+def refuse_finished_run(folder: str | os.PathLike, overwrite: bool = False, resume: bool = False) -> None:
+    """Refuse to write a run into ``folder`` when it already holds a finished one (results or a model, and no
+    :data:`INCOMPLETE` marker), unless ``overwrite`` (replace it) or ``resume`` (continue it) was asked for."""
+    folder = Path(folder)
+    if overwrite or resume or (folder / INCOMPLETE).exists():
+        return
+    if any((folder / name).is_file() for name in FINISHED_RUN_FILES):
+        raise OutputPathError(f"{folder} already holds a finished run; pass --overwrite to replace it or choose "
+                              f"another --out")
+
+
+def output_path(root: str | os.PathLike, relative: str | os.PathLike, flag: str = "--out") -> Path:
+    """``root / relative``, for a file written below an output folder; refused when a symbolic link there (a
+    subfolder or the file itself, made by someone else) leads outside ``root``: speechtl never writes through it."""
+    root = Path(root)
+    path = root / relative
+    real_root, real = root.resolve(), path.resolve()  # every link followed, whether the files exist or not
+    if real != real_root and real_root not in real.parents:
+        raise OutputPathError(f"{path}: a symbolic link leads outside {root} (to {real}); speechtl does not write "
+                              f"through links: remove it or choose another {flag}")
+    return path

@@ -20,7 +20,7 @@ from speechtl.decode.chunking import frame_hop
 from speechtl.decode.lm import LmSettings, load_lm_decoder
 from speechtl.decode.longform import file_log_probs
 from speechtl.decode.timestamps import Word, greedy_words
-from speechtl.fileio import atomic_write_text
+from speechtl.fileio import atomic_write_text, output_path
 from speechtl.models import load_model, model_text_language
 from speechtl.runtime import pick_device, resolve_precision
 from speechtl.writers import OUTPUT_FORMATS, format_transcript
@@ -105,6 +105,8 @@ def transcribe_files(
         raise AudioError(f"no audio files found in {[str(p) for p in paths]} (suffixes: {', '.join(AUDIO_SUFFIXES)})")
     _check(options, on_error, len(files))
     names = output_names(paths)
+    outs = [output_path(options.output_dir, f"{n}.{options.output_format}", "--output-dir") for n in names] \
+        if options.output_dir else []  # a link out of the output folder is refused before any work
     net, processor = _load(model, options.adapter, options.route)
     dev = pick_device(device)
     net.to(dev)
@@ -122,8 +124,7 @@ def transcribe_files(
         t = FileTranscript(str(files[r.index]), " ".join(w.word for w in words), round(r.duration_s, 3), words)
         done[r.index] = t
         if options.output_dir:
-            out = Path(options.output_dir) / f"{names[r.index]}.{options.output_format}"
-            atomic_write_text(out, format_transcript(t, options.output_format))
+            atomic_write_text(outs[r.index], format_transcript(t, options.output_format))
     if not done:
         raise AudioError(f"none of the {len(files)} file(s) could be transcribed: {skipped[0]['reason']}"
                          + (f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""))

@@ -39,7 +39,8 @@ from speechtl.decode import uses_attention_mask
 from speechtl.eval import EvalResult, evaluate, set_text_language, write_hypotheses
 from speechtl.eval.bootstrap import wer_difference
 from speechtl.eval.mismatch import mismatch_score, sample_stats
-from speechtl.fileio import INCOMPLETE, UMASK, atomic_write_json, atomic_write_text
+from speechtl.fileio import INCOMPLETE, OUTPUT_MARGIN_BYTES, UMASK, atomic_write_json, atomic_write_text, \
+    output_path, preflight_output, refuse_finished_run
 from speechtl.models import load_model, model_text_language
 from speechtl.models.adapter import ADAPTER_DIR, ADAPTER_STRATEGIES, base_fingerprint, capture_adapter, folder_bytes, \
     save_adapter, weights_bytes
@@ -52,6 +53,9 @@ __all__ = ["AdaptConfig", "RunResult", "run_adaptation", "labels_for", "save_mod
            "REFUSED_BEST"]
 
 REFUSED_BEST = "refused_best"  # the best checkpoint the forgetting limit refused, when the start was returned
+# copies of the weights a run folder holds at once: the model, best/, checkpoint/ with AdamW's two moments (an
+# estimate for the free-space check: best_target/ and a checkpoint being replaced add more, briefly)
+RUN_COPIES = 5
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class AdaptConfig:
     route_minutes: float = 30.0  # the router's source audio: a speaker-stratified sample of at most this many minutes (0: no router)
     out: str = "runs/adapt"  # run folder
     resume: bool = False  # continue an interrupted run from out/checkpoint
+    overwrite: bool = False  # replace a finished run in out (without it, or --resume, a finished run is refused)
     on_error: str = "fail"  # unreadable audio: fail (stop, naming the file) or skip (leave out, list in results)
     eval_batch_seconds: float = 120.0  # padded audio seconds per evaluation batch
     language: str = ""  # target text language: the normaliser (de, es, fr, sv, ...; default: the train manifest's, the model's, en)
@@ -95,6 +100,7 @@ def _validate(cfg: AdaptConfig) -> None:
     if cfg.route and cfg.route_minutes <= 0:
         raise ConfigError(f"--route needs source audio for the router: --route-minutes must be positive "
                           f"(got {cfg.route_minutes:g}; 0 means no router, so drop --route)")
+    refuse_finished_run(cfg.out, cfg.overwrite, cfg.resume)
 
 
 @dataclass
@@ -141,6 +147,9 @@ def _target_language(cfg: AdaptConfig, train_utts: list[Utterance], model_langua
 def _load(cfg: AdaptConfig, state: PartialState, progress: bool) -> _Run:
     """The start model (a routed folder is refused), its text language and CTC head for this run."""
     model, processor = load_model(cfg.model)
+    if state.is_main_process:  # room for the run folder, before any data is read
+        weights = sum(t.nbytes for t in model.state_dict().values())
+        preflight_output(cfg.out, RUN_COPIES * weights + OUTPUT_MARGIN_BYTES)
     if isinstance(model, RoutedCTC):
         raise ConfigError(f"{cfg.model!r} is a routed run folder (base + adapted model): adapt its base model "
                           f"{read_router_meta(cfg.model)['base_model']!r} again, or the adapted model alone "
@@ -172,7 +181,7 @@ def _score(run: _Run, when: str, net) -> tuple[dict[str, EvalResult], dict[str, 
         r = evaluate(net, run.processor, run.utts[name], run.cfg.eval_batch_seconds, run.precision, run.bars,
                      run.audio[name], desc=f"{when}: {name}")
         if run.state.is_main_process:
-            write_hypotheses(r, run.out / "hyps" / f"{name}.{when}.tsv")
+            write_hypotheses(r, output_path(run.out, f"hyps/{name}.{when}.tsv"))
         if isinstance(net, RoutedCTC):  # a fresh one: it has seen only this run's sets
             shares[name] = net.pop_share()
         scores[name] = r
@@ -296,7 +305,8 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
 
     ``extra``: more top-level fields for results.json (e.g. how a recipe made its data). Under
     ``accelerate launch`` every process trains its shard; only the main process writes files.
-    ``progress=False``: no progress bars, one line per phase on stderr.
+    ``progress=False``: no progress bars, one line per phase on stderr. A finished run already in ``cfg.out`` is
+    refused unless ``cfg.overwrite`` or ``cfg.resume``; so is an ``out`` without room for the run.
     """
     start = time.perf_counter()
     _validate(cfg)

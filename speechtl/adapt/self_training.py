@@ -42,7 +42,7 @@ from speechtl.data.manifest import ManifestError, Utterance, read_manifest, tota
 from speechtl.decode import greedy_decode
 from speechtl.eval import error_rates
 from speechtl.eval.bootstrap import WerDifference, compare_hypothesis_files
-from speechtl.fileio import atomic_write_json, atomic_write_text
+from speechtl.fileio import atomic_write_json, atomic_write_text, refuse_finished_run
 from speechtl.models import load_model
 from speechtl.runtime import resolve_precision, set_threads
 from speechtl.text import normalize
@@ -240,6 +240,7 @@ def run_self_training(adapt: AdaptConfig, st: SelfTrainingConfig, progress: bool
     """
     start = time.perf_counter()
     _check_config(adapt, st)
+    refuse_finished_run(adapt.out, adapt.overwrite, adapt.resume)  # each round's run_adaptation checks its own
     if st.pseudo_lm:
         decoder = lm_decoder(st.pseudo_lm)
     out = Path(adapt.out)

@@ -14,7 +14,7 @@ from speechtl.compare.figures import NO_PLOT, before_after, pyplot, wer_bars
 from speechtl.compare.tables import (
     Table, breakdown_table, changes_table, delta_table, errors_table, headline, model_table, set_table, words_table,
 )
-from speechtl.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
+from speechtl.fileio import atomic_write_csv, atomic_write_json, atomic_write_text, output_path
 
 __all__ = ["write_report", "CSS"]
 
@@ -188,10 +188,11 @@ def write_report(results: dict, out: Path, pool) -> None:
     if figures is None:
         print(f"speechtl compare: {NO_PLOT}", file=sys.stderr)
     for name, _, png in figures or []:
-        (out / "figures").mkdir(exist_ok=True)
-        tmp = out / "figures" / f".{name}.tmp"
+        folder = output_path(out, "figures")  # never a link to elsewhere
+        folder.mkdir(exist_ok=True)
+        tmp = folder / f".{name}.tmp"
         tmp.write_bytes(png)
-        os.replace(tmp, out / "figures" / name)
+        os.replace(tmp, folder / name)
     sections = _tables(results)
     atomic_write_text(out / "report.md", _markdown(results, figures, sections))
     atomic_write_text(out / "report.html", _html(results, figures, sections))

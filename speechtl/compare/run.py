@@ -25,6 +25,7 @@ from speechtl.data.manifest import FIELDS, ManifestError, Utterance, read_manife
 from speechtl.eval.caveats import deletion_gain, few_speakers, saturated
 from speechtl.eval.scoring import word_figures
 from speechtl.eval.stats import NUM_BOOTSTRAP, bootstrap_ci, cluster_ids, paired_bootstrap
+from speechtl.fileio import output_path
 from speechtl.runtime import pick_device, resolve_precision, set_threads
 from speechtl.text import normalize
 
@@ -227,7 +228,7 @@ def _decode_all(cfg: CompareConfig, specs: list[ModelSpec], test_sets: list[Test
     set_threads(cfg.threads)
     device = pick_device(cfg.device or None)
     decoding = Decoding(cfg.batch_seconds, resolve_precision(cfg.precision, device), str(device), cfg.route)
-    cache = Path(cfg.cache) if cfg.cache else Path(cfg.out) / "cache"
+    cache = Path(cfg.cache) if cfg.cache else output_path(cfg.out, "cache")  # never a link out of --out
     audio = AudioCache(cfg.on_error, progress=not cfg.quiet)
     entries = {}
     for spec in specs:

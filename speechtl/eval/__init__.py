@@ -19,7 +19,7 @@ from speechtl.data.manifest import ManifestError, Utterance, read_manifest, uniq
 from speechtl.decode import transcribe_arrays
 from speechtl.decode.chunking import model_receptive_field
 from speechtl.eval.scoring import ErrorRates, error_rates, utterance_edits, utterance_hits, word_figures
-from speechtl.fileio import atomic_write_json, atomic_write_text
+from speechtl.fileio import atomic_write_json, atomic_write_text, output_path
 from speechtl.models import TEXT_LANGUAGE_KEY, load_model, model_text_language
 from speechtl.models.router import RoutedCTC
 from speechtl.runtime import pick_device, resolve_precision
@@ -153,6 +153,7 @@ def evaluate_manifests(
     ``adapter``: an adapter folder applied to ``model`` (see :func:`speechtl.models.load_model`); ``route=False``
     scores a routed run folder's adapted model alone."""
     sets = {name: (str(path), read_manifest(path)) for name, path in zip(unique_names(manifests), manifests)}
+    hyps = {name: output_path(out, f"hyps/{name}.tsv") for name in sets} if out else {}  # no link out of ``out``
     net, processor = load_model(model, adapter=adapter, **({} if route else {"route": False}))
     decode = None
     if lm:
@@ -179,7 +180,7 @@ def evaluate_manifests(
         if isinstance(net, RoutedCTC):  # share of the set's utterances the router sent to the adapted model
             results["sets"][name]["routed_share"] = net.pop_share()
         if out:
-            write_hypotheses(r, Path(out) / "hyps" / f"{name}.tsv")
+            write_hypotheses(r, hyps[name])
     if out:
         atomic_write_json(Path(out) / "results.json", results)
     return results

@@ -63,18 +63,21 @@ def resolve(name_or_path: str) -> str:
 
 
 def load_model(name_or_path: str, attn_implementation: str = "sdpa", adapter: str | None = None,
-               route: bool = True) -> tuple[PreTrainedModel, Wav2Vec2Processor]:
+               route: bool = True, offline: bool = False) -> tuple[PreTrainedModel, Wav2Vec2Processor]:
     """Load a CTC model and its processor from a folder or a hub id (safetensors only, no remote code).
 
     ``adapter``: an adapter folder (``<run>/adapter`` of a lora/adapter run) applied to this base model;
     see :mod:`speechtl.models.adapter`. A run folder with ``router/`` (an ``adapt --route`` run) loads as the
     routed system, base and adapted model together (:class:`speechtl.models.router.RoutedCTC`), unless
-    ``route`` is False (then: the adapted model alone).
+    ``route`` is False (then: the adapted model alone); the base it names is loaded offline unless it is a folder or
+    a shipped model. ``offline``: a hub id from the local Hugging Face cache only, never the network.
     """
     source = refuse_incomplete(resolve(str(name_or_path)))
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every load
+    where = "folder" if Path(source).is_dir() else "hub id"
+    hub = {"local_files_only": True} if offline else {}
     try:
-        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False, **hub)
     except (OSError, ValueError) as e:
         raise ModelLoadError(
             f"cannot load model {name_or_path!r}: not a model folder and not a reachable hub id "
@@ -87,9 +90,9 @@ def load_model(name_or_path: str, attn_implementation: str = "sdpa", adapter: st
             f"{name_or_path!r} is a {config.model_type!r} model; speechtl adapts CTC models of type "
             f"{', '.join(SUPPORTED_MODEL_TYPES)}"
         )
-    model = load_weights(source, str(name_or_path), attn_implementation)
+    model = load_weights(source, str(name_or_path), attn_implementation, hub)
     try:
-        processor = Wav2Vec2Processor.from_pretrained(source, trust_remote_code=False)
+        processor = Wav2Vec2Processor.from_pretrained(source, trust_remote_code=False, **hub)
     except (OSError, ValueError, TypeError) as e:
         raise ModelLoadError(
             f"{name_or_path!r} has no CTC processor (vocab.json, tokenizer_config.json, preprocessor_config.json): {e}"
@@ -102,14 +105,30 @@ def load_model(name_or_path: str, attn_implementation: str = "sdpa", adapter: st
 
         model = apply_adapter(model, processor, adapter, str(name_or_path))
     elif route and Path(source).is_dir():
-        from speechtl.models.router import RoutedCTC, load_router, read_router_meta
-
-        meta = read_router_meta(source)
-        if meta is not None:
-            base, _ = load_model(meta["base_model"], attn_implementation, route=False)
-            model = RoutedCTC(base, model, load_router(source, meta, base, meta["base_model"]),
-                              uses_attention_mask(processor)).eval()
+        model = _routed(source, model, processor, attn_implementation)
     return model, processor
+
+
+def _routed(source: str, model, processor, attn_implementation: str):
+    """The routed system of a run folder with ``router/`` (else ``model``). The base the router names loads from a
+    folder, a shipped model or the HF cache: a downloaded folder never makes speechtl reach for the network."""
+    from speechtl.models.router import RoutedCTC, load_router, read_router_meta
+
+    meta = read_router_meta(source)
+    if meta is None:
+        return model
+    name = meta["base_model"]
+    local = Path(name).is_dir() or name.startswith("speechtl/")
+    try:
+        base, _ = load_model(name, attn_implementation, route=False, offline=not local)
+    except ModelLoadError as e:
+        if local:
+            raise
+        raise ModelLoadError(f"{source} routes with the base {name!r}, which is not a folder here, a shipped model or "
+                             f"in the local Hugging Face cache, and speechtl does not download what a folder names: "
+                             f"fetch a hub base yourself (hf download {name}), or load the folder with --no-route "
+                             f"for its adapted model alone") from e
+    return RoutedCTC(base, model, load_router(source, meta, base, name), uses_attention_mask(processor)).eval()
 
 
 def uses_attention_mask(processor) -> bool:

@@ -29,16 +29,18 @@ class ModelLoadError(SpeechtlError, ValueError):
     """A model name/folder could not be loaded; the message says why and what is allowed."""
 
 
-def load_weights(source: str, name: str, attn_implementation: str) -> PreTrainedModel:
+def load_weights(source: str, name: str, attn_implementation: str, hub: dict | None = None) -> PreTrainedModel:
     """``AutoModelForCTC`` from ``source`` (safetensors only, no remote code); :class:`ModelLoadError` for a damaged
-    weights file, tensors missing from it or of another shape than the config gives."""
+    weights file, tensors missing from it or of another shape than the config gives. ``hub``: extra hub settings
+    (``local_files_only``), also given to transformers' own look-up of a peft adapter."""
+    hub = hub or {}
     where = "folder" if Path(source).is_dir() else "hub id"
     verbosity = transformers.utils.logging.get_verbosity()
     transformers.utils.logging.set_verbosity_error()  # its load report: refused below in one line instead
     try:
         model, info = AutoModelForCTC.from_pretrained(
             source, use_safetensors=True, trust_remote_code=False, attn_implementation=attn_implementation,
-            ignore_mismatched_sizes=True, output_loading_info=True,
+            ignore_mismatched_sizes=True, output_loading_info=True, adapter_kwargs=dict(hub), **hub,
         )
     except SafetensorError as e:
         raise ModelLoadError(f"{_weights_file(source)}: not a readable safetensors file ({e}): the file is damaged "
