@@ -34,6 +34,7 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import random
@@ -74,7 +75,7 @@ SPEAKER_OF = {  # voices that are one recorded speaker under several names (the 
     **{f"mbrola/mb-{db}": db for db in ("us1", "us2", "us3", "en1")},
 }
 TEXTS = ("kjv", "grammar", "mixed", "arctic")
-CHUNK_SIZE = 32  # utterances per rendering task (espeak is reloaded at the start of each)
+CHUNK_SIZE = 32  # utterances per rendering task at most (espeak is reloaded at the start of each)
 ESPEAK_WPM, ESPEAK_PITCH = 175, 50  # espeak's rate and pitch at factor 1.0
 
 
@@ -260,9 +261,16 @@ def _render_chunk(jobs: list[_Job]) -> list[tuple[np.ndarray | None, str]]:
     return out
 
 
-def _rendered(jobs: Iterator[_Job], workers: int) -> Iterator[tuple[_Job, np.ndarray | None, str]]:
-    """Render fixed chunks of jobs in ``workers`` forked processes, ``workers`` chunks at a time, in order."""
-    chunks = iter(lambda: list(itertools.islice(jobs, CHUNK_SIZE)), [])
+def _chunk_size(spec: TtsSet) -> int:
+    """Utterances per rendering task: a quarter of the set's likely size (~3 s each), 1..CHUNK_SIZE. A function of
+    the parameters alone, so that chunk boundaries (where espeak restarts) do not depend on ``workers``."""
+    likely = min(spec.num_utterances or 10**9, (spec.minutes or 10**9) * 60 / 3)
+    return max(1, min(CHUNK_SIZE, math.ceil(likely / 4)))
+
+
+def _rendered(jobs: Iterator[_Job], size: int, workers: int) -> Iterator[tuple[_Job, np.ndarray | None, str]]:
+    """Render chunks of ``size`` jobs in ``workers`` forked processes, ``workers`` chunks at a time, in order."""
+    chunks = iter(lambda: list(itertools.islice(jobs, size)), [])
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         while batch := list(itertools.islice(chunks, workers)):
             for chunk, results in zip(batch, pool.map(_render_chunk, batch)):
@@ -284,7 +292,7 @@ def _synthesize(out_dir: Path, spec: TtsSet, workers: int, progress: bool) -> di
     utts, failed, total_s = [], [], 0.0
     limit_s = spec.minutes * 60 if spec.minutes is not None else float("inf")
     bar = tqdm(desc=f"tts {spec.label or spec.split}", disable=not progress, unit="utt", total=spec.num_utterances)
-    with bar, contextlib.closing(_rendered(_plan(spec, skipped), workers)) as results:
+    with bar, contextlib.closing(_rendered(_plan(spec, skipped), _chunk_size(spec), workers)) as results:
         for job, audio, error in results:
             if audio is None:
                 failed.append(error)
