@@ -151,7 +151,7 @@ def _pool(text: str, split: str, seed: int, arctic: str, skipped: list[str], cou
         return
     verses = [v for v in kjv_verses(skipped=skipped) if split_of(v.text) == split]
     rng = random.Random(_hash("kjv", split, seed))
-    for _ in itertools.count() if split == "train" else range(1):
+    for _ in itertools.count() if split == "train" and verses else range(1):
         rng.shuffle(verses)
         yield from verses
 
