@@ -5,10 +5,20 @@
     .venv/bin/python scripts/build_source_model.py --smoke          # seconds: the whole path, tiny budget
     .venv/bin/python scripts/build_source_model.py --augment real   # acoustic augmentation (speechtl.data.augment)
 
-It synthesises the training set with speechtl.synth (many en-us voices), trains with the same
-loop as every adaptation (speechtl.adapt.train), scores the model on held-out test sentences of
-every English accent and a few foreign voices reading English with ``speechtl evaluate``'s library
-function, and writes the model folder with a model card (README.md) holding those figures.
+    # continued training: start from the shipped model, add 10 h of multi-engine TTS speech (speechtl.synth_tts)
+    .venv/bin/python scripts/build_source_model.py --init speechtl/en-us-synth --tts-hours 10 \
+        --lr 5e-4 --max-steps 4000 --out runs/en-us-synth-tts --name speechtl/en-us-synth-tts
+
+It synthesises the training set with speechtl.synth (many en-us voices) — plus, with ``--tts-hours``, a set from
+every installed voice of speechtl.synth_tts.TRAIN_VOICES reading KJV verses and grammar sentences (manifests
+concatenated, and the dev sets likewise) — trains with the same loop as every adaptation (speechtl.adapt.train;
+from a random model, or from ``--init MODEL`` with that model's vocabulary), scores the model on held-out test
+sentences of every English accent and a few foreign voices reading English with ``speechtl evaluate``'s library
+function, and on the held-out TTS voices (speechtl.synth_tts.HELD_OUT_VOICES, test-pool sentences or, with
+``--arctic``, the CMU ARCTIC prompts) and espeak en-us reading KJV test verses, and writes the model folder with
+a model card (README.md) holding those figures. Augmentation is the training config's own flags
+(``--speed-perturb``, ``--noise-snr-db`` …, every TrainConfig setting is a flag here); the card lists them when set.
+Without ``--init`` and with ``--tts-hours 0`` (the defaults) the training data and weights are today's.
 """
 
 from __future__ import annotations
@@ -20,15 +30,17 @@ from pathlib import Path
 from speechtl.adapt.run import labels_for
 from speechtl.adapt.train import DevSets, TrainConfig, TrainData, train, train_config
 from speechtl.adapt.train_config import AugmentConfig, train_config_dict
-from speechtl.config import override, parse_config
+from speechtl.config import ConfigError, flat_dict, override, parse_config
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import read_manifest, set_name
 from speechtl.eval import evaluate_manifests
 from speechtl.fileio import atomic_write_json, atomic_write_text
-from speechtl.models import MODEL_SIZES, random_model
+from speechtl.models import MODEL_SIZES, load_model, random_model
 from speechtl.runtime import pick_device, resolve_precision
 from speechtl.synth import ENGLISH_ACCENTS, prepare_synthetic
-from speechtl.text import ENGLISH_CHARS, build_vocab
+from speechtl.synth_tts import HELD_OUT_VOICES, TRAIN_VOICES, installed, prepare_tts_set
+from speechtl.text import ENGLISH_CHARS, build_vocab, find_oov
+from speechtl.text_sources import TextSourceError, kjv_verses
 
 # Seeds of the synthetic sets: the demo and recipes draw their test sets with other seeds, and the
 # test sentence pool is disjoint from the training pool by construction (speechtl.synth.split_of).
@@ -51,6 +63,12 @@ class SourceModelConfig:
     workers: int = 2  # synthesis processes
     resume: bool = False
     smoke: bool = False  # a tiny run through the whole path (seconds)
+    init: str = ""  # start from this model (folder, shipped name or hub id; its vocabulary) instead of a random one
+    tts_hours: float = 0.0  # multi-engine TTS training audio added to the espeak set (speechtl.synth_tts; 0: none)
+    tts_text: str = "mixed"  # the TTS set's text: kjv | grammar | mixed
+    tts_speakers_per_voice: int = 8  # rate/pitch speakers drawn per TTS voice
+    held_out_minutes: float = 4.0  # card rows: per held-out TTS voice, and espeak en-us on KJV verses (0: none)
+    arctic: str = ""  # cmuarctic.data: the held-out TTS voices read the ARCTIC prompts (else test-pool sentences)
     training: TrainConfig = field(default_factory=lambda: train_config(  # the differences from the defaults
         lr=2e-3, max_steps=7000, warmup_ratio=0.05, batch_seconds=60.0, eval_every=500, freeze_feature_encoder=False,
         threads=1,
@@ -65,7 +83,52 @@ def _data(cfg: SourceModelConfig, work: Path) -> dict[str, Path]:
     for accent in cfg.card_accents:
         sets[f"test-{accent}"] = dict(split="test", minutes=cfg.test_minutes, seed=EVAL_SEED, accent=accent,
                                       language="en")
-    return {name: prepare_synthetic(work / "data", workers=cfg.workers, **kw) for name, kw in sets.items()}
+    paths = {name: prepare_synthetic(work / "data", workers=cfg.workers, **kw) for name, kw in sets.items()}
+    return {**paths, **_tts_data(cfg, work)}
+
+
+def _kjv_installed() -> bool:
+    try:
+        kjv_verses(min_words=4, max_words=4)
+        return True
+    except TextSourceError as e:
+        print(f"note: {e}")
+        return False
+
+
+def _tts_data(cfg: SourceModelConfig, work: Path) -> dict[str, Path]:
+    """The TTS training/dev sets (``tts_hours`` > 0) and the card's held-out test sets, from the voices installed
+    here; what is missing is printed and left out (a machine without engines makes none of them)."""
+    if cfg.tts_hours <= 0 and cfg.held_out_minutes <= 0:
+        return {}
+    out, kjv = {}, _kjv_installed()
+    train_voices, missing = installed(TRAIN_VOICES)
+    held_out, missing_held = installed(HELD_OUT_VOICES)
+    if cfg.smoke:  # one voice each: the path, not the figures
+        train_voices, held_out = train_voices[:1], held_out[:1]
+    for what, voices in (("training", missing), ("held-out", missing_held)):
+        if voices:
+            print(f"note: {what} TTS voices not installed here, left out: {', '.join(voices)}")
+    text = cfg.tts_text if kjv else "grammar"
+    if text != cfg.tts_text:
+        print(f"note: without the KJV text the TTS sets read grammar sentences only, not {cfg.tts_text}")
+    if cfg.tts_hours > 0 and not train_voices:
+        print("note: no training TTS voice is installed: the TTS training set is left out")
+    elif cfg.tts_hours > 0:
+        common = dict(text=text, workers=cfg.workers, speakers_per_voice=cfg.tts_speakers_per_voice)
+        out["tts-train"] = prepare_tts_set(work / "data", train_voices, split="train", minutes=cfg.tts_hours * 60,
+                                           seed=TRAIN_SEED, **common)
+        out["tts-dev"] = prepare_tts_set(work / "data", train_voices, split="dev", minutes=cfg.dev_minutes,
+                                         seed=EVAL_SEED, **common)
+    if cfg.held_out_minutes > 0:
+        held_text = dict(text="arctic", arctic=cfg.arctic) if cfg.arctic else dict(text=text)
+        for voice in held_out:
+            out[f"test-{voice}"] = prepare_tts_set(work / "data", [voice], split="test", minutes=cfg.held_out_minutes,
+                                                   seed=EVAL_SEED, workers=cfg.workers, **held_text)
+        if kjv:
+            out["test-espeak/en-us-kjv"] = prepare_tts_set(work / "data", ["espeak/en-us"], "kjv", "test",
+                                                           cfg.held_out_minutes, EVAL_SEED, workers=cfg.workers)
+    return out
 
 
 def dev_trend(history: list[dict]) -> str:
@@ -80,20 +143,51 @@ def dev_trend(history: list[dict]) -> str:
     return f"Dev WER had stopped falling when the schedule ended ({prev:.1f} → {last:.1f} % over the last interval)."
 
 
-def _augmentation(aug: AugmentConfig) -> str:
-    """The card's words for the augmentation settings: ``--augment`` presets, speed factors, noise SNR."""
-    parts = [f"presets {aug.augment}"] if aug.augment else []
-    parts += [f"speed {' '.join(map(str, aug.speed_perturb))}"] if aug.speed_perturb else []
-    parts += [f"white noise from {aug.noise_snr_db:g} dB SNR"] if aug.noise_snr_db > 0 else []
-    return ", ".join(parts) or "none"
+def _rows(sets: dict) -> str:
+    return "\n".join(
+        f"| {name.removeprefix('test-')} | {r['num_utts']} | {r['num_words']} | {100 * r['wer']:.1f} | {100 * r['cer']:.1f} |"
+        for name, r in sets.items()
+    )
+
+
+def _trained_on(cfg: SourceModelConfig) -> str:
+    """The card's first sentence after the size: from scratch or continued, on which synthetic speech."""
+    start = "trained **from scratch** on" if not cfg.init else f"**continued** from `{cfg.init}` on"
+    tts = (f"\nand {cfg.tts_hours:g} h from other offline TTS engines (`speechtl.synth_tts`: the installed voices of\n"
+           f"TRAIN_VOICES × {cfg.tts_speakers_per_voice} rate/pitch speakers, {cfg.tts_text} text)"
+           if cfg.tts_hours > 0 else "")
+    return (f"{start}\n{cfg.train_hours:g} h of **synthetic** American-English speech (espeak-ng voices through\n"
+            f"`speechtl.synth`, {cfg.num_speakers} voice/pitch/rate combinations){tts}.")
+
+
+def _augmentation(cfg: SourceModelConfig) -> str:
+    """A card line naming the augmentation settings that differ from none (empty when there are none)."""
+    none = flat_dict(AugmentConfig())
+    changed = [f"{k} {v}" for k, v in flat_dict(cfg.training.augment).items() if v != none[k]]
+    return f"\n- augmentation: {', '.join(changed)}" if changed else ""
+
+
+def _held_out_table(sets: dict, cfg: SourceModelConfig) -> str:
+    if not sets:
+        return ""
+    text = "the CMU ARCTIC prompts" if cfg.arctic else f"{cfg.tts_text} test-pool sentences"
+    return f"""
+## WER / CER (%) on held-out TTS voices and other text
+
+TTS voices never trained on (`speechtl.synth_tts.HELD_OUT_VOICES` installed here) reading {text}, and espeak
+en-us reading King James verses of the test pool (`espeak/en-us-kjv`: text unlike the espeak grammar).
+
+| voice | utts | words | WER | CER |
+|---|---:|---:|---:|---:|
+{_rows(sets)}
+"""
 
 
 def model_card(cfg: SourceModelConfig, scores: dict, train_info: dict, command: str, history: list[dict]) -> str:
-    arch = MODEL_SIZES[cfg.size]
-    rows = "\n".join(
-        f"| {name.removeprefix('test-')} | {r['num_utts']} | {r['num_words']} | {100 * r['wer']:.1f} | {100 * r['cer']:.1f} |"
-        for name, r in scores["sets"].items()
-    )
+    arch = MODEL_SIZES[cfg.size] if not cfg.init else f"that of `{cfg.init}`"
+    accents = {f"test-{a}" for a in cfg.card_accents}
+    espeak = {k: r for k, r in scores["sets"].items() if k in accents}
+    other = {k: r for k, r in scores["sets"].items() if k not in accents}
     return f"""---
 license: apache-2.0
 library_name: transformers
@@ -102,19 +196,16 @@ tags: [wav2vec2, ctc, synthetic-speech, speechtl]
 ---
 # {cfg.name} — a small offline source model
 
-A {train_info['params'] / 1e6:.1f} M-parameter `Wav2Vec2ForCTC` trained **from scratch** on
-{cfg.train_hours:g} h of **synthetic** American-English speech (espeak-ng voices through
-`speechtl.synth`, {cfg.num_speakers} voice/pitch/rate combinations). It exists so that speechtl's
+A {train_info['params'] / 1e6:.1f} M-parameter `Wav2Vec2ForCTC` {_trained_on(cfg)} It exists so that speechtl's
 demo, tests and benchmarks have a real pretrained source model offline; it is not a useful English
 recogniser for real voices.
 
-- architecture ({cfg.size}): {arch}
+- architecture ({cfg.size if not cfg.init else 'start model'}): {arch}
 - feature encoder: layer norm (padding-invariant), frame rate 20 ms; vocabulary: a–z, `'`, `|`
 - training: {train_info['steps']} steps, AdamW lr {cfg.training.optimiser.lr:g} (linear warm-up/decay),
   batches of {cfg.training.optimiser.batch_seconds:g} padded seconds, {train_info['precision']} autocast,
-  augmentation: {_augmentation(cfg.training.augment)},
   {cfg.training.runtime.threads or 'default'} CPU thread(s), {train_info['wall_min']:.0f} min of training; best dev WER
-  {100 * (train_info['best_dev_wer'] or float('nan')):.1f} % at step {train_info['best_step']}
+  {100 * (train_info['best_dev_wer'] or float('nan')):.1f} % at step {train_info['best_step']}{_augmentation(cfg)}
 - command: `{command}`
 
 The aim for this model was en-us WER ≤ 15 %; this build reaches {100 * scores['sets']['test-en-us']['wer']:.1f} %
@@ -126,30 +217,50 @@ Measured by `speechtl evaluate` (greedy CTC, normalised text); test sentences ne
 
 | accent | utts | words | WER | CER |
 |---|---:|---:|---:|---:|
-{rows}
-"""
+{_rows(espeak)}
+{_held_out_table(other, cfg)}"""
+
+
+def _start_model(cfg: SourceModelConfig, train_utts: list):
+    """A random model of ``cfg.size`` for the training text's alphabet, or ``cfg.init`` (which must spell it)."""
+    if not cfg.init:
+        vocab = build_vocab([u.text for u in train_utts], ENGLISH_CHARS)
+        return random_model(vocab, size=cfg.size, seed=cfg.training.seed)
+    model, processor = load_model(cfg.init, route=False)
+    oov = find_oov([(u.id, u.text) for u in train_utts], processor.tokenizer.get_vocab())
+    if oov:
+        raise ConfigError(f"--init {cfg.init}: {oov.describe()}")
+    return model, processor
+
+
+def _read(paths: dict[str, Path], *names: str) -> list:
+    """The utterances of the named sets that were made, concatenated."""
+    return [u for name in names if name in paths for u in read_manifest(paths[name])]
+
+
+SMOKE = dict(train_hours=0.01, num_speakers=4, dev_minutes=0.1, test_minutes=0.1, card_accents=["en-us", "en-gb-scotland"],
+             size="tiny", max_steps=4, eval_every=2, batch_seconds=8.0, tts_hours=0.003, held_out_minutes=0.05,
+             tts_speakers_per_voice=2)
 
 
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(SourceModelConfig, argv, description=__doc__.split("\n")[0])
     if cfg.smoke:
-        cfg = override(cfg, train_hours=0.01, num_speakers=4, dev_minutes=0.1, test_minutes=0.1,
-                       card_accents=["en-us", "en-gb-scotland"], size="tiny", max_steps=4, eval_every=2,
-                       batch_seconds=8.0)
+        cfg = override(cfg, **SMOKE)
     work, out = Path(cfg.work), Path(cfg.out)
     paths = _data(cfg, work)
-    train_utts, train_audio, _ = load_utterance_audio(read_manifest(paths["train"]), progress=True)
-    dev_utts, dev_audio, _ = load_utterance_audio(read_manifest(paths["dev"]))
-    vocab = build_vocab([u.text for u in train_utts], ENGLISH_CHARS)
-    model, processor = random_model(vocab, size=cfg.size, seed=cfg.training.seed)
+    train_utts, train_audio, _ = load_utterance_audio(_read(paths, "train", "tts-train"), progress=True)
+    dev_utts, dev_audio, _ = load_utterance_audio(_read(paths, "dev", "tts-dev"))
+    model, processor = _start_model(cfg, train_utts)
     data = TrainData(train_utts, labels_for(train_utts, processor.tokenizer), train_audio)
     result = train(model, processor, data, work / "train", cfg.training, DevSets(dev_utts, dev_audio),
                    resume=cfg.resume)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    scores = evaluate_manifests(str(out.resolve()), [str(paths[f"test-{a}"]) for a in cfg.card_accents])
-    by_folder = {set_name(paths[f"test-{a}"]): f"test-{a}" for a in cfg.card_accents}
+    tests = {name: path for name, path in paths.items() if name.startswith("test-")}
+    scores = evaluate_manifests(str(out.resolve()), [str(p) for p in tests.values()])
+    by_folder = {set_name(path): name for name, path in tests.items()}
     scores["sets"] = {by_folder[name]: r for name, r in scores["sets"].items()}  # the card names sets by accent
     info = {"params": sum(p.numel() for p in model.parameters()), "steps": result.steps,
             "best_step": result.best_step, "best_dev_wer": result.best_dev_wer,

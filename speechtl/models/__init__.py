@@ -74,7 +74,6 @@ def load_model(name_or_path: str, attn_implementation: str = "sdpa", adapter: st
     """
     source = refuse_incomplete(resolve(str(name_or_path)))
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every load
-    where = "folder" if Path(source).is_dir() else "hub id"
     hub = {"local_files_only": True} if offline else {}
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False, **hub)
