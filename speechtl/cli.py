@@ -30,6 +30,7 @@ examples:
   speechtl transcribe speechtl/en-us-synth --adapter runs/scottish/adapter recordings/
   speechtl adapt --language es --vocab copy --train es_train.jsonl --dev es_dev.jsonl --out runs/spanish
   speechtl adapt --unlabelled untranscribed/ --dev dev.jsonl --test test.jsonl --out runs/self_training
+  speechtl pretrain speechtl/en-us-synth untranscribed/ --steps 2000 --out runs/pretrained  # then adapt --model
   speechtl lm build corpus.txt --order 3 --out lm.arpa && speechtl transcribe MODEL talk.flac --lm lm.arpa --output-format srt
 Manifests are JSONL lines {"id", "audio_path", "text", "speaker", "accent", "language", "duration_s"}
 (or CSV with that header); relative audio paths resolve against the manifest's folder."""
@@ -95,6 +96,16 @@ def _transcribe(args) -> int:
         print(format_transcript(transcripts[0], args.output_format), end="")
     for s in skipped:
         print(f"skipped {s['path']}: {s['reason']}", file=sys.stderr)
+    return 0
+
+
+def _pretrain(args) -> int:
+    from speechtl.adapt.pretrain import PretrainConfig, run_pretraining
+    r = run_pretraining(args.model, args.audio, args.out, dataclass_from_args(PretrainConfig, args), not args.quiet)
+    print("".join(f"skipped {s['id']}: {s['reason']}\n" for s in r.skipped), end="", file=sys.stderr)
+    print(json.dumps(asdict(r), indent=2) if args.output_format == "json" else
+          f"pretrained {r.steps} steps on {r.train_files} files ({r.audio_s:.0f} s): loss {r.final_loss}, validation "
+          f"loss {r.final_val_loss} (log: {r.out}/pretrain_log.jsonl); fine-tune with speechtl adapt --model {r.out}")
     return 0
 
 
@@ -314,6 +325,21 @@ def _add_lm_parser(sub) -> None:
     p.set_defaults(func=_lm_build)
 
 
+def _add_pretrain_parser(sub) -> None:
+    from speechtl.adapt.pretrain import PretrainConfig
+
+    p = sub.add_parser("pretrain", help="wav2vec 2.0 self-supervised (continued) pretraining on untranscribed audio",
+                       description="wav2vec 2.0's contrastive + diversity objective on untranscribed audio, continuing "
+                                   "MODEL (or --from-scratch); --out gets a CTC model folder for speechtl adapt --model.")
+    p.add_argument("model", help="start model: folder, hub id, or shipped model (speechtl/en-us-synth)")
+    p.add_argument("audio", nargs="+", help="audio files, folders (searched recursively) or manifests (text ignored)")
+    p.add_argument("--out", required=True, help="the folder to write the pretrained model to")
+    add_dataclass_arguments(p, PretrainConfig)
+    p.add_argument("--output-format", choices=("table", "json"), default="table")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_pretrain)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from speechtl.adapt.run import AdaptConfig
 
@@ -348,11 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transcribe_parser(sub)
     _add_prepare_parser(sub)
     _add_lm_parser(sub)
+    _add_pretrain_parser(sub)
     return parser
 
 
 # the folder each verb writes (its flag's dest): one writer at a time (speechtl.fileio.folder_lock)
-OUTPUT_FOLDER = {"adapt": "out", "demo": "out", "compare": "out", "evaluate": "out", "transcribe": "output_dir"}
+OUTPUT_FOLDER = {"adapt": "out", "demo": "out", "pretrain": "out", "compare": "out", "evaluate": "out",
+                 "transcribe": "output_dir"}
 # every output a verb writes, (dest, kind): checked before any work (speechtl.fileio.preflight_output)
 OUTPUTS = {**{verb: ((dest, "folder"),) for verb, dest in OUTPUT_FOLDER.items()},
            "demo": (("out", "folder"), ("data", "folder")), "compare": (("out", "folder"), ("cache", "folder")),

@@ -55,7 +55,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, defaults: Any 
         flag = "--" + f.name.replace("_", "-")
         help_text = helps.get(f.name, "").replace("%", "%%")  # argparse formats help with %
         origin, args = typing.get_origin(tp), typing.get_args(tp)
-        if tp is bool:
+        if tp is bool or (origin in (typing.Union, types.UnionType) and set(args) == {bool, type(None)}):
+            # bool | None: a switch whose unset default (None) the function decides, e.g. by another setting
             parser.add_argument(flag, dest=f.name, default=value, action=argparse.BooleanOptionalAction,
                                 help=help_text)
         elif origin is list:

@@ -26,6 +26,7 @@ class Recipe:
     langs: list[str] = field(default_factory=lambda: ["en", "de"])
     max_minutes: float | None = None  # PEP 604 optional
     seed: Optional[int] = None  # typing.Optional
+    share_vocab: bool | None = None  # a switch whose unset default the function decides
     tolerance: float = 0.05  # allowed rise, 5 % relative
     optim: Optim = field(default_factory=Optim)
 
@@ -45,6 +46,8 @@ def test_bool_flags():
     assert parse_config(Recipe, ["--freeze-encoder"]).freeze_encoder is True
     assert parse_config(Recipe, ["--use-lm"]).use_lm is True
     assert parse_config(Recipe, []).use_lm is False
+    assert [parse_config(Recipe, a).share_vocab for a in ([], ["--share-vocab"], ["--no-share-vocab"])] == \
+        [None, True, False]
 
 
 def test_lists():

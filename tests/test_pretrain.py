@@ -1,0 +1,179 @@
+"""speechtl pretrain: the wav2vec 2.0 objective learns, resumes exactly, refuses a changed resume, and leaves a model
+folder that load_model and adapt take. Tiny random models in fp32 on tone audio written here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+from conftest import WORDS, tone_audio
+from speechtl.adapt.pretrain import CHECKPOINT, LOG_FILE, PLOT_FILE, PretrainConfig, run_pretraining
+from speechtl.adapt.pretrain_model import PRETRAIN_HEADS
+from speechtl.cli import main
+from speechtl.config import ConfigError, override
+from speechtl.errors import SpeechtlError
+from speechtl.models import load_model, random_model
+from speechtl.text import build_vocab
+
+# a small codebook, so that a few dozen steps of a ~60 k-parameter model show the objective being learned
+TINY_CODEBOOK = dict(num_codevectors_per_group=16, codevector_dim=32, proj_codevector_dim=32)
+FAST = PretrainConfig(steps=40, lr=5e-3, batch_seconds=4, mask_length=5, num_negatives=20, eval_every=10,
+                      log_every=1, held_out=0.2, freeze_feature_encoder=False, precision="fp32", seed=0)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict[str, Path]:
+    """16 tone clips of three words in a folder (one too short for a mask span beside them) and a tiny model."""
+    root = tmp_path_factory.mktemp("pretrain")
+    rng = np.random.default_rng(0)
+    (root / "audio" / "sub").mkdir(parents=True)
+    for i in range(16):
+        sf.write(root / "audio" / "sub" / f"{i:02d}.wav", tone_audio(" ".join(rng.choice(WORDS, size=3)), i), 16_000)
+    sf.write(root / "audio" / "short.wav", tone_audio("a", 99)[:1600], 16_000)  # 0.1 s: 4 frames < --mask-length 5
+    model, processor = random_model(build_vocab(["abc"]), size="tiny", seed=0, **TINY_CODEBOOK)
+    model.save_pretrained(root / "model")
+    processor.save_pretrained(root / "model")
+    return {"audio": root / "audio", "model": root / "model"}
+
+
+@pytest.fixture(scope="module")
+def pretrained(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pretrained") / "run"
+    return out, run_pretraining(str(corpus["model"]), [str(corpus["audio"])], out, FAST, progress=False)
+
+
+def _log(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / LOG_FILE).read_text().splitlines()]
+
+
+def test_the_loss_falls_and_short_audio_is_a_reported_skip(pretrained):
+    out, result = pretrained
+    log = _log(out)
+    train = [e["loss"] for e in log if "loss" in e]
+    assert len(train) == FAST.steps and all(np.isfinite(train))
+    # a bound, not an outcome: chance is ln(21) ≈ 3.0 with 20 negatives; a loop that does not learn stays there
+    assert np.mean(train[-5:]) < 0.9 * np.mean(train[:5]), train
+    assert {"contrastive", "diversity", "perplexity", "gumbel_temp", "lr"} <= set(log[0])
+    temps = [e["gumbel_temp"] for e in log if "loss" in e]
+    assert temps[0] == FAST.gumbel_temp_max and all(a > b for a, b in zip(temps, temps[1:]))  # decays every step
+    val = [e["val_loss"] for e in log if "val_loss" in e]
+    assert len(val) == FAST.steps // FAST.eval_every and result.final_val_loss == val[-1]
+    assert [s["id"].rsplit("/", 1)[-1] for s in result.skipped] == ["short.wav"]
+    assert "mask-length" in result.skipped[0]["reason"]
+    assert result.train_files + result.held_out_files == 16 and result.held_out_files >= 1
+    pytest.importorskip("matplotlib")
+    assert result.plot and (out / PLOT_FILE).stat().st_size > 0
+
+
+def test_the_folder_is_a_ctc_model_that_keeps_the_vocabulary_and_head_and_adapts(pretrained, corpus, tone_data,
+                                                                                 tmp_path):
+    out, _ = pretrained
+    assert not (out / CHECKPOINT).exists() and (out / PRETRAIN_HEADS).is_file()
+    model, processor = load_model(str(out))
+    start, start_processor = load_model(str(corpus["model"]))
+    assert processor.tokenizer.get_vocab() == start_processor.tokenizer.get_vocab()
+    assert torch.equal(model.lm_head.weight, start.lm_head.weight)  # continuing: the CTC head is the start's
+    changed = [k for k, v in start.wav2vec2.state_dict().items() if not torch.equal(v, model.wav2vec2.state_dict()[k])]
+    assert any(k.startswith("encoder.") for k in changed) and any(k.startswith("feature_extractor.") for k in changed)
+    args = ["adapt", "--model", str(out), "--train", str(tone_data["train"]), "--dev", str(tone_data["dev"]),
+            "--test", str(tone_data["test"]), "--out", str(tmp_path / "adapted"), "--max-steps", "3",
+            "--eval-every", "3", "--batch-seconds", "4", "--lr", "1e-3", "--mismatch-utts", "0", "--quiet",
+            "--output-format", "json"]
+    assert main(args) == 0
+    assert json.loads((tmp_path / "adapted" / "results.json").read_text())["train"]["steps"] == 3
+
+
+def test_continuing_from_a_pretrained_folder_keeps_its_quantizer(pretrained, corpus, tmp_path):
+    from speechtl.adapt.pretrain_model import pretraining_model
+
+    out, _ = pretrained
+    model, _ = load_model(str(out))
+    again = pretraining_model(model, str(out), False, 0.65, 5, 0.1)
+    heads = load_file(out / PRETRAIN_HEADS)
+    assert heads and all(torch.equal(again.state_dict()[k], v) for k, v in heads.items())
+    fresh = pretraining_model(load_model(str(corpus["model"]))[0], str(corpus["model"]), False, 0.65, 5, 0.1)
+    assert not torch.equal(fresh.quantizer.codevectors, again.quantizer.codevectors)
+
+
+def test_resume_is_exact(corpus, tmp_path):
+    # several batches per epoch (resume mid-epoch), a log window cut by the checkpoint (eval 4, log 3)
+    cfg = override(FAST, steps=12, eval_every=4, log_every=3, batch_seconds=3, seed=3)
+
+    def run(out, on_step=None, resume=False):
+        return run_pretraining(str(corpus["model"]), [str(corpus["audio"])], out, override(cfg, resume=resume),
+                               progress=False, on_step=on_step)
+
+    run(tmp_path / "straight")
+
+    def interrupt_at_6(state):
+        if state.step == 6:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(tmp_path / "interrupted", on_step=interrupt_at_6)
+    assert (tmp_path / "interrupted" / CHECKPOINT / "trainer_state.json").is_file()
+    assert run(tmp_path / "interrupted", resume=True).steps == 12
+    for name in ("model.safetensors", PRETRAIN_HEADS):
+        ref, res = load_file(tmp_path / "straight" / name), load_file(tmp_path / "interrupted" / name)
+        assert ref.keys() == res.keys() and all(torch.equal(ref[k], res[k]) for k in ref), name
+    assert (tmp_path / "straight" / LOG_FILE).read_text() == (tmp_path / "interrupted" / LOG_FILE).read_text()
+    key = "wav2vec2.encoder.layers.0.attention.q_proj.weight"  # not vacuous: it trained
+    start = load_file(corpus["model"] / "model.safetensors")
+    assert not torch.equal(start[key], load_file(tmp_path / "straight" / "model.safetensors")[key])
+
+
+def test_a_resume_with_a_changed_setting_is_refused_naming_it(corpus, tmp_path):
+    cfg = override(FAST, steps=4, eval_every=2)
+
+    def interrupt_at_2(state):
+        if state.step == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_pretraining(str(corpus["model"]), [str(corpus["audio"])], tmp_path, cfg, False, interrupt_at_2)
+    with pytest.raises(ConfigError, match="mask_prob 0.65 → 0.5"):
+        run_pretraining(str(corpus["model"]), [str(corpus["audio"])], tmp_path,
+                        override(cfg, resume=True, mask_prob=0.5), progress=False)
+
+
+def test_from_scratch_gives_a_new_encoder_and_head(corpus, tmp_path):
+    cfg = override(FAST, steps=2, eval_every=2, from_scratch=True, held_out=0.0)
+    result = run_pretraining(str(corpus["model"]), [str(corpus["audio"])], tmp_path, cfg, progress=False)
+    assert result.held_out_files == 0 and result.final_val_loss is None
+    model, _ = load_model(str(tmp_path))
+    start, _ = load_model(str(corpus["model"]))
+    assert not torch.equal(model.lm_head.weight, start.lm_head.weight)
+    assert not torch.equal(model.wav2vec2.feature_projection.projection.weight,
+                           start.wav2vec2.feature_projection.projection.weight)
+
+
+def test_bad_input_is_one_line(corpus, tmp_path, capsys):
+    missing = tmp_path / "nowhere.wav"
+    assert main(["pretrain", str(corpus["model"]), str(missing), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(missing) in err and err.startswith("speechtl pretrain: error:")
+    with pytest.raises(SpeechtlError, match="--mask-prob"):
+        run_pretraining(str(corpus["model"]), [str(corpus["audio"])], tmp_path, override(FAST, mask_prob=0.0))
+
+
+def test_the_cli_continues_with_the_feature_encoder_frozen_by_default(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["pretrain", str(corpus["model"]), str(corpus["audio"]), "--out", str(out), "--steps", "2", "--lr", "5e-3",
+            "--eval-every", "2", "--batch-seconds", "4", "--mask-length", "5", "--num-negatives", "10",
+            "--precision", "fp32", "--quiet", "--output-format", "json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 2
+    start, model = load_model(str(corpus["model"]))[0].wav2vec2, load_model(str(out))[0].wav2vec2
+    assert all(torch.equal(v, model.feature_extractor.state_dict()[k])
+               for k, v in start.feature_extractor.state_dict().items())
+    assert not torch.equal(start.feature_projection.projection.weight, model.feature_projection.projection.weight)
