@@ -183,3 +183,11 @@ def test_each_utterance_is_encoded_once(tmp_path):
     assert len(calls) == len(audio) and [it["id"] for it in items] == ["u0", "u1", "u2"]
     batch = FeatureCollator()(items)
     assert batch["extract_features"].shape == (3, 10, 1) and batch["labels"].shape[0] == 3
+
+
+def test_a_wrong_feature_cache_setting_stops_adapt_before_any_work(tone_data, tiny_model_dir, tmp_path, capsys):
+    from speechtl.cli import main
+
+    assert main(["adapt", "--model", str(tiny_model_dir), "--train", str(tone_data["train"]), "--test",
+                 str(tone_data["test"]), "--out", str(tmp_path / "run"), "--feature-cache", "on", "--quiet"]) == 2
+    assert "--feature-cache must be one of auto, off" in capsys.readouterr().err and not (tmp_path / "run").exists()
