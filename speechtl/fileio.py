@@ -17,9 +17,9 @@ from typing import Iterator, Sequence
 
 from speechtl.errors import SpeechtlError
 
-__all__ = ["atomic_write_text", "atomic_write_json", "atomic_write_csv", "spreadsheet_safe", "atomic_dir", "UMASK",
-           "FolderBusyError", "OutputPathError", "folder_lock", "LOCK_FILE", "INCOMPLETE", "OUTPUT_MARGIN_BYTES",
-           "preflight_output", "refuse_finished_run", "output_path"]
+__all__ = ["atomic_write_text", "atomic_write_json", "atomic_write_bytes", "atomic_write_csv", "spreadsheet_safe",
+           "atomic_dir", "UMASK", "FolderBusyError", "OutputPathError", "folder_lock", "LOCK_FILE", "INCOMPLETE",
+           "OUTPUT_MARGIN_BYTES", "preflight_output", "refuse_finished_run", "output_path"]
 
 UMASK = os.umask(0)  # the process's umask: files we chmod get what open() would give them
 os.umask(UMASK)
@@ -41,6 +41,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting so as a formula

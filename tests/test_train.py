@@ -42,15 +42,22 @@ class Interrupt(Exception):
 
 # fp32: exactness of the resume is about state (RNG, data order, optimizer), not precision. Tiny models trained in
 # bf16 on this project's AMX CPUs turn NaN now and then (1 run in ~5, not reproducible on demand; ARCHITECTURE.md)
-@pytest.mark.parametrize("precision,augment", [("fp32", False), ("fp32", True)])
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tone_data, tiny_model_dir, tmp_path, precision,
-                                                               augment):
+RESUME_CASES = {
+    "plain": dict(freeze_feature_encoder=False),
+    "augment": dict(freeze_feature_encoder=False, augment="real", speed_perturb=[0.9, 1.0, 1.1], noise_snr_db=10,
+                    mask_time_prob=0.05, distill=1.0),
+    # frozen feature encoder, no waveform augmentation: trains on cached features (speechtl.adapt.feature_cache),
+    # the teacher too; spilled to disk (0 MB), so a resume starts with an empty cache
+    "feature_cache": dict(mask_time_prob=0.05, distill=1.0, feature_cache_mb=0),
+}
+
+
+@pytest.mark.parametrize("precision,case", [("fp32", "plain"), ("fp32", "augment"), ("fp32", "feature_cache")])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tone_data, tiny_model_dir, tmp_path, precision, case):
     utts, audio = _train_set(tone_data)
     # batch_seconds small enough for several batches per epoch, so resuming mid-epoch is exercised
-    cfg = train_config(lr=1e-3, max_steps=12, eval_every=4, batch_seconds=3, freeze_feature_encoder=False,
-                      precision=precision, seed=3, **(dict(augment="real", speed_perturb=[0.9, 1.0, 1.1],
-                                                           noise_snr_db=10, mask_time_prob=0.05, distill=1.0)
-                                                      if augment else {}))
+    cfg = train_config(lr=1e-3, max_steps=12, eval_every=4, batch_seconds=3, precision=precision, seed=3,
+                       **RESUME_CASES[case])
     distill = [i % 2 == 0 for i in range(len(utts))]
 
     def run(out, on_step=None, resume=False):

@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from speechtl.decode import forward_logits
+from speechtl.decode import batch_rows, forward_logits
 
 __all__ = ["ctc_loss", "l2sp_penalty", "distill_loss", "L2SpTerm", "DistillTerm", "Objective", "objective"]
 
@@ -72,9 +72,7 @@ class DistillTerm:
         if not rows.any():
             return None
         with torch.no_grad():
-            teacher_logits, _ = forward_logits(self.teacher, {k: batch[k][rows] for k in
-                                                              ("input_values", "attention_mask")},
-                                               self.pass_mask, self.precision)
+            teacher_logits, _ = forward_logits(self.teacher, batch_rows(batch, rows), self.pass_mask, self.precision)
         return self.weight * distill_loss(logits[rows.to(logits.device)], teacher_logits,
                                           lengths[rows.to(lengths.device)])
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
+from speechtl.adapt.feature_cache import check_feature_cache
 from speechtl.adapt.inputs import VocabularyError, eval_set_names, labels_for, load_sets, too_short
 from speechtl.adapt.report import RunResult, refused_checkpoint, render_report, score_warnings, verdict
 from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, DevSets, TrainConfig, TrainData, TrainResult, train
@@ -97,6 +98,7 @@ def _validate(cfg: AdaptConfig) -> None:
     if cfg.route and cfg.vocab != "keep":
         raise ConfigError("--route serves some utterances with the start model: the adapted model must keep its "
                           f"vocabulary (--vocab keep, got {cfg.vocab!r})")
+    check_feature_cache(cfg.training.runtime)
     if cfg.route and cfg.route_minutes <= 0:
         raise ConfigError(f"--route needs source audio for the router: --route-minutes must be positive "
                           f"(got {cfg.route_minutes:g}; 0 means no router, so drop --route)")

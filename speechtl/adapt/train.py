@@ -27,13 +27,14 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from speechtl.adapt.checkpoint import check_made_with, load_checkpoint, save_checkpoint
+from speechtl.adapt.feature_cache import FEATURE_CACHE, training_inputs
 from speechtl.adapt.losses import Objective, ctc_loss, distill_loss, l2sp_penalty, objective
 from speechtl.adapt.select import BEST, BEST_TARGET, BlankCollapseError, CheckpointSelector, DevSets, TrainState, \
     selection_criterion
 from speechtl.adapt.strategies import apply_strategy, finish_strategy, param_groups
 from speechtl.adapt.train_config import TrainConfig, train_config, train_config_dict, use_device
 from speechtl.data.augment import make_augment
-from speechtl.data.dataset import AudioDataset, CtcCollator, length_grouped_batches
+from speechtl.data.dataset import AudioDataset, length_grouped_batches
 from speechtl.data.manifest import Utterance
 from speechtl.decode import forward_logits, uses_attention_mask
 from speechtl.runtime import resolve_precision, set_threads
@@ -135,7 +136,7 @@ def _prepare(base, processor, cfg: TrainConfig, data: TrainData) -> _Session:
                     start_weights, precision, pass_mask, distills, made_with(cfg, data))
 
 
-PLACEMENT = ("threads", "device", "cpu")  # where a run computes, not what: a resume may change them
+PLACEMENT = ("threads", "device", "cpu", "feature_cache_mb")  # where a run computes, not what: a resume may change them
 
 
 def made_with(cfg: TrainConfig, data: TrainData) -> dict:
@@ -190,28 +191,34 @@ def train(model, processor, data: TrainData, out_dir: str | Path, cfg: TrainConf
     LoRA is merged (to keep an adapter artifact)."""
     start, out_dir, opt = time.perf_counter(), Path(out_dir), cfg.optimiser
     s = _prepare(model, processor, cfg, data)
-    state = TrainState()
-    if resume and (out_dir / CHECKPOINT / "trainer_state.json").is_file():
-        check_made_with(out_dir / CHECKPOINT, s.made_with)
-        state = TrainState(**load_checkpoint(out_dir / CHECKPOINT, s.raw_model, s.optimizer, s.scheduler))
-        s.accelerator.print(f"resuming from step {state.step} ({out_dir / CHECKPOINT})")
+    state = _resumed(s, out_dir) if resume else TrainState()
     elapsed_before = state.elapsed_s
-    aug = cfg.augment
-    dataset = AudioDataset(data.utts, data.labels, audio=data.audio,
-                           transform=make_augment(aug.speed_perturb, aug.noise_snr_db, cfg.runtime.seed, aug.augment),
-                           distill=data.distill if s.distills else None)
-    collate = CtcCollator(processor.feature_extractor)
+    dataset, collate, features = _training_data(s, cfg, data, processor, out_dir, progress)
     selector = CheckpointSelector(dev or DevSets(), cfg.selection, opt.lr, opt.batch_seconds, s.precision, out_dir,
                                   s.accelerator.is_main_process)
     bar = tqdm(total=opt.max_steps, initial=state.step, desc="adapting", unit="step",
                disable=not (progress and s.accelerator.is_main_process))
-    losses: list[float] = []
-    stopped_early = False
     if selector.scores_start(state):
-        _evaluate(s, selector, processor, state, out_dir, losses)  # step 0: the starting model's scores
+        _evaluate(s, selector, processor, state, out_dir, [])  # step 0: the starting model's scores
     s.model.train()
+    try:
+        stopped_early = _loop(s, cfg, [u.duration_s for u in data.utts], dataset, collate, selector, processor, state,
+                              out_dir, bar, on_step, lambda: elapsed_before + time.perf_counter() - start)
+    finally:
+        if features is not None:
+            features.close()
+    bar.close()
+    selector.finish(s.raw_model, processor, state, s.start_weights)
+    return _finish(s, state, on_finish, stopped_early, elapsed_before + time.perf_counter() - start)
+
+
+def _loop(s: _Session, cfg: TrainConfig, durations_s: list[float], dataset, collate, selector: CheckpointSelector,
+          processor, state: TrainState, out_dir: Path, bar, on_step, elapsed: Callable[[], float]) -> bool:
+    """The epochs, until ``max_steps`` or early stopping (returns whether it stopped early). ``elapsed()``: the
+    run's training seconds so far (resumed runs included)."""
+    opt, losses, stopped_early = cfg.optimiser, [], False
     while state.step < opt.max_steps and not stopped_early:
-        batches = length_grouped_batches([u.duration_s for u in data.utts], opt.batch_seconds,
+        batches = length_grouped_batches(durations_s, opt.batch_seconds,
                                          seed=cfg.runtime.seed * 100_003 + state.epoch)
         dataset.epoch = state.epoch
         # own generator: creating a loader must not draw from the global RNG (dropout), or resuming would diverge
@@ -227,7 +234,7 @@ def train(model, processor, data: TrainData, out_dir: str | Path, cfg: TrainConf
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
             if state.step % cfg.selection.eval_every == 0 or state.step == opt.max_steps:
-                state.elapsed_s = elapsed_before + time.perf_counter() - start
+                state.elapsed_s = elapsed()
                 stopped_early = _evaluate(s, selector, processor, state, out_dir, losses)
                 losses = []
                 bar.set_postfix(loss=state.history[-1]["train_loss"], dev_wer=state.history[-1].get("dev_wer"))
@@ -237,9 +244,29 @@ def train(model, processor, data: TrainData, out_dir: str | Path, cfg: TrainConf
                 break
         else:
             state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-    bar.close()
-    selector.finish(s.raw_model, processor, state, s.start_weights)
-    return _finish(s, state, on_finish, stopped_early, elapsed_before + time.perf_counter() - start)
+    return stopped_early
+
+
+def _resumed(s: _Session, out_dir: Path) -> TrainState:
+    """The loop state of the checkpoint in ``out_dir`` (weights, optimizer, scheduler and RNG restored), if any."""
+    if not (out_dir / CHECKPOINT / "trainer_state.json").is_file():
+        return TrainState()
+    check_made_with(out_dir / CHECKPOINT, s.made_with)
+    state = TrainState(**load_checkpoint(out_dir / CHECKPOINT, s.raw_model, s.optimizer, s.scheduler))
+    s.accelerator.print(f"resuming from step {state.step} ({out_dir / CHECKPOINT})")
+    return state
+
+
+def _training_data(s: _Session, cfg: TrainConfig, data: TrainData, processor, out_dir: Path, progress: bool):
+    """The training dataset and collator, cached feature-encoder outputs where valid (:mod:`.feature_cache`), and
+    the feature store to close at the end (None without the cache)."""
+    aug = cfg.augment
+    dataset = AudioDataset(data.utts, data.labels, audio=data.audio,
+                           transform=make_augment(aug.speed_perturb, aug.noise_snr_db, cfg.runtime.seed, aug.augment),
+                           distill=data.distill if s.distills else None)
+    say = s.accelerator.print if progress and s.accelerator.is_main_process else None
+    return training_inputs(s.raw_model, processor, dataset, cfg.runtime, out_dir / FEATURE_CACHE, s.accelerator.device,
+                           s.precision, s.pass_mask, s.accelerator.num_processes, say)
 
 
 def _finish(s: _Session, state: TrainState, on_finish, stopped_early: bool, wall_s: float) -> TrainResult:

@@ -83,6 +83,8 @@ class RuntimeConfig:
     threads: int = 0  # CPU threads for torch (0: torch's default)
     cpu: bool = False  # train on the CPU even when CUDA is present (the same as --device cpu)
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N (one process)
+    feature_cache: str = "auto"  # auto: the frozen feature encoder runs once per utterance, reused every epoch | off
+    feature_cache_mb: float = 2048.0  # memory for cached features; beyond it they go to <out>/feature_cache/*.npy
 
 
 @dataclass(frozen=True)

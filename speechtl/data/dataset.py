@@ -20,8 +20,8 @@ from speechtl.config import ConfigError
 from speechtl.audio import SAMPLE_RATE, AudioError, load_audio
 from speechtl.data.manifest import Utterance
 
-__all__ = ["AudioDataset", "length_grouped_batches", "CtcCollator", "load_utterance_audio", "ON_ERROR",
-           "MIN_SAMPLES", "frames_needed"]
+__all__ = ["AudioDataset", "length_grouped_batches", "CtcCollator", "collate_targets", "load_utterance_audio",
+           "ON_ERROR", "MIN_SAMPLES", "frames_needed"]
 
 
 class AudioDataset(torch.utils.data.Dataset):
@@ -46,10 +46,18 @@ class AudioDataset(torch.utils.data.Dataset):
         return len(self.utts)
 
     def __getitem__(self, i: int) -> dict:
-        wav = self.audio[i] if self.audio is not None else load_audio(self.utts[i].audio_path)
+        wav = self.waveform(i)
         if self.transform is not None:
             wav = self.transform(wav, (self.epoch, i))
-        item = {"id": self.utts[i].id, "audio": wav}
+        return {**self.item_without_audio(i), "audio": wav}
+
+    def waveform(self, i: int) -> np.ndarray:
+        """Utterance ``i``'s audio as loaded (no transform)."""
+        return self.audio[i] if self.audio is not None else load_audio(self.utts[i].audio_path)
+
+    def item_without_audio(self, i: int) -> dict:
+        """What ``self[i]`` holds besides its audio: ``id``, and ``labels`` / ``distill`` where given."""
+        item = {"id": self.utts[i].id}
         if self.labels is not None:
             item["labels"] = self.labels[i]
         if self.distill is not None:
@@ -112,21 +120,24 @@ class CtcCollator:
             return_attention_mask=True,
             return_tensors="pt",
         )
-        batch = {
-            "ids": [it["id"] for it in items],
-            "input_values": feats["input_values"],
-            "attention_mask": feats["attention_mask"],
-        }
-        if "labels" in items[0]:
-            lengths = torch.tensor([len(it["labels"]) for it in items], dtype=torch.long)
-            labels = torch.full((len(items), int(lengths.max())), -100, dtype=torch.long)
-            for k, it in enumerate(items):
-                labels[k, : len(it["labels"])] = torch.as_tensor(it["labels"], dtype=torch.long)
-            batch["labels"] = labels
-            batch["label_lengths"] = lengths
-        if "distill" in items[0]:
-            batch["distill"] = torch.tensor([it["distill"] for it in items], dtype=torch.bool)
-        return batch
+        return {"ids": [it["id"] for it in items], "input_values": feats["input_values"],
+                "attention_mask": feats["attention_mask"], **collate_targets(items)}
+
+
+def collate_targets(items: list[dict]) -> dict:
+    """``labels`` (B, L) padded with -100 and ``label_lengths`` (B,), and ``distill`` (B,) bool, where items have
+    them: the part of a batch that is not model input."""
+    batch = {}
+    if "labels" in items[0]:
+        lengths = torch.tensor([len(it["labels"]) for it in items], dtype=torch.long)
+        labels = torch.full((len(items), int(lengths.max())), -100, dtype=torch.long)
+        for k, it in enumerate(items):
+            labels[k, : len(it["labels"])] = torch.as_tensor(it["labels"], dtype=torch.long)
+        batch["labels"] = labels
+        batch["label_lengths"] = lengths
+    if "distill" in items[0]:
+        batch["distill"] = torch.tensor([it["distill"] for it in items], dtype=torch.bool)
+    return batch
 
 
 ON_ERROR = ("fail", "skip")

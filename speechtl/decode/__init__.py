@@ -21,19 +21,37 @@ from tqdm.auto import tqdm
 from speechtl.audio import SAMPLE_RATE
 from speechtl.data.dataset import CtcCollator, length_grouped_batches
 from speechtl.models import ctc_forward, uses_attention_mask
+from speechtl.models.features import ctc_logits_from_features
 from speechtl.runtime import autocast
 
-__all__ = ["uses_attention_mask", "forward_logits", "Batch", "forward_arrays", "iter_batches", "greedy_decode",
-           "transcribe_arrays", "Transcripts"]
+__all__ = ["uses_attention_mask", "MODEL_INPUTS", "batch_rows", "forward_logits", "Batch", "forward_arrays",
+           "iter_batches", "greedy_decode", "transcribe_arrays", "Transcripts"]
 
 
 def _gives_mask(model, pass_mask: bool) -> bool:
     return pass_mask or getattr(model, "wants_attention_mask", False)  # a routed model pools valid frames
 
 
+MODEL_INPUTS = ("input_values", "attention_mask", "extract_features", "feature_lengths")  # what a batch feeds a model
+
+
+def batch_rows(batch: dict, rows: torch.Tensor) -> dict:
+    """The model inputs of a batch (audio or cached features) for the rows selected by ``rows`` (B,) bool."""
+    return {k: batch[k][rows] for k in MODEL_INPUTS if k in batch}
+
+
 def forward_logits(model, batch: dict, pass_mask: bool, precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
-    """Run the encoder + CTC head. Returns logits (B, T, V) in fp32 and valid frame counts (B,)."""
+    """Run the encoder + CTC head. Returns logits (B, T, V) in fp32 and valid frame counts (B,).
+
+    A batch of cached feature-encoder outputs (``extract_features``, ``feature_lengths``:
+    :class:`speechtl.data.feature_cache.FeatureCollator`) runs the rest of the model from there
+    (:func:`speechtl.models.features.ctc_logits_from_features`); a batch of audio runs all of it."""
     device = next(model.parameters()).device
+    if "extract_features" in batch:
+        lengths = batch["feature_lengths"].to(device)
+        with autocast(device, precision):
+            logits = ctc_logits_from_features(model, batch["extract_features"].to(device), lengths)
+        return logits.float(), lengths
     inputs = batch["input_values"].to(device)
     mask = batch["attention_mask"].to(device)
     with autocast(device, precision):
