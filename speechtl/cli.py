@@ -10,8 +10,13 @@ import re
 import sys
 from dataclasses import asdict
 
+# the parser is built from torch-free modules only (speechtl --help starts fast); each verb's handler imports
+# the library it runs
+from speechtl.adapt.config import AdaptConfig, SelfTrainingConfig
+from speechtl.compare.config import CompareConfig
 from speechtl.config import ConfigError, add_dataclass_arguments, dataclass_from_args
-from speechtl.runtime import PRECISIONS, set_threads
+from speechtl.demo_config import AccentDemoConfig
+from speechtl.settings import PRECISIONS, LmSettings
 
 DESCRIPTION = """\
 speechtl adapts a pretrained wav2vec2-family CTC model (a Hugging Face hub id, a local folder,
@@ -37,8 +42,8 @@ Manifests are JSONL lines {"id", "audio_path", "text", "speaker", "accent", "lan
 
 def _adapt(args) -> int:
     from speechtl.adapt.report import render_report
-    from speechtl.adapt.run import AdaptConfig, run_adaptation
-    from speechtl.adapt.self_training import SelfTrainingConfig, render_rounds, run_self_training
+    from speechtl.adapt.run import run_adaptation
+    from speechtl.adapt.self_training import render_rounds, run_self_training
 
     cfg = dataclass_from_args(AdaptConfig, args)
     if args.unlabelled:  # self-training on untranscribed audio (--train optional: the labelled minutes)
@@ -52,6 +57,7 @@ def _adapt(args) -> int:
 
 def _evaluate(args) -> int:
     from speechtl.eval import evaluate_manifests
+    from speechtl.runtime import set_threads
 
     set_threads(args.threads)
     results = evaluate_manifests(args.model, args.manifests, args.out, args.on_error, args.batch_seconds,
@@ -75,6 +81,7 @@ def _evaluate(args) -> int:
 
 
 def _transcribe(args) -> int:
+    from speechtl.runtime import set_threads
     from speechtl.transcribe import TranscribeOptions, transcribe_files
     from speechtl.writers import format_transcript
 
@@ -98,9 +105,7 @@ def _transcribe(args) -> int:
     return 0
 
 
-def _lm_settings(args):
-    from speechtl.decode.lm import LmSettings
-
+def _lm_settings(args) -> LmSettings:
     return LmSettings(args.beam_size, args.lm_weight, args.word_score)
 
 
@@ -116,8 +121,6 @@ def _lm_build(args) -> int:
 
 
 def _add_lm_flags(p: argparse.ArgumentParser) -> None:
-    from speechtl.decode.lm import LmSettings
-
     d = LmSettings()
     p.add_argument("--lm", default=None, help="ARPA word n-gram LM (speechtl lm build): beam search instead of greedy")
     p.add_argument("--beam-size", type=int, default=d.beam_size, help=f"with --lm (default: {d.beam_size})")
@@ -126,7 +129,7 @@ def _add_lm_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _demo(args) -> int:
-    from speechtl.demo import AccentDemoConfig, format_table, run_accent_demo
+    from speechtl.demo import format_table, run_accent_demo
 
     cfg = dataclass_from_args(AccentDemoConfig, args)
     result = run_accent_demo(cfg)
@@ -139,7 +142,7 @@ def _demo(args) -> int:
 
 
 def _compare(args) -> int:
-    from speechtl.compare import CompareConfig, run_compare
+    from speechtl.compare.run import run_compare
 
     cfg = dataclass_from_args(CompareConfig, args)
     results = run_compare(cfg)
@@ -157,6 +160,7 @@ def _compare(args) -> int:
 
 def _check(args) -> int:
     from speechtl.check import check_manifests, format_report, role_clashes
+    from speechtl.runtime import set_threads
 
     set_threads(args.threads)
     roles = {path: role for role in ("train", "dev", "test") for path in getattr(args, role)}
@@ -236,8 +240,6 @@ def _add_scoring_parsers(sub) -> None:
     _add_lm_flags(p)
     p.set_defaults(func=_evaluate)
 
-    from speechtl.compare import CompareConfig
-
     p = sub.add_parser("compare", help="compare models on test sets: WER/CER with intervals, paired tests, report",
                        description="Score every model on every test set (hypotheses cached per model and set), with "
                                    "95 % bootstrap intervals (speakers resampled when known), a paired bootstrap test "
@@ -307,8 +309,6 @@ def _add_lm_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from speechtl.adapt.run import AdaptConfig
-
     parser = argparse.ArgumentParser(prog="speechtl", description=DESCRIPTION, epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"speechtl {__import__('speechtl').__version__}")
@@ -318,14 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate the starting model, fine-tune it with CTC on --train, evaluate again; "
                                    "writes the adapted model, results.json and report.md to --out.")
     add_dataclass_arguments(p, AdaptConfig)
-    from speechtl.adapt.self_training import SelfTrainingConfig
-
     add_dataclass_arguments(p.add_argument_group("self-training (with --unlabelled)"), SelfTrainingConfig)
     p.add_argument("--output-format", choices=("table", "json"), default="table")
     p.add_argument("--quiet", action="store_true", help="no progress bars (one line per phase on stderr)")
     p.set_defaults(func=_adapt)
-
-    from speechtl.demo import AccentDemoConfig
 
     p = sub.add_parser("demo", help="offline demo: adapt the shipped model to a synthetic accent, WER before/after",
                        description="Synthesise a few labelled minutes of a target accent (default en-gb-scotland) "
