@@ -59,7 +59,7 @@ def wall_time(args: list[str]) -> float:
 def imports_torch(args: list[str]) -> bool:
     done = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=ROOT, env=_env(), check=True,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    return any(line.rstrip().endswith("| torch") for line in done.stderr.splitlines())
+    return any(line.rsplit("|", 1)[-1].strip() == "torch" for line in done.stderr.splitlines())  # "... |   torch"
 
 
 def measure(repeats: int) -> list[dict]:
