@@ -10,8 +10,14 @@ import re
 import sys
 from dataclasses import asdict
 
+# the parser is built from torch-free modules only (speechtl --help starts fast); each verb's handler imports
+# the library it runs
+from speechtl.adapt.config import AdaptConfig, SelfTrainingConfig
+from speechtl.compare.config import CompareConfig
 from speechtl.config import ConfigError, add_dataclass_arguments, dataclass_from_args
-from speechtl.runtime import PRECISIONS, set_threads
+from speechtl.demo_config import AccentDemoConfig
+from speechtl.pretrain import add_pretrain_parser
+from speechtl.settings import PRECISIONS, LmSettings
 
 DESCRIPTION = """\
 speechtl adapts a pretrained wav2vec2-family CTC model (a Hugging Face hub id, a local folder,
@@ -38,8 +44,8 @@ Manifests are JSONL lines {"id", "audio_path", "text", "speaker", "accent", "lan
 
 def _adapt(args) -> int:
     from speechtl.adapt.report import render_report
-    from speechtl.adapt.run import AdaptConfig, run_adaptation
-    from speechtl.adapt.self_training import SelfTrainingConfig, render_rounds, run_self_training
+    from speechtl.adapt.run import run_adaptation
+    from speechtl.adapt.self_training import render_rounds, run_self_training
 
     cfg = dataclass_from_args(AdaptConfig, args)
     if args.unlabelled:  # self-training on untranscribed audio (--train optional: the labelled minutes)
@@ -53,6 +59,7 @@ def _adapt(args) -> int:
 
 def _evaluate(args) -> int:
     from speechtl.eval import evaluate_manifests
+    from speechtl.runtime import set_threads
 
     set_threads(args.threads)
     results = evaluate_manifests(args.model, args.manifests, args.out, args.on_error, args.batch_seconds,
@@ -76,6 +83,7 @@ def _evaluate(args) -> int:
 
 
 def _transcribe(args) -> int:
+    from speechtl.runtime import set_threads
     from speechtl.transcribe import TranscribeOptions, transcribe_files
     from speechtl.writers import format_transcript
 
@@ -99,19 +107,7 @@ def _transcribe(args) -> int:
     return 0
 
 
-def _pretrain(args) -> int:
-    from speechtl.adapt.pretrain import PretrainConfig, run_pretraining
-    r = run_pretraining(args.model, args.audio, args.out, dataclass_from_args(PretrainConfig, args), not args.quiet)
-    print("".join(f"skipped {s['id']}: {s['reason']}\n" for s in r.skipped), end="", file=sys.stderr)
-    print(json.dumps(asdict(r), indent=2) if args.output_format == "json" else
-          f"pretrained {r.steps} steps on {r.train_files} files ({r.audio_s:.0f} s): loss {r.final_loss}, validation "
-          f"loss {r.final_val_loss} (log: {r.out}/pretrain_log.jsonl); fine-tune with speechtl adapt --model {r.out}")
-    return 0
-
-
-def _lm_settings(args):
-    from speechtl.decode.lm import LmSettings
-
+def _lm_settings(args) -> LmSettings:
     return LmSettings(args.beam_size, args.lm_weight, args.word_score)
 
 
@@ -135,8 +131,6 @@ def _lm_order(value: str) -> int:
 
 
 def _add_lm_flags(p: argparse.ArgumentParser) -> None:
-    from speechtl.decode.lm import LmSettings
-
     d = LmSettings()
     p.add_argument("--lm", default=None, help="ARPA word n-gram LM (speechtl lm build): beam search instead of greedy")
     p.add_argument("--beam-size", type=int, default=d.beam_size, help=f"with --lm (default: {d.beam_size})")
@@ -145,7 +139,7 @@ def _add_lm_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _demo(args) -> int:
-    from speechtl.demo import AccentDemoConfig, format_table, run_accent_demo
+    from speechtl.demo import format_table, run_accent_demo
 
     cfg = dataclass_from_args(AccentDemoConfig, args)
     result = run_accent_demo(cfg)
@@ -158,7 +152,7 @@ def _demo(args) -> int:
 
 
 def _compare(args) -> int:
-    from speechtl.compare import CompareConfig, run_compare
+    from speechtl.compare.run import run_compare
 
     cfg = dataclass_from_args(CompareConfig, args)
     results = run_compare(cfg)
@@ -176,6 +170,7 @@ def _compare(args) -> int:
 
 def _check(args) -> int:
     from speechtl.check import check_manifests, format_report, role_clashes
+    from speechtl.runtime import set_threads
 
     set_threads(args.threads)
     roles = {path: role for role in ("train", "dev", "test") for path in getattr(args, role)}
@@ -255,8 +250,6 @@ def _add_scoring_parsers(sub) -> None:
     _add_lm_flags(p)
     p.set_defaults(func=_evaluate)
 
-    from speechtl.compare import CompareConfig
-
     p = sub.add_parser("compare", help="compare models on test sets: WER/CER with intervals, paired tests, report",
                        description="Score every model on every test set (hypotheses cached per model and set), with "
                                    "95 % bootstrap intervals (speakers resampled when known), a paired bootstrap test "
@@ -325,24 +318,7 @@ def _add_lm_parser(sub) -> None:
     p.set_defaults(func=_lm_build)
 
 
-def _add_pretrain_parser(sub) -> None:
-    from speechtl.adapt.pretrain import PretrainConfig
-
-    p = sub.add_parser("pretrain", help="wav2vec 2.0 self-supervised (continued) pretraining on untranscribed audio",
-                       description="wav2vec 2.0's contrastive + diversity objective on untranscribed audio, continuing "
-                                   "MODEL (or --from-scratch); --out gets a CTC model folder for speechtl adapt --model.")
-    p.add_argument("model", help="start model: folder, hub id, or shipped model (speechtl/en-us-synth)")
-    p.add_argument("audio", nargs="+", help="audio files, folders (searched recursively) or manifests (text ignored)")
-    p.add_argument("--out", required=True, help="the folder to write the pretrained model to")
-    add_dataclass_arguments(p, PretrainConfig)
-    p.add_argument("--output-format", choices=("table", "json"), default="table")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_pretrain)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from speechtl.adapt.run import AdaptConfig
-
     parser = argparse.ArgumentParser(prog="speechtl", description=DESCRIPTION, epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"speechtl {__import__('speechtl').__version__}")
@@ -352,14 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate the starting model, fine-tune it with CTC on --train, evaluate again; "
                                    "writes the adapted model, results.json and report.md to --out.")
     add_dataclass_arguments(p, AdaptConfig)
-    from speechtl.adapt.self_training import SelfTrainingConfig
-
     add_dataclass_arguments(p.add_argument_group("self-training (with --unlabelled)"), SelfTrainingConfig)
     p.add_argument("--output-format", choices=("table", "json"), default="table")
     p.add_argument("--quiet", action="store_true", help="no progress bars (one line per phase on stderr)")
     p.set_defaults(func=_adapt)
-
-    from speechtl.demo import AccentDemoConfig
 
     p = sub.add_parser("demo", help="offline demo: adapt the shipped model to a synthetic accent, WER before/after",
                        description="Synthesise a few labelled minutes of a target accent (default en-gb-scotland) "
@@ -374,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transcribe_parser(sub)
     _add_prepare_parser(sub)
     _add_lm_parser(sub)
-    _add_pretrain_parser(sub)
+    add_pretrain_parser(sub)
     return parser
 
 

@@ -1,7 +1,7 @@
 """Typed dataclass configs on the command line: every field becomes ``--field-name VALUE``.
 
 Nested dataclass fields are flattened (their fields appear without a prefix), so a recipe config
-can hold an :class:`~speechtl.adapt.run.AdaptConfig` and still be overridden field by field.
+can hold an :class:`~speechtl.adapt.config.AdaptConfig` and still be overridden field by field.
 The comment after a field (``x: int = 3  # what it does``) becomes its ``--help`` text.
 Configs are frozen: :func:`override` derives one from another by flag name (``override(cfg, lr=1e-3)``
 finds ``lr`` in whichever nested group holds it), so a recipe's config reads as its diff from the defaults.

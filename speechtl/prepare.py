@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from speechtl.data.importers import CHILD_BELOW_YEARS, SPEAKER_FROM
+from speechtl.settings import CHILD_BELOW_YEARS, SPEAKER_FROM
 
 __all__ = ["add_prepare_parser", "run_prepare", "LAYOUTS"]
 

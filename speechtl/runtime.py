@@ -7,10 +7,9 @@ import contextlib
 import torch
 
 from speechtl.config import ConfigError
+from speechtl.settings import PRECISIONS
 
 __all__ = ["PRECISIONS", "pick_device", "resolve_precision", "autocast", "set_threads"]
-
-PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def pick_device(device: str | None = None) -> torch.device:

@@ -5,8 +5,8 @@ Layers, bottom up (a module may import its own layer and any layer below; never 
 
 | rank | layer      | modules                                                                  |
 |------|------------|--------------------------------------------------------------------------|
-| 0    | base       | speechtl (package), errors, fileio, config, runtime, text, audio,        |
-|      |            | synth_words — utilities anyone may import                                |
+| 0    | base       | speechtl (package), errors, fileio, config, settings, runtime, text,     |
+|      |            | audio, synth_words — utilities anyone may import                         |
 | 1    | data       | data/ (manifests, datasets, batching, importers, augmentation), tts,     |
 |      |            | espeak (the TTS engines),                                                |
 |      |            | text_sources (speech and sentences that data sets are made of)           |
@@ -19,8 +19,9 @@ Layers, bottom up (a module may import its own layer and any layer below; never 
 | 5    | check      | check (reads manifests and audio, loads a model for its vocabulary)      |
 | 5    | synth      | synth, synth_tts (render data sets: base + data only; the demo and       |
 |      |            | scripts use them)                                                        |
-| 6    | demo       | demo                                                                     |
-| 7    | cli        | cli (the entry point: everything), prepare (the prepare verb's parsers)  |
+| 6    | demo       | demo, demo_config (its torch-free config)                                |
+| 7    | cli        | cli (the entry point: everything), prepare, pretrain (those verbs'       |
+|      |            | parsers and runs)                                                        |
 """
 
 from __future__ import annotations
@@ -34,15 +35,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "speechtl"
 
 LAYERS = {  # module name (or package prefix) -> layer; the longest matching prefix wins
     "speechtl": "base", "speechtl.errors": "base", "speechtl.fileio": "base", "speechtl.config": "base",
-    "speechtl.runtime": "base", "speechtl.text": "base", "speechtl.audio": "base", "speechtl.synth_words": "base",
+    "speechtl.settings": "base", "speechtl.runtime": "base", "speechtl.text": "base", "speechtl.audio": "base", "speechtl.synth_words": "base",
     "speechtl.data": "data", "speechtl.tts": "data", "speechtl.espeak": "data", "speechtl.text_sources": "data",
     "speechtl.models": "models",
     "speechtl.decode": "decode", "speechtl.writers": "decode",
     "speechtl.eval": "eval",
     "speechtl.adapt": "adapt", "speechtl.compare": "compare", "speechtl.transcribe": "transcribe",
     "speechtl.check": "check", "speechtl.synth": "synth", "speechtl.synth_tts": "synth",
-    "speechtl.demo": "demo",
-    "speechtl.cli": "cli", "speechtl.prepare": "cli",
+    "speechtl.demo": "demo", "speechtl.demo_config": "demo",
+    "speechtl.cli": "cli", "speechtl.prepare": "cli", "speechtl.pretrain": "cli",
 }
 RANK = {"base": 0, "data": 1, "models": 2, "decode": 3, "eval": 4, "transcribe": 4, "adapt": 5, "compare": 5,
         "check": 5, "synth": 5, "demo": 6, "cli": 7}

@@ -15,7 +15,8 @@ import torch
 
 from conftest import make_tone_set
 from speechtl.cli import main
-from speechtl.compare import CompareConfig, run_compare
+from speechtl.compare import CompareConfig
+from speechtl.compare.run import run_compare
 from speechtl.compare import hyps as hyps_module
 from speechtl.compare.hyps import parse_model_spec
 from speechtl.config import ConfigError

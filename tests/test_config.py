@@ -102,7 +102,8 @@ def test_config_to_dict_nests():
 def test_train_config_groups_keep_the_flat_flags_and_derive_by_diff():
     import dataclasses
 
-    from speechtl.adapt.train_config import TrainConfig, train_config, train_config_dict, use_device
+    from speechtl.adapt.train import use_device
+    from speechtl.adapt.train_config import TrainConfig, train_config, train_config_dict
     from speechtl.config import ConfigError, override
 
     cfg = train_config(lr=1e-3, strategy="lora", max_forgetting=0.1, seed=3)

@@ -257,7 +257,8 @@ def test_compare_warnings_and_headline_caution():
 
 
 def test_compare_writes_the_new_figures(tmp_path, tone_data, tiny_model_dir):
-    from speechtl.compare import CompareConfig, run_compare
+    from speechtl.compare import CompareConfig
+    from speechtl.compare.run import run_compare
 
     out = tmp_path / "cmp"
     results = run_compare(CompareConfig(models=[str(tiny_model_dir)], test=[str(tone_data["test"])], out=str(out),

@@ -36,6 +36,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from speechtl.adapt.config import PretrainConfig
 from speechtl.adapt.checkpoint import check_made_with, load_checkpoint, save_checkpoint
 from speechtl.adapt.pretrain_model import frame_counts, mask_and_negatives, min_frames, plot_log, \
     pretraining_model, save_ctc_folder
@@ -55,34 +56,6 @@ CHECKPOINT = "checkpoint"  # the state --resume continues from; removed once the
 LOG_FILE, PLOT_FILE, CONFIG_FILE = "pretrain_log.jsonl", "pretrain_loss.png", "pretrain_config.json"
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
 PLACEMENT = ("threads", "device", "resume")  # where and how a run computes, not what: a resume may change them
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    steps: int = 1000  # optimizer steps
-    lr: float = 1e-4  # peak learning rate (AdamW, betas 0.9/0.98 as in wav2vec 2.0)
-    warmup: float = 0.1  # share of --steps with linearly rising learning rate (then linear decay to 0)
-    batch_seconds: float = 60.0  # padded audio seconds per batch
-    mask_prob: float = 0.65  # share of frames that start a masked span (wav2vec 2.0's p)
-    mask_length: int = 10  # frames per masked span (audio shorter than this is skipped)
-    num_negatives: int = 100  # distractors per masked frame (capped by the masked frames of an utterance, less one)
-    diversity_weight: float = 0.1  # weight of the codebook diversity loss
-    gumbel_temp_max: float = 2.0  # the Gumbel softmax temperature at step 0
-    gumbel_temp_min: float = 0.5  # the Gumbel temperature's floor
-    gumbel_temp_decay: float = 0.999995  # the Gumbel temperature's factor per step
-    freeze_feature_encoder: bool | None = None  # keep the convolutional feature encoder fixed (default: on when continuing, off with --from-scratch)
-    from_scratch: bool = False  # random weights with the model's config (its processor kept), not its trained ones
-    max_grad_norm: float = 1.0  # gradient clipping (0: off)
-    weight_decay: float = 0.01  # AdamW weight decay
-    held_out: float = 0.05  # share of the audio files kept out of training for the validation loss (0: none)
-    eval_every: int = 100  # steps between validation losses and checkpoints
-    log_every: int = 10  # steps averaged into one line of pretrain_log.jsonl
-    on_error: str = "fail"  # unreadable audio: fail naming the file, or skip it and list it
-    resume: bool = False  # continue from --out's checkpoint (the same settings and audio)
-    seed: int = 0
-    threads: int = 0  # CPU threads for torch (0: torch's default)
-    device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
 
 
 @dataclass

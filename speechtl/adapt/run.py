@@ -32,8 +32,9 @@ from accelerate import PartialState
 from speechtl.adapt.feature_cache import check_feature_cache
 from speechtl.adapt.inputs import VocabularyError, eval_set_names, labels_for, load_sets, too_short
 from speechtl.adapt.report import RunResult, refused_checkpoint, render_report, score_warnings, verdict
-from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, DevSets, TrainConfig, TrainData, TrainResult, train
-from speechtl.adapt.train_config import train_config_dict, use_device
+from speechtl.adapt.config import AdaptConfig
+from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, DevSets, TrainData, TrainResult, train, use_device
+from speechtl.adapt.train_config import train_config_dict
 from speechtl.config import ConfigError
 from speechtl.data.manifest import Utterance, read_manifest, total_minutes
 from speechtl.decode import uses_attention_mask
@@ -57,29 +58,6 @@ REFUSED_BEST = "refused_best"  # the best checkpoint the forgetting limit refuse
 # copies of the weights a run folder holds at once: the model, best/, checkpoint/ with AdamW's two moments (an
 # estimate for the free-space check: best_target/ and a checkpoint being replaced add more, briefly)
 RUN_COPIES = 5
-
-
-@dataclass(frozen=True)
-class AdaptConfig:
-    model: str = "speechtl/en-us-synth"  # folder, hub id (e.g. facebook/wav2vec2-base-960h) or shipped model
-    train: str = ""  # labelled target-domain training manifest (.jsonl or .csv)
-    dev: str = ""  # target dev manifest: picks the best checkpoint, early stopping
-    test: list[str] = field(default_factory=list)  # target evaluation manifest(s)
-    source_test: str = ""  # source-domain evaluation manifest, to measure forgetting
-    source_dev: str = ""  # source-domain dev manifest: checkpoints forgetting more than --max-forgetting are refused
-    replay: str = ""  # labelled source-domain manifest mixed into training (fights forgetting)
-    replay_ratio: float = 1.0  # replay minutes per labelled target minute (speaker-stratified sample)
-    route: str = ""  # source-accent audio (manifest, transcripts not needed): serve source-like utterances with the unchanged start model (speechtl.models.router)
-    route_minutes: float = 30.0  # the router's source audio: a speaker-stratified sample of at most this many minutes (0: no router)
-    out: str = "runs/adapt"  # run folder
-    resume: bool = False  # continue an interrupted run from out/checkpoint
-    overwrite: bool = False  # replace a finished run in out (without it, or --resume, a finished run is refused)
-    on_error: str = "fail"  # unreadable audio: fail (stop, naming the file) or skip (leave out, list in results)
-    eval_batch_seconds: float = 120.0  # padded audio seconds per evaluation batch
-    language: str = ""  # target text language: the normaliser (de, es, fr, sv, ...; default: the train manifest's, the model's, en)
-    vocab: str = "keep"  # CTC head: keep | copy (shared rows copied) | random (new head) | extend (source rows + new chars)
-    mismatch_utts: int = 100  # utterances per side for the domain-mismatch score before adapting (0: off)
-    training: TrainConfig = field(default_factory=TrainConfig)
 
 
 def _say(progress: bool, state: PartialState, message: str) -> None:

@@ -33,8 +33,10 @@ from accelerate import PartialState
 from speechtl.adapt.pseudo_label import (CONFIDENCE_MEASURES, Decoder, PseudoLabel, lm_decoder, pseudo_label,
                                          select_confident)
 from speechtl.adapt.report import RunResult
-from speechtl.adapt.run import AdaptConfig, run_adaptation, save_model
-from speechtl.adapt.train_config import TrainConfig, use_device
+from speechtl.adapt.config import AdaptConfig, SelfTrainingConfig
+from speechtl.adapt.run import run_adaptation, save_model
+from speechtl.adapt.train import use_device
+from speechtl.adapt.train_config import TrainConfig
 from speechtl.audio import AUDIO_SUFFIXES, find_audio_files
 from speechtl.config import ConfigError, override
 from speechtl.data.dataset import load_utterance_audio
@@ -49,16 +51,6 @@ from speechtl.text import normalize
 
 __all__ = ["SelfTrainingConfig", "UnlabelledSet", "read_unlabelled", "run_self_training", "render_rounds",
            "limit_against_original"]
-
-
-@dataclass(frozen=True)
-class SelfTrainingConfig:
-    unlabelled: str = ""  # untranscribed target audio: a manifest (text empty, or references used only for scoring) or a folder
-    rounds: int = 2  # self-training rounds (pseudo-label → fine-tune), after a supervised round 0 when --train is given
-    keep_fraction: float = 0.5  # train on at most this share of the unlabelled utterances, the most confident
-    min_confidence: float = 0.0  # and only on pseudo-labels at least this confident (0..1)
-    confidence: str = "max_prob"  # confidence measure: max_prob | entropy | path (see speechtl.adapt.pseudo_label)
-    pseudo_lm: str = ""  # ARPA LM (speechtl lm build) for the pseudo-labels: beam search instead of greedy
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from speechtl.adapt.losses import Objective, ctc_loss, distill_loss, l2sp_penalt
 from speechtl.adapt.select import BEST, BEST_TARGET, BlankCollapseError, CheckpointSelector, DevSets, TrainState, \
     selection_criterion
 from speechtl.adapt.strategies import apply_strategy, finish_strategy, param_groups
-from speechtl.adapt.train_config import TrainConfig, train_config, train_config_dict, use_device
+from speechtl.adapt.train_config import RuntimeConfig, TrainConfig, train_config, train_config_dict
+from speechtl.config import ConfigError
 from speechtl.data.augment import make_augment
 from speechtl.data.dataset import AudioDataset, length_grouped_batches
 from speechtl.data.manifest import Utterance
@@ -40,7 +41,8 @@ from speechtl.decode import forward_logits, uses_attention_mask
 from speechtl.runtime import resolve_precision, set_threads
 
 __all__ = ["TrainConfig", "train_config", "TrainData", "DevSets", "TrainResult", "BlankCollapseError", "train",
-           "ctc_loss", "l2sp_penalty", "distill_loss", "trainable_parameters", "CHECKPOINT", "BEST", "BEST_TARGET"]
+           "ctc_loss", "l2sp_penalty", "distill_loss", "trainable_parameters", "use_device", "CHECKPOINT", "BEST",
+           "BEST_TARGET"]
 
 CHECKPOINT = "checkpoint"  # folder inside the run folder: the state to resume from
 
@@ -179,6 +181,24 @@ def _evaluate(s: _Session, selector: CheckpointSelector, processor, state: Train
     s.accelerator.wait_for_everyone()
     selector.check_collapse(state)
     return stop
+
+
+def use_device(runtime: RuntimeConfig) -> bool:
+    """Prepare the process for ``runtime.device``; returns accelerate's ``cpu`` switch. Call before the first
+    ``PartialState``/``Accelerator`` (the device is fixed then). ``cuda:N`` makes GPU N the current one."""
+    device = "cpu" if runtime.cpu else runtime.device
+    if device in ("auto", "cpu"):
+        return device == "cpu"
+    if device != "cuda" and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA device here (use --device auto or cpu)")
+    if device != "cuda":
+        index = int(device[5:])
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {device}: there are {torch.cuda.device_count()} CUDA device(s)")
+        torch.cuda.set_device(index)
+    return False
 
 
 def train(model, processor, data: TrainData, out_dir: str | Path, cfg: TrainConfig, dev: DevSets | None = None,

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-
-from speechtl.config import ConfigError, flat_dict, override
-from speechtl.data.augment import parse_presets
+from speechtl.config import flat_dict, override
+from speechtl.data.presets import parse_presets
 
 __all__ = ["TrainConfig", "OptimiserConfig", "StrategyConfig", "GuardConfig", "AugmentConfig",
-           "RegularisationConfig", "RuntimeConfig", "train_config", "train_config_dict", "use_device"]
+           "RegularisationConfig", "RuntimeConfig", "train_config", "train_config_dict"]
 
 
 @dataclass(frozen=True)
@@ -110,21 +108,3 @@ def train_config(**changes) -> TrainConfig:
 def train_config_dict(cfg: TrainConfig) -> dict:
     """The settings by flag name, one flat dict (``run_config.json``'s ``training``, as before the groups)."""
     return flat_dict(cfg)
-
-
-def use_device(runtime: RuntimeConfig) -> bool:
-    """Prepare the process for ``runtime.device``; returns accelerate's ``cpu`` switch. Call before the first
-    ``PartialState``/``Accelerator`` (the device is fixed then). ``cuda:N`` makes GPU N the current one."""
-    device = "cpu" if runtime.cpu else runtime.device
-    if device in ("auto", "cpu"):
-        return device == "cpu"
-    if device != "cuda" and not (device.startswith("cuda:") and device[5:].isdigit()):
-        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
-    if not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: no CUDA device here (use --device auto or cpu)")
-    if device != "cuda":
-        index = int(device[5:])
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {device}: there are {torch.cuda.device_count()} CUDA device(s)")
-        torch.cuda.set_device(index)
-    return False

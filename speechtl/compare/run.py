@@ -11,12 +11,13 @@ import dataclasses
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from speechtl.compare.analysis import UttScores, error_counts, score_utterances, utterance_changes
+from speechtl.compare.config import CompareConfig
 from speechtl.compare.hyps import (
     Decoding, ModelSpec, TestSet, AudioCache, model_hypotheses, parse_model_spec, split_name,
 )
@@ -24,7 +25,7 @@ from speechtl.config import ConfigError, config_to_dict
 from speechtl.data.manifest import FIELDS, ManifestError, Utterance, read_manifest, unique_names
 from speechtl.eval.caveats import deletion_gain, few_speakers, saturated
 from speechtl.eval.scoring import word_figures
-from speechtl.eval.stats import NUM_BOOTSTRAP, bootstrap_ci, cluster_ids, paired_bootstrap
+from speechtl.eval.stats import bootstrap_ci, cluster_ids, paired_bootstrap
 from speechtl.fileio import output_path
 from speechtl.runtime import pick_device, resolve_precision, set_threads
 from speechtl.text import normalize
@@ -33,28 +34,6 @@ __all__ = ["CompareConfig", "run_compare", "BREAKDOWN_FIELDS", "ALL"]
 
 BREAKDOWN_FIELDS = tuple(f for f in FIELDS if f not in ("id", "audio_path", "text", "duration_s")) + ("set",)
 ALL = "all"  # the pooled row over every test set
-
-
-@dataclass
-class CompareConfig:
-    """Compare ASR models on labelled test sets: WER/CER with 95 % intervals and paired tests vs a baseline."""
-
-    models: list[str] = field(default_factory=list)  # [NAME=]MODEL[+ADAPTER]: folder, hub id or speechtl/en-us-synth
-    test: list[str] = field(default_factory=list)  # [NAME=]MANIFEST: labelled test manifests (.jsonl/.csv)
-    baseline: str = ""  # name or spec of the model the others are tested against; empty: the first model
-    out: str = "runs/compare"  # report folder
-    by: list[str] = field(default_factory=lambda: ["accent", "speaker", "gender", "language"])  # breakdown fields
-    num_bootstrap: int = NUM_BOOTSTRAP  # bootstrap resamples
-    seed: int = 0  # bootstrap seed
-    cache: str = ""  # hypothesis cache folder; empty: OUT/cache
-    top: int = 10  # substitutions/insertions/deletions and changed utterances listed per model
-    on_error: str = "fail"  # unreadable audio: fail, or skip it (for every model alike)
-    batch_seconds: float = 120.0  # padded audio seconds per batch
-    precision: str = "auto"  # auto (bf16 where supported), bf16 or fp32
-    device: str = ""  # cpu, cuda, cuda:1 ...; empty: cuda if present, else cpu
-    threads: int = 0  # CPU threads for torch (0: torch's default)
-    route: bool = True  # a routed run folder is the routed system (--no-route: its adapted model alone)
-    quiet: bool = False  # no progress bars
 
 
 def _test_sets(specs: list[str]) -> list[TestSet]:

@@ -27,13 +27,12 @@ from typing import Iterable, Iterator, Sequence
 
 from speechtl.audio import find_audio_files
 from speechtl.data.manifest import ManifestError, Utterance, add_durations, write_manifest
+from speechtl.settings import CHILD_BELOW_YEARS, SPEAKER_FROM
 
 __all__ = ["prepare_commonvoice", "prepare_folder", "prepare_kaldi", "summary", "read_pairs", "unique_keys",
            "finish_import", "resolve_audio_root", "age_group", "CHILD_BELOW_YEARS", "SPEAKER_FROM"]
 
 COMMONVOICE_REQUIRED = ("client_id", "path", "sentence")
-CHILD_BELOW_YEARS = 18.0  # speakers younger than this are "child" (speechocean762: ages 5-43, half children)
-SPEAKER_FROM = ("none", "parent", "prefix")  # where prepare_folder finds a speaker
 
 
 def _tsv_rows(path: Path) -> Iterator[tuple[int, dict]]:

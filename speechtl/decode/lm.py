@@ -17,7 +17,6 @@ import functools
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,18 +26,13 @@ import torchaudio.functional as AF
 from speechtl.decode.ngram import LmError, arpa_vocabulary
 from speechtl.decode.timestamps import Word, words_from_frames
 from speechtl.text import WORD_DELIMITER, text_to_model_alphabet
+from speechtl.settings import LmSettings
 
 __all__ = ["LmError", "LmSettings", "LmDecoder", "load_lm_decoder", "pause_segments", "SEGMENT_S"]
 
 SEGMENT_S = 30.0  # longest stretch handed to the beam search at once
 
 
-@dataclass(frozen=True)
-class LmSettings:
-    beam_size: int = 50  # hypotheses kept per frame
-    lm_weight: float = 2.0  # weight of the LM's log-probability (tuned on dev by recipes/lm_decoding.py)
-    word_score: float = -1.0  # score added per word (likewise tuned; ≤ 0 here: few insertions to counter)
-    beam_threshold: float = 25.0  # drop hypotheses this far below the best
 
 
 def pause_segments(ids: torch.Tensor, quiet: set[int], max_frames: int) -> list[tuple[int, int]]:

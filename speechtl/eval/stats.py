@@ -20,10 +20,11 @@ from typing import Sequence
 
 import numpy as np
 
+from speechtl.settings import NUM_BOOTSTRAP
+
 __all__ = ["NUM_BOOTSTRAP", "SIGNIFICANT", "Interval", "PairedTest", "cluster_ids", "bootstrap_ci",
            "paired_bootstrap"]
 
-NUM_BOOTSTRAP = 1000  # resamples; percentile 95 % intervals are stable to ~±0.3 WER points at this size
 SIGNIFICANT = 0.05  # a paired difference with p below this is called significant (reports, tables, figures)
 _BLOCK = 200  # resamples drawn per block (bounds memory: block × clusters counts)
 
