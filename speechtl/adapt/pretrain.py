@@ -40,7 +40,8 @@ from speechtl.adapt.config import PretrainConfig
 from speechtl.adapt.checkpoint import check_made_with, load_checkpoint, save_checkpoint
 from speechtl.adapt.pretrain_model import frame_counts, mask_and_negatives, min_frames, plot_log, \
     pretraining_model, save_ctc_folder
-from speechtl.adapt.train_config import RuntimeConfig, use_device
+from speechtl.adapt.train import use_device
+from speechtl.adapt.train_config import RuntimeConfig
 from speechtl.audio import AUDIO_SUFFIXES, SAMPLE_RATE, find_audio_files
 from speechtl.config import ConfigError
 from speechtl.data.dataset import ON_ERROR, AudioDataset, CtcCollator, length_grouped_batches, load_utterance_audio
