@@ -106,7 +106,7 @@ def test_known_scores_intervals_and_paired_test(tmp_path: Path, tone_sets, scrip
     # breakdowns: accent has two values (one per set), speaker three; language one value → none
     assert sorted({row["accent"] for row in r["breakdowns"]["accent"]}) == ["toneA", "toneB"]
     assert sum(row["num_words"] for row in r["breakdowns"]["speaker"] if row["model"] == "drop") == words
-    assert r["not_broken_down"] == {"gender": "not in the manifests", "language": "one value (tone)"}
+    assert r["not_broken_down"] == {"gender": "not in the manifests", "language": "not in the manifests"}
 
 
 def test_identical_models_give_delta_zero_and_p_one(tmp_path: Path, tone_sets, scripted):
