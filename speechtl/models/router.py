@@ -12,7 +12,8 @@ the source test set.
   target audio (class 1) and a sample of source-accent audio (class 0; transcripts not needed).
 - :func:`fit_gate`: the out-of-distribution gate. The classifier only learns "target or source", so speech that is
   neither (other TTS engines, real speakers) lands on an arbitrary side — in practice the target's (README,
-  "Routing off its training distribution"). The gate is a diagonal Gaussian of the target's pooled states:
+  "Routing off its training distribution"). The gate is a diagonal Gaussian of the target's pooled states
+  (variances shrunk a little toward their mean):
   an utterance whose mean squared standardised distance to it is above a threshold *abstains* (start model) even
   when classified target. The threshold is calibrated by cross-fitting over the target's speakers: fit on the
   other folds, measure the held-out fold, and take the ``keep`` quantile of the held-out distances (so about
@@ -60,6 +61,7 @@ FORMAT = "speechtl-router/2"  # /2: the out-of-distribution gate's buffers
 FORMATS = ("speechtl-router/1", FORMAT)  # what loads (a /1 router has no gate)
 GATE_KEEP = 0.95  # default share of held-out target utterances the gate lets through
 GATE_FOLDS = 5  # cross-fitting folds (over speakers) that calibrate the gate's threshold
+GATE_SHRINK = 0.1  # the gate's variances are shrunk this far toward their mean
 
 
 def masked_mean(hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -145,7 +147,10 @@ def fit_router(target: np.ndarray, source: np.ndarray, l2: float = 1e-2) -> Rout
 
 
 def _gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return x.mean(0), x.std(0) + 1e-6
+    """Mean and per-dimension spread, each variance shrunk toward their mean (a dimension that barely varies in a
+    few target utterances must not dominate the distance)."""
+    var = x.var(0)
+    return x.mean(0), np.sqrt((1 - GATE_SHRINK) * var + GATE_SHRINK * var.mean()) + 1e-6
 
 
 def _distance(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
