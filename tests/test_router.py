@@ -287,3 +287,5 @@ def test_routing_needs_the_kept_vocabulary_and_a_plain_start_model(routed_run, t
         run_adaptation(dataclasses.replace(cfg, route=str(source), vocab="copy"), progress=False)
     with pytest.raises(ConfigError, match="--route-minutes must be positive"):  # 0 means no router, in adapt too
         run_adaptation(dataclasses.replace(cfg, route=str(source), route_minutes=0.0), progress=False)
+    with pytest.raises(ConfigError, match=r"--route-keep is the share .* in \(0, 1\]"):
+        run_adaptation(dataclasses.replace(cfg, route=str(source), route_keep=0.0), progress=False)
