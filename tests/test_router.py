@@ -289,3 +289,15 @@ def test_routing_needs_the_kept_vocabulary_and_a_plain_start_model(routed_run, t
         run_adaptation(dataclasses.replace(cfg, route=str(source), route_minutes=0.0), progress=False)
     with pytest.raises(ConfigError, match=r"--route-keep is the share .* in \(0, 1\]"):
         run_adaptation(dataclasses.replace(cfg, route=str(source), route_keep=0.0), progress=False)
+
+
+def test_a_gate_that_could_not_be_calibrated_is_a_warning():
+    from speechtl.adapt.routing import router_warning
+
+    target, source, _ = _clouds(3, n=3)
+    router = fit_router(target, source)
+    routing = {"train_accuracy": {"target": 1.0, "source": 1.0}, "gate": fit_gate(router, target)}
+    assert not router.gated
+    (msg,) = router_warning(routing)
+    assert "too few to calibrate" in msg and "may be routed to the adapted model" in msg
+    assert router_warning({**routing, "gate": {"keep": 1.0, "threshold": None}}) == []  # no gate, as asked

@@ -75,12 +75,19 @@ def fit_run_router(model, processor, target: Sequence[np.ndarray], source: Seque
 
 
 def router_warning(routing: dict | None) -> list[str]:
-    """A warning (printed and returned) when the router is right on under 90 % of its own training audio."""
-    if routing is None or min(routing["train_accuracy"].values()) >= ROUTER_MIN_ACCURACY:
+    """Warnings (printed and returned): a router right on under 90 % of its own training audio; a gate asked for
+    but not calibrated (too few target utterances)."""
+    if routing is None:
         return []
-    acc = routing["train_accuracy"]
-    msg = (f"the router tells the accents apart on only {100 * acc['target']:.0f} % of the target and "
-           f"{100 * acc['source']:.0f} % of the source utterances it was fitted on: the two may be too close to "
-           f"route, and misrouted utterances get the other model; compare with a run without --route")
-    print(f"warning: {msg}", file=sys.stderr)
-    return [msg]
+    acc, msgs = routing["train_accuracy"], []
+    if min(acc.values()) < ROUTER_MIN_ACCURACY:
+        msgs.append(f"the router tells the accents apart on only {100 * acc['target']:.0f} % of the target and "
+                    f"{100 * acc['source']:.0f} % of the source utterances it was fitted on: the two may be too "
+                    f"close to route, and misrouted utterances get the other model; compare with a run without "
+                    f"--route")
+    if routing["gate"].get("note"):
+        msgs.append(f"the router has {routing['gate']['note']}: speech unlike both accents may be routed to the "
+                    f"adapted model")
+    for msg in msgs:
+        print(f"warning: {msg}", file=sys.stderr)
+    return msgs

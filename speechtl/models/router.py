@@ -13,9 +13,8 @@ the source test set.
 - :func:`fit_gate`: the out-of-distribution gate. The classifier only learns "target or source", so speech that is
   neither (other TTS engines, real speakers) lands on an arbitrary side — in practice the target's (README,
   "Routing off its training distribution"). The gate is a diagonal Gaussian of the target's pooled states
-  (variances shrunk a little toward their mean):
-  an utterance whose mean squared standardised distance to it is above a threshold *abstains* (start model) even
-  when classified target. The threshold is calibrated by cross-fitting over the target's speakers: fit on the
+  (variances shrunk a little toward their mean): an utterance whose mean squared standardised distance to it is
+  above a threshold *abstains* (start model) even when classified target. The threshold is calibrated by cross-fitting over the target's speakers: fit on the
   other folds, measure the held-out fold, and take the ``keep`` quantile of the held-out distances (so about
   ``keep`` of new target speech passes); then the Gaussian is refitted on all the target audio.
 - :class:`RoutedCTC`: base + adapted + router as one module with a CTC model's ``forward(input_values,
