@@ -25,8 +25,8 @@ from speechtl.models import random_model
 from speechtl.synth import prepare_synthetic
 from speechtl.text import ENGLISH_CHARS, build_vocab
 
-__all__ = ["AccentDemoConfig", "DEMO_TRAINING", "run_accent_demo", "format_table", "synth_set", "smoke_model",
-           "demo_config_dict"]
+__all__ = ["AccentDemoConfig", "DEMO_TRAINING", "run_accent_demo", "demo_adapt_config", "format_table", "synth_set",
+           "smoke_model", "smoke_config", "demo_config_dict"]
 
 # Seed offsets of the synthetic sets (the test sentence pool never meets the training pool anyway).
 _SETS = {  # name: (split, seed offset, accent role)
@@ -60,7 +60,7 @@ def smoke_model(data: str) -> str:
     return str(folder)
 
 
-def _smoke(cfg: AccentDemoConfig) -> AccentDemoConfig:
+def smoke_config(cfg: AccentDemoConfig) -> AccentDemoConfig:
     """The same path with a tiny random English model and ~10 s per set (less if fewer minutes are asked)."""
     return override(cfg, model=smoke_model(cfg.data), train_minutes=min(cfg.train_minutes, 0.15), dev_minutes=0.15,
                     source_dev_minutes=0.15, test_minutes=0.15, source_test_minutes=0.15, num_speakers=3,
@@ -73,17 +73,9 @@ def demo_config_dict(cfg: AccentDemoConfig) -> dict:
     return {**asdict(cfg), "training": train_config_dict(cfg.training)}
 
 
-def run_accent_demo(cfg: AccentDemoConfig) -> RunResult:
-    if cfg.smoke:
-        cfg = _smoke(cfg)
-    start = time.perf_counter()
-    if cfg.accent == cfg.source_accent:
-        raise ConfigError(f"the target accent must differ from the source accent ({cfg.source_accent})")
-    refuse_finished_run(cfg.out, cfg.overwrite, cfg.resume)  # before minutes of synthesis
-    if cfg.quiet:
-        print(f"demo: synthesising (or reusing) the {cfg.accent} and {cfg.source_accent} sets in {cfg.data}",
-              file=sys.stderr, flush=True)
-    adapt = AdaptConfig(
+def demo_adapt_config(cfg: AccentDemoConfig) -> AdaptConfig:
+    """The demo's :class:`AdaptConfig`: its synthetic sets (synthesised, or reused from ``cfg.data``) and settings."""
+    return AdaptConfig(
         model=cfg.model,
         train=synth_set(cfg, "train", cfg.train_minutes),
         dev=synth_set(cfg, "dev", cfg.dev_minutes),
@@ -100,6 +92,19 @@ def run_accent_demo(cfg: AccentDemoConfig) -> RunResult:
         overwrite=cfg.overwrite,
         training=cfg.training,
     )
+
+
+def run_accent_demo(cfg: AccentDemoConfig) -> RunResult:
+    if cfg.smoke:
+        cfg = smoke_config(cfg)
+    start = time.perf_counter()
+    if cfg.accent == cfg.source_accent:
+        raise ConfigError(f"the target accent must differ from the source accent ({cfg.source_accent})")
+    refuse_finished_run(cfg.out, cfg.overwrite, cfg.resume)  # before minutes of synthesis
+    if cfg.quiet:
+        print(f"demo: synthesising (or reusing) the {cfg.accent} and {cfg.source_accent} sets in {cfg.data}",
+              file=sys.stderr, flush=True)
+    adapt = demo_adapt_config(cfg)
     synth_s = time.perf_counter() - start
     demo = {"accent": cfg.accent, "source_accent": cfg.source_accent, "synthesis_s": round(synth_s, 1)}
     return run_adaptation(adapt, progress=not cfg.quiet, extra={"demo": demo})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PRECISIONS", "LmSettings", "NUM_BOOTSTRAP", "CHILD_BELOW_YEARS", "SPEAKER_FROM"]
+__all__ = ["PRECISIONS", "LmSettings", "NUM_BOOTSTRAP", "CHILD_BELOW_YEARS", "SPEAKER_FROM", "GATE_KEEP"]
 
 PRECISIONS = ("auto", "bf16", "fp32")  # --precision: auto = bf16 autocast where supported, else fp32
 
@@ -20,6 +20,7 @@ NUM_BOOTSTRAP = 1000  # resamples; percentile 95 % intervals are stable to ~±0.
 
 CHILD_BELOW_YEARS = 18.0  # speakers younger than this are "child" (speechocean762: ages 5-43, half children)
 SPEAKER_FROM = ("none", "parent", "prefix")  # where prepare_folder finds a speaker
+GATE_KEEP = 0.95  # the accent router's gate: default share of held-out target utterances it lets through
 
 
 @dataclass(frozen=True)

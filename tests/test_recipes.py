@@ -222,3 +222,23 @@ def test_budget_sweep_presets_are_diffs_over_the_demo_defaults():
 
     with pytest.raises(ValueError, match="unknown strategy preset 'nope'; presets: routed, full, lora"):
         recipe.cell_config(cfg, "nope", 1)
+
+
+def test_router_holdout_recipe_smoke(tmp_path, capsys):
+    recipe = load_script("recipes/router_holdout.py")
+    out = tmp_path / "out"
+    results = recipe.main(["--smoke", "--quiet", "--data", str(tmp_path / "data"), "--out", str(out),
+                           "--real-data", str(tmp_path / "absent"), "--sweep", "0.5", "0.9"])
+    rows = {r["set"].split(" (")[0]: r for r in results["rows"]}
+    assert {"demo target test", "demo source test", "demo target dev", "demo source dev"} <= set(rows)
+    for r in results["rows"]:  # the gate only ever takes utterances away from the adapted model
+        assert 0 <= r["new_routed"] <= r["old_routed"] <= 1 and 0 <= r["mean_probability"] <= 1
+        assert r["new_routed"] + r["abstained"] == pytest.approx(r["old_routed"], abs=1e-3)
+    assert [s["keep"] for s in results["sweep"]] == [0.5, 0.9]
+    assert len(results["skipped"]) == len(recipe.REAL) and "is absent" in results["skipped"][0]
+    assert results["router"]["gate"]["keep"] == 0.95
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["rows"] == results["rows"]
+    assert (out / "router_holdout.csv").read_text().splitlines()[0] == ",".join(recipe.COLUMNS)
+    table = (out / "router_holdout.md").read_text()
+    assert table in capsys.readouterr().out and "Command: `python recipes/router_holdout.py" in table

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from speechtl.adapt.run import AdaptConfig, run_adaptation
 from speechtl.adapt.train import train_config
@@ -15,7 +17,7 @@ from speechtl.cli import main
 from speechtl.config import ConfigError
 from speechtl.decode import forward_logits
 from speechtl.models import ModelLoadError, load_model, random_model
-from speechtl.models.router import ROUTER_DIR, RoutedCTC, Router, fit_router, masked_mean, weights_digest
+from speechtl.models.router import ROUTER_DIR, RoutedCTC, Router, fit_gate, fit_router, masked_mean, weights_digest
 from speechtl.text import build_vocab
 
 from conftest import make_tone_set
@@ -37,6 +39,46 @@ def test_fit_router_separates_two_clouds_and_weighs_the_classes_equally():
 def test_fit_router_needs_two_of_each():
     with pytest.raises(ValueError, match="at least 2 target and 2 source"):
         fit_router(np.zeros((1, 4)), np.zeros((5, 4)))
+
+
+def _clouds(seed: int, n: int = 200, dim: int = 8) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(+1.0, 1.0, size=(n, dim)), rng.normal(-1.0, 1.0, size=(n, dim)), rng
+
+
+def test_the_gate_routes_the_target_cloud_keeps_the_source_and_abstains_far_from_both():
+    target, source, rng = _clouds(0)
+    router = fit_router(target, source)
+    fit_gate(router, target, keep=0.95)
+    points = torch.tensor([[1.0] * 8, [-1.0] * 8, [1.0, -40.0] * 4, [40.0] * 8])  # target, source, far, far
+    d = router.decide(points)
+    assert d.routed.tolist() == [True, False, False, False]
+    # far points the classifier calls target (the last: deep on the target side) are held back, not routed
+    assert bool(router.logit(points[3:]) > 0) and d.abstained[3]
+    assert d.abstained[2] == bool(router.logit(points[2:3]) > 0) and not d.abstained[:2].any()
+    assert router(points).tolist() == d.routed.tolist()
+    assert 0 < d.probability[1] < 0.5 < d.probability[0] < 1
+
+
+@pytest.mark.parametrize("keep", [0.8, 0.95])
+def test_the_gate_keeps_about_the_requested_share_of_held_out_target_points(keep):
+    target, source, rng = _clouds(1, n=400, dim=16)
+    speakers = [f"s{i % 40}" for i in range(len(target))]
+    router = fit_router(target, source)
+    figures = fit_gate(router, target, keep=keep, groups=speakers)
+    assert figures["keep"] == keep and figures["threshold"] > 0 and figures["folds"] == 5
+    assert abs(figures["held_out_target_kept"] - keep) < 0.02  # the cross-fitted quantile, by construction
+    held = router.decide(torch.tensor(rng.normal(+1.0, 1.0, size=(4000, 16))))
+    assert abs(held.routed.float().mean().item() - keep) < 0.04  # new target points: about `keep` pass
+
+
+def test_a_gate_with_keep_1_or_too_few_target_points_is_no_gate():
+    target, source, _ = _clouds(2, n=20)
+    router = fit_router(target, source)
+    assert fit_gate(router, target, keep=1.0)["threshold"] is None and not router.gated
+    assert "too few" in fit_gate(router, target[:3], keep=0.9)["note"] and not router.gated
+    with pytest.raises(ValueError, match=r"share of the target in \(0, 1\]"):
+        fit_gate(router, target, keep=0.0)
 
 
 def test_masked_mean_ignores_padding():
@@ -87,6 +129,20 @@ def test_routed_model_serves_each_row_from_the_model_the_router_picks():
     for i, pick in enumerate(picks.tolist()):
         assert torch.allclose(out[i], (ref_adapted if pick else ref_base)[i], atol=1e-5)
     assert routed.counts == [int(picks.sum()), 3]
+
+
+@torch.no_grad()
+def test_a_gate_that_finds_every_row_far_serves_all_from_the_start_model_and_counts_them_abstained():
+    base, adapted, _ = _models()
+    x, mask = _padded_batch(3, seed=3, pad_from=4000)
+    router = _router(32, +1.0)  # the classifier says target for every row ...
+    router.gate_threshold.fill_(-1.0)  # ... but every distance (>= 0) is past the threshold
+    routed = RoutedCTC(base, adapted, router)
+    assert torch.equal(routed(x, mask).logits, base(x, attention_mask=mask).logits)
+    stats = routed.pop_stats()
+    assert stats["routed_share"] == 0 and stats["abstained_share"] == 1
+    assert stats["mean_probability"] == pytest.approx(torch.sigmoid(torch.tensor(1.0)).item(), abs=1e-4)
+    assert routed.pop_stats() == {"routed_share": 0, "abstained_share": 0, "mean_probability": 0}  # restarted
 
 
 @torch.no_grad()
@@ -144,12 +200,21 @@ def test_a_routed_run_records_its_router_and_how_it_split_each_set(routed_run, t
     out, results, _ = routed_run
     routing = results.routing
     assert routing["utterances"] == {"target": 12, "source": 8}
-    assert set(routing["routed_share"]) == set(results.sets)
-    assert all(0 <= v <= 1 for v in routing["routed_share"].values())
+    for key in ("routed_share", "abstained_share", "mean_probability"):
+        assert set(routing[key]) == set(results.sets) and all(0 <= v <= 1 for v in routing[key].values())
+    assert all(routing["routed_share"][n] + routing["abstained_share"][n] <= 1 for n in results.sets)
+    gate = routing["gate"]  # calibrated on the target's 12 utterances: a finite threshold, ~95 % kept held out
+    assert gate["keep"] == 0.95 and gate["threshold"] > 0 and 0.8 <= gate["held_out_target_kept"] <= 1
+    assert 0 <= gate["source_within"] <= 1
+    saved = json.loads((out / "results.json").read_text())["routing"]
+    assert saved["gate"] == gate and saved["abstained_share"] == routing["abstained_share"]
     meta = json.loads((out / ROUTER_DIR / "speechtl_router.json").read_text())
+    assert meta["format"] == "speechtl-router/2" and meta["gate"] == gate
     assert meta["base_model"] == str(tiny_model_dir.resolve()) and meta["routed_share"] == routing["routed_share"]
     assert results.artifacts["router_bytes"] > 0
-    assert "Routing: share served by the adapted model" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "Routing: share served by the adapted model" in report
+    assert "the out-of-distribution gate (passes 95 % of held-out target speakers)" in report
 
 
 def test_the_run_folder_loads_as_the_routed_system_and_scores_as_the_run_did(routed_run, capsys):
@@ -163,6 +228,28 @@ def test_the_run_folder_loads_as_the_routed_system_and_scores_as_the_run_did(rou
     scored = json.loads(capsys.readouterr().out)["sets"]["src"]
     assert scored["wer"] == pytest.approx(results.sets["src"]["after"]["wer"])
     assert scored["routed_share"] == results.routing["routed_share"]["src"]
+
+
+def test_a_version_1_router_folder_loads_without_a_gate_and_routes_on_the_classifier_alone(routed_run, tmp_path):
+    out, _, _ = routed_run
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    meta_path, weights = old / ROUTER_DIR / "speechtl_router.json", old / ROUTER_DIR / "router.safetensors"
+    tensors = load_file(weights)
+    save_file({k: v for k, v in tensors.items() if not k.startswith("gate_")}, weights)  # what /1 wrote
+    meta = {k: v for k, v in json.loads(meta_path.read_text()).items() if k not in ("gate", "abstained_share",
+                                                                                   "mean_probability")}
+    meta_path.write_text(json.dumps({**meta, "format": "speechtl-router/1"}))
+    model, _ = load_model(str(old))
+    assert isinstance(model, RoutedCTC) and not model.router.gated
+    for name in ("mean", "std", "weight", "bias"):
+        assert torch.equal(getattr(model.router, name), tensors[name])
+    points = torch.randn(64, 32, generator=torch.Generator().manual_seed(0)) * 3 + model.router.mean
+    assert torch.equal(model.router(points), model.router.logit(points) > 0)  # p > 0.5, as /1 routed
+    assert not model.router.decide(points).abstained.any()
+    meta_path.write_text(json.dumps({**meta, "format": "speechtl-router/9"}))
+    with pytest.raises(ModelLoadError, match="is not a speechtl-router/1 or speechtl-router/2 description"):
+        load_model(str(old))
 
 
 def test_a_router_refuses_another_base(routed_run, tmp_path):
@@ -200,3 +287,17 @@ def test_routing_needs_the_kept_vocabulary_and_a_plain_start_model(routed_run, t
         run_adaptation(dataclasses.replace(cfg, route=str(source), vocab="copy"), progress=False)
     with pytest.raises(ConfigError, match="--route-minutes must be positive"):  # 0 means no router, in adapt too
         run_adaptation(dataclasses.replace(cfg, route=str(source), route_minutes=0.0), progress=False)
+    with pytest.raises(ConfigError, match=r"--route-keep is the share .* in \(0, 1\]"):
+        run_adaptation(dataclasses.replace(cfg, route=str(source), route_keep=0.0), progress=False)
+
+
+def test_a_gate_that_could_not_be_calibrated_is_a_warning():
+    from speechtl.adapt.routing import router_warning
+
+    target, source, _ = _clouds(3, n=3)
+    router = fit_router(target, source)
+    routing = {"train_accuracy": {"target": 1.0, "source": 1.0}, "gate": fit_gate(router, target)}
+    assert not router.gated
+    (msg,) = router_warning(routing)
+    assert "too few to calibrate" in msg and "may be routed to the adapted model" in msg
+    assert router_warning({**routing, "gate": {"keep": 1.0, "threshold": None}}) == []  # no gate, as asked

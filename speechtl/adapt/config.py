@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from speechtl.adapt.train_config import TrainConfig
+from speechtl.settings import GATE_KEEP
 
-__all__ = ["AdaptConfig", "SelfTrainingConfig"]
+__all__ = ["AdaptConfig", "SelfTrainingConfig", "PretrainConfig"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class AdaptConfig:
     replay_ratio: float = 1.0  # replay minutes per labelled target minute (speaker-stratified sample)
     route: str = ""  # source-accent audio (manifest, transcripts not needed): serve source-like utterances with the unchanged start model (speechtl.models.router)
     route_minutes: float = 30.0  # the router's source audio: a speaker-stratified sample of at most this many minutes (0: no router)
+    route_keep: float = GATE_KEEP  # the router's gate: share of held-out target speakers it lets through; farther utterances get the start model (1: no gate)
     out: str = "runs/adapt"  # run folder
     resume: bool = False  # continue an interrupted run from out/checkpoint
     overwrite: bool = False  # replace a finished run in out (without it, or --resume, a finished run is refused)

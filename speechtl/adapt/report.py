@@ -166,13 +166,20 @@ def score_warnings(sets: dict) -> tuple[list[str], list[str]]:
 
 
 def format_routing(routing: dict, sets: dict) -> str:
-    """One line: how the router split each evaluation set between the adapted and the start model."""
+    """One line: how the router split each evaluation set between the adapted and the start model, and what its
+    out-of-distribution gate held back."""
     shares = " · ".join(f"{name} ({sets[name]['role']}) {100 * share:.0f} %" for name, share in
                         routing["routed_share"].items())
     acc = routing["train_accuracy"]
-    return (f"Routing: share served by the adapted model (the rest by the unchanged start model): {shares}; "
+    line = (f"Routing: share served by the adapted model (the rest by the unchanged start model): {shares}; "
             f"router fitted on {routing['utterances']['target']} target / {routing['utterances']['source']} source "
             f"utterances, right on {100 * acc['target']:.0f} % / {100 * acc['source']:.0f} % of them")
+    gate = routing.get("gate") or {}
+    if gate.get("threshold") is None:
+        return line + ("; no out-of-distribution gate" if gate else "")
+    held = " · ".join(f"{name} {100 * share:.0f} %" for name, share in routing.get("abstained_share", {}).items())
+    return (line + f"; the out-of-distribution gate (passes {100 * gate['keep']:.0f} % of held-out target speakers) "
+            f"kept on the start model although classified target: {held or '–'}")
 
 
 def _pct(x: float | None) -> str:

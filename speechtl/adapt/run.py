@@ -16,7 +16,6 @@ source forgetting limit refused every checkpoint that beat the starting model: t
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 import shutil
@@ -33,21 +32,21 @@ from speechtl.adapt.feature_cache import check_feature_cache
 from speechtl.adapt.inputs import VocabularyError, eval_set_names, labels_for, load_sets, too_short
 from speechtl.adapt.report import RunResult, refused_checkpoint, render_report, score_warnings, verdict
 from speechtl.adapt.config import AdaptConfig
+from speechtl.adapt.routing import RunRouter, fit_run_router, router_warning
 from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, DevSets, TrainData, TrainResult, train, use_device
 from speechtl.adapt.train_config import train_config_dict
 from speechtl.config import ConfigError
 from speechtl.data.manifest import Utterance, read_manifest, total_minutes
-from speechtl.decode import uses_attention_mask
 from speechtl.eval import EvalResult, evaluate, set_text_language, write_hypotheses
 from speechtl.eval.bootstrap import wer_difference
-from speechtl.eval.mismatch import mismatch_score, sample_stats
+from speechtl.eval.mismatch import mismatch_score
 from speechtl.fileio import INCOMPLETE, OUTPUT_MARGIN_BYTES, UMASK, atomic_write_json, atomic_write_text, \
     output_path, preflight_output, refuse_finished_run
 from speechtl.models import load_model, model_text_language
 from speechtl.models.adapter import ADAPTER_DIR, ADAPTER_STRATEGIES, base_fingerprint, capture_adapter, folder_bytes, \
     save_adapter, weights_bytes
 from speechtl.models.head import adapt_vocabulary
-from speechtl.models.router import ROUTER_DIR, RoutedCTC, fit_router, read_router_meta, save_router, weights_digest
+from speechtl.models.router import ROUTER_DIR, RoutedCTC, read_router_meta, save_router, weights_digest
 from speechtl.runtime import resolve_precision, set_threads
 from speechtl.text import text_rules
 
@@ -81,6 +80,9 @@ def _validate(cfg: AdaptConfig) -> None:
         raise ConfigError(f"--route needs source audio for the router: --route-minutes must be positive "
                           f"(got {cfg.route_minutes:g}; 0 means no router, so drop --route)")
     refuse_finished_run(cfg.out, cfg.overwrite, cfg.resume)
+    if not 0 < cfg.route_keep <= 1:
+        raise ConfigError(f"--route-keep is the share of the target the router's gate lets through, in (0, 1] "
+                          f"(1: no gate), got {cfg.route_keep:g}")
 
 
 @dataclass
@@ -153,9 +155,9 @@ def _data(run: _Run) -> dict | None:
     return _mismatch(run.cfg, run.model, run.processor, run.audio, run.eval_sets, run.precision)
 
 
-def _score(run: _Run, when: str, net) -> tuple[dict[str, EvalResult], dict[str, float]]:
-    """Every evaluation set scored by ``net`` (hypotheses written); with a routed ``net`` also the share of each
-    set's utterances the adapted model served."""
+def _score(run: _Run, when: str, net) -> tuple[dict[str, EvalResult], dict[str, dict]]:
+    """Every evaluation set scored by ``net`` (hypotheses written); with a routed ``net`` also what the router did
+    with each set (:meth:`RoutedCTC.pop_stats`)."""
     scores, shares = {}, {}
     for name in run.eval_sets:
         r = evaluate(net, run.processor, run.utts[name], run.cfg.eval_batch_seconds, run.precision, run.bars,
@@ -163,30 +165,19 @@ def _score(run: _Run, when: str, net) -> tuple[dict[str, EvalResult], dict[str, 
         if run.state.is_main_process:
             write_hypotheses(r, output_path(run.out, f"hyps/{name}.{when}.tsv"))
         if isinstance(net, RoutedCTC):  # a fresh one: it has seen only this run's sets
-            shares[name] = net.pop_share()
+            shares[name] = net.pop_stats()
         scores[name] = r
     return scores, shares
 
 
-@dataclass
-class _Router:
-    base: torch.nn.Module  # a frozen copy of the start model: serves source-like utterances
-    router: torch.nn.Module
-    routing: dict  # results.json's routing figures (routed_share filled by the after-scoring)
-    pass_mask: bool
-
-    def around(self, adapted: torch.nn.Module) -> RoutedCTC:
-        return RoutedCTC(self.base, adapted, self.router, self.pass_mask)
-
-
-def _train(run: _Run, router: _Router | None) -> tuple[TrainResult, list, list[str]]:
+def _train(run: _Run, router: RunRouter | None) -> tuple[TrainResult, list, list[str]]:
     """Fine-tune on the target minutes (+ replay). Returns the result, the adapter artifact (when kept) and
     the warnings about the training data."""
     cfg, utts, audio = run.cfg, run.utts, run.audio
     train_utts, train_audio = utts["train"] + utts.get("replay", []), audio["train"] + audio.get("replay", [])
     labels = labels_for(train_utts, run.processor.tokenizer, run.language)
     warnings = too_short(run.model, train_utts, train_audio, labels) + \
-        _router_warning(router.routing if router else None)
+        router_warning(router.routing if router else None)
     adapters = []  # the trained adapter, captured before LoRA is merged
     data = TrainData(train_utts, labels, train_audio,
                      distill=[False] * len(utts["train"]) + [True] * len(utts.get("replay", [])))
@@ -244,7 +235,7 @@ def _result(run: _Run, before: dict, after: dict, trained: TrainResult, extras: 
         seed=run.cfg.training.runtime.seed, processes=run.state.num_processes, precision=run.precision, **extras)
 
 
-def _save(run: _Run, result: RunResult, router: _Router | None, adapters: list) -> RunResult:
+def _save(run: _Run, result: RunResult, router: RunRouter | None, adapters: list) -> RunResult:
     """Model, router, adapter, configs, results and report into the run folder (main process only)."""
     out, cfg = run.out, run.cfg
     out.mkdir(parents=True, exist_ok=True)
@@ -299,14 +290,14 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     before, _ = _score(run, "before", run.model)
     if cfg.route:
         _say(progress, state, "fitting the accent router")
-    router = _fit_router(cfg, run.model, run.processor, run.audio, run.precision) if cfg.route else None
+    router = _fit_router(run) if cfg.route else None
     _say(progress, state, f"training {cfg.training.optimiser.max_steps} steps ({cfg.training.method.strategy})")
     trained, adapters, warnings = _train(run, router)
     run.model.to(state.device)
     _say(progress, state, "scoring the adapted model")
     after, shares = _score(run, "after", router.around(run.model) if router is not None else run.model)
     if router is not None:
-        router.routing["routed_share"].update(shares)
+        router.record(shares)
     result = _result(run, before, after, trained, dict(
         mismatch=mismatch, routing=router.routing if router else None, warnings=warnings,
         wall_s=round(time.perf_counter() - start, 1), command=" ".join(sys.argv), extra=extra or {}))
@@ -317,35 +308,13 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
     return result
 
 
-def _fit_router(cfg: AdaptConfig, model, processor, audio: dict, precision: str) -> _Router:
-    """A frozen copy of the start model, the router fitted on its pooled states (target = the labelled training
-    audio, source = the --route audio) and the routing figures for results.json."""
-    base = copy.deepcopy(model).eval()
-    base.requires_grad_(False)
-    pooled = {name: sample_stats(base, processor, audio[name], cfg.eval_batch_seconds, precision).pooled["final"]
-              for name in ("train", "route")}
-    router = fit_router(pooled["train"], pooled["route"]).to(next(model.parameters()).device)
-    with torch.no_grad():
-        hits = {name: router(torch.from_numpy(x).to(router.mean.device)).float().mean().item()
-                for name, x in pooled.items()}
-    routing = {"source_set": cfg.route, "utterances": {"target": len(audio["train"]), "source": len(audio["route"])},
-               "train_accuracy": {"target": round(hits["train"], 4), "source": round(1 - hits["route"], 4)},
-               "routed_share": {}}  # per evaluation set: share of utterances the adapted model served
-    return _Router(base, router, routing, uses_attention_mask(processor))
-
-
-ROUTER_MIN_ACCURACY = 0.9  # below this on its own training audio, a router cannot tell the accents apart
-
-
-def _router_warning(routing: dict | None) -> list[str]:
-    if routing is None or min(routing["train_accuracy"].values()) >= ROUTER_MIN_ACCURACY:
-        return []
-    acc = routing["train_accuracy"]
-    msg = (f"the router tells the accents apart on only {100 * acc['target']:.0f} % of the target and "
-           f"{100 * acc['source']:.0f} % of the source utterances it was fitted on: the two may be too close to "
-           f"route, and misrouted utterances get the other model; compare with a run without --route")
-    print(f"warning: {msg}", file=sys.stderr)
-    return [msg]
+def _fit_router(run: _Run) -> RunRouter:
+    """The router on the start model (target = the labelled training audio, source = the --route audio)."""
+    cfg = run.cfg
+    return fit_run_router(run.model, run.processor, run.audio["train"], run.audio["route"], source_set=cfg.route,
+                          keep=cfg.route_keep, speakers=[u.speaker for u in run.utts["train"]],
+                          batch_seconds=cfg.eval_batch_seconds, precision=run.precision,
+                          seed=cfg.training.runtime.seed)
 
 
 def _mismatch(cfg: AdaptConfig, model, processor, audio: dict, eval_sets: dict, precision: str) -> dict | None:

@@ -177,8 +177,8 @@ def evaluate_manifests(
         r = evaluate(net, processor, utts, batch_seconds, precision, progress, audio, f"evaluating {name}",
                      language, decode)
         results["sets"][name] = {"manifest": path, **r.summary()}
-        if isinstance(net, RoutedCTC):  # share of the set's utterances the router sent to the adapted model
-            results["sets"][name]["routed_share"] = net.pop_share()
+        if isinstance(net, RoutedCTC):  # shares sent to the adapted model / kept by the gate, mean p(target)
+            results["sets"][name].update(net.pop_stats())
         if out:
             write_hypotheses(r, hyps[name])
     if out:
