@@ -19,7 +19,8 @@ from speechtl.errors import SpeechtlError
 
 __all__ = ["atomic_write_text", "atomic_write_json", "atomic_write_bytes", "atomic_write_csv", "spreadsheet_safe",
            "atomic_dir", "UMASK", "FolderBusyError", "OutputPathError", "folder_lock", "LOCK_FILE", "INCOMPLETE",
-           "OUTPUT_MARGIN_BYTES", "preflight_output", "refuse_finished_run", "output_path"]
+           "OUTPUT_MARGIN_BYTES", "preflight_output", "refuse_finished_run", "output_path", "remove_temporaries",
+           "remove_folders"]
 
 UMASK = os.umask(0)  # the process's umask: files we chmod get what open() would give them
 os.umask(UMASK)
@@ -100,6 +101,34 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(path, old)
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _temporary(name: str) -> bool:
+    """A name this module's writers (and ``save_model``'s ``.model.*`` folder) use for what is not yet, or no longer,
+    in place: ``.NAME.*.tmp`` (a file or folder being written), ``.NAME.old`` (a folder being replaced)."""
+    return name.startswith(".") and (name.endswith((".tmp", ".old")) or name.startswith(".model."))
+
+
+def remove_temporaries(folder: str | os.PathLike) -> None:
+    """Remove, at any depth of ``folder``, what atomic writes killed midway left behind (:func:`_temporary` names).
+    Only for a folder this process holds (:func:`folder_lock`): another writer's files in progress look the same."""
+    found = [Path(root) / name for root, dirs, files in os.walk(folder) for name in dirs + files if _temporary(name)]
+    for path in sorted(found, key=lambda p: len(p.parts)):  # a folder before what it holds
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def remove_folders(folder: str | os.PathLike, names: Sequence[str]) -> None:
+    """Remove the subfolders ``names`` of ``folder``, each renamed to ``.NAME.old`` first: a kill midway never leaves
+    part of one under its name (a checkpoint without its weights); :func:`remove_temporaries` clears the rest."""
+    for name in names:
+        path, old = Path(folder) / name, Path(folder) / f".{name}.old"
+        if path.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            shutil.rmtree(old, ignore_errors=True)
 
 
 LOCK_FILE = ".speechtl.lock"  # in every output folder a verb writes: who holds it (pid, verb)
