@@ -39,8 +39,8 @@ SEED = 19
 # the run still scores dev every 4 steps, keeps best_target/ and tries the WiSE-FT mixes
 RUN_FLAGS = ["--precision", "fp32", "--threads", "1", "--max-steps", "40", "--eval-every", "4", "--batch-seconds",
              "3", "--lr", "1e-3", "--seed", "3", "--no-guard", "--max-forgetting", "-1", "--quiet"]
-PHASE_LINES = {"adapt: loading": "loading", "adapt: scoring the starting": "score before", "adapt: training": "training",
-               "adapt: scoring the adapted": "score after", "adapt: writing": "writing"}
+PHASE_LINES = {"adapt: loading": "loading", "adapt: scoring the starting": "score before",
+               "adapt: training": "training", "adapt: scoring the adapted": "score after", "adapt: writing": "writing"}
 WRITES = re.compile(r"\.(checkpoint|best|best_target)\..+\.tmp")  # fileio.atomic_dir's temporary folders
 VOLATILE = {"wall_s", "rtf", "command"}  # results.json keys that differ between two identical runs
 
