@@ -1,6 +1,8 @@
 """Atomic writes: readers see the old or the new file/folder, never half of one. And the output checks every
 writing verb makes first: :func:`preflight_output` (writable, room on the disk), :func:`refuse_finished_run` (no
-silent overwrite of a finished run), :func:`output_path` (no writing through a link out of the output folder)."""
+silent overwrite of a finished run), :func:`output_path` (no writing through a link out of the output folder). One
+writer per output (:func:`folder_lock`, :func:`file_lock`); what writes killed midway leave is cleared by the next
+finishing writer (:func:`remove_temporaries`)."""
 
 from __future__ import annotations
 
