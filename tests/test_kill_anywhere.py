@@ -23,6 +23,7 @@ import random
 import re
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +51,11 @@ def _speechtl(argv: list[str], log: str) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
+    from tqdm import tqdm
+
     from speechtl.cli import main
 
+    tqdm.set_lock(threading.RLock())  # not tqdm's multiprocessing lock, which a killed run would leak
     sys.exit(main(argv))
 
 
@@ -258,7 +262,6 @@ def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_result(kill, ctx, re
     out, argv = tmp_path / "run", _argv(tone_data, tiny_model_dir, tmp_path / "run")
     killed = run_speechtl(ctx, argv, out, tmp_path / "killed.log", kill_point(kill, reference.events))
     LANDED[kill] = "finished" if killed.killed_at is None else killed.events[-1][1]
-    print(f"{kill}: killed after {LANDED[kill]!r}")  # pytest -s shows where each kill landed
     if killed.killed_at is None:
         assert killed.exitcode == 0, (tmp_path / "killed.log").read_text()
     _between(out, reference, tone_data["test"], capsys)
