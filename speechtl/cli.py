@@ -350,27 +350,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# the folder each verb writes (its flag's dest): one writer at a time (speechtl.fileio.folder_lock)
-OUTPUT_FOLDER = {"adapt": "out", "demo": "out", "pretrain": "out", "compare": "out", "evaluate": "out",
-                 "transcribe": "output_dir"}
+# what each verb writes, one writer at a time (its flag's dest, kind; speechtl.fileio.folder_lock / file_lock)
+LOCKED = {**{verb: (("out", "folder"),) for verb in ("adapt", "demo", "pretrain", "compare", "evaluate")},
+          "transcribe": (("output_dir", "folder"),), "lm": (("out", "file"),),
+          "prepare": (("out", "file"), ("audio_out", "folder"))}
 # every output a verb writes, (dest, kind): checked before any work (speechtl.fileio.preflight_output)
-OUTPUTS = {**{verb: ((dest, "folder"),) for verb, dest in OUTPUT_FOLDER.items()},
-           "demo": (("out", "folder"), ("data", "folder")), "compare": (("out", "folder"), ("cache", "folder")),
-           "lm": (("out", "file"),), "prepare": (("out", "file"), ("audio_out", "folder"))}
+OUTPUTS = {**LOCKED, "demo": (("out", "folder"), ("data", "folder")),
+           "compare": (("out", "folder"), ("cache", "folder"))}
 
 
-def _output_lock(args):
-    """Check the verb's outputs, then hold its output folder; under torchrun / accelerate launch only the main
+def _output_lock(args) -> contextlib.ExitStack:
+    """Check the verb's outputs, then hold the ones it writes; under torchrun / accelerate launch only the main
     process (RANK 0) does either."""
-    from speechtl.fileio import folder_lock, preflight_output
+    from speechtl.fileio import file_lock, folder_lock, preflight_output
 
+    held = contextlib.ExitStack()
     if os.environ.get("RANK", "0") != "0":
-        return contextlib.nullcontext()
-    for dest, kind in OUTPUTS.get(args.command, ()):
-        if getattr(args, dest, None):
-            preflight_output(getattr(args, dest), kind=kind, flag="--" + dest.replace("_", "-"))
-    folder = getattr(args, OUTPUT_FOLDER.get(args.command, ""), None)
-    return folder_lock(folder, args.command) if folder else contextlib.nullcontext()
+        return held
+    given = [(dest, kind, "--" + dest.replace("_", "-")) for dest, kind in OUTPUTS.get(args.command, ())
+             if getattr(args, dest, None)]
+    for dest, kind, flag in given:
+        preflight_output(getattr(args, dest), kind=kind, flag=flag)
+    with held:  # a lock taken before a refused one is released
+        for dest, kind, flag in given:
+            if (dest, kind) in LOCKED.get(args.command, ()):
+                lock = folder_lock if kind == "folder" else file_lock
+                held.enter_context(lock(getattr(args, dest), args.command, flag))
+        return held.pop_all()
 
 
 def main(argv: list[str] | None = None) -> int:

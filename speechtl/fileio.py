@@ -1,6 +1,8 @@
 """Atomic writes: readers see the old or the new file/folder, never half of one. And the output checks every
 writing verb makes first: :func:`preflight_output` (writable, room on the disk), :func:`refuse_finished_run` (no
-silent overwrite of a finished run), :func:`output_path` (no writing through a link out of the output folder)."""
+silent overwrite of a finished run), :func:`output_path` (no writing through a link out of the output folder). One
+writer per output (:func:`folder_lock`, :func:`file_lock`); what writes killed midway leave is cleared by the next
+finishing writer (:func:`remove_temporaries`)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ from typing import Iterator, Sequence
 from speechtl.errors import SpeechtlError
 
 __all__ = ["atomic_write_text", "atomic_write_json", "atomic_write_bytes", "atomic_write_csv", "spreadsheet_safe",
-           "atomic_dir", "UMASK", "FolderBusyError", "OutputPathError", "folder_lock", "LOCK_FILE", "INCOMPLETE",
-           "OUTPUT_MARGIN_BYTES", "preflight_output", "refuse_finished_run", "output_path"]
+           "atomic_dir", "UMASK", "FolderBusyError", "OutputPathError", "folder_lock", "file_lock", "LOCK_FILE",
+           "INCOMPLETE", "OUTPUT_MARGIN_BYTES", "preflight_output", "refuse_finished_run", "output_path",
+           "remove_temporaries", "remove_folders"]
 
 UMASK = os.umask(0)  # the process's umask: files we chmod get what open() would give them
 os.umask(UMASK)
@@ -102,20 +105,60 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _temporary(name: str) -> bool:
+    """A name this module's writers (and ``save_model``'s ``.model.*`` folder) use for what is not yet, or no longer,
+    in place: ``.NAME.*.tmp`` (a file or folder being written), ``.NAME.old`` (a folder being replaced)."""
+    return name.startswith(".") and (name.endswith((".tmp", ".old")) or name.startswith(".model."))
+
+
+def remove_temporaries(folder: str | os.PathLike) -> None:
+    """Remove, at any depth of ``folder``, what atomic writes killed midway left behind (:func:`_temporary` names).
+    Only for a folder this process holds (:func:`folder_lock`): another writer's files in progress look the same."""
+    found = [Path(root) / name for root, dirs, files in os.walk(folder) for name in dirs + files if _temporary(name)]
+    for path in sorted(found, key=lambda p: len(p.parts)):  # a folder before what it holds
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def remove_folders(folder: str | os.PathLike, names: Sequence[str]) -> None:
+    """Remove the subfolders ``names`` of ``folder``, each renamed to ``.NAME.old`` first: a kill midway never leaves
+    part of one under its name (a checkpoint without its weights); :func:`remove_temporaries` clears the rest."""
+    for name in names:
+        path, old = Path(folder) / name, Path(folder) / f".{name}.old"
+        if path.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            shutil.rmtree(old, ignore_errors=True)
+
+
 LOCK_FILE = ".speechtl.lock"  # in every output folder a verb writes: who holds it (pid, verb)
 INCOMPLETE = ".speechtl-incomplete"  # in a run folder while its final save runs: loaders refuse such a folder
 
 
 class FolderBusyError(SpeechtlError):
-    """Another speechtl process is writing the same output folder."""
+    """Another speechtl process is writing the same output folder or file."""
 
 
 class OutputPathError(SpeechtlError):
     """An output path that cannot be written as asked (a file where a folder is needed, no permission)."""
 
 
+def _take(fd: int, what: Path, verb: str, flag: str) -> None:
+    """``flock`` the open lock file ``fd`` for this process and write who holds it; a held one is refused in one
+    line naming the holder's pid."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+        raise FolderBusyError(f"{what} is in use by {holder}: wait for it to finish, or give another {flag}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} (speechtl {verb})\n".encode(), 0)
+
+
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike, verb: str) -> Iterator[Path]:
+def folder_lock(folder: str | os.PathLike, verb: str, flag: str = "--out") -> Iterator[Path]:
     """Hold ``folder`` for one writer: a second run into it is refused, naming the holder's pid.
 
     An advisory ``flock`` on ``folder/.speechtl.lock``: the kernel drops it when the holder exits, however it dies
@@ -125,19 +168,12 @@ def folder_lock(folder: str | os.PathLike, verb: str) -> Iterator[Path]:
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise OutputPathError(f"{folder}: is a file, not a folder: give --out a folder path")
+        raise OutputPathError(f"{folder}: is a file, not a folder: give {flag} a folder path")
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666 & ~UMASK)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-            raise FolderBusyError(f"{folder} is in use by {holder}: wait for it to finish, or give another "
-                                  f"--out") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} (speechtl {verb})\n".encode(), 0)
+        _take(fd, folder, verb, flag)
         yield folder
         created = False  # finished: the folder is the run's, whatever it holds
     finally:
@@ -145,6 +181,37 @@ def folder_lock(folder: str | os.PathLike, verb: str) -> Iterator[Path]:
             (folder / LOCK_FILE).unlink()
             folder.rmdir()
         os.close(fd)  # closing the descriptor releases the lock
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, verb: str, flag: str = "--out") -> Iterator[Path]:
+    """Hold the output file ``path`` for one writer, as :func:`folder_lock` holds a folder: the ``flock`` is on a
+    sibling ``.NAME.speechtl.lock``, removed when the writer is done (a killed writer's stays, unlocked, and the next
+    one takes it). Folders made for it are removed again when nothing else was written into them."""
+    path = Path(path)
+    lock = path.with_name(f".{path.name}.speechtl.lock")
+    made = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~UMASK)
+        try:
+            _take(fd, path, verb, flag)
+            if os.fstat(fd).st_ino == os.stat(lock).st_ino:
+                break  # else the holder removed the file as this process took it: take the new one
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield path
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+        for folder in made:  # the deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 OUTPUT_MARGIN_BYTES = 64 * 2**20  # free space every output needs beyond its own estimate (reports, manifests, logs)

@@ -1,4 +1,4 @@
-"""One writer per output folder (speechtl.fileio.folder_lock)."""
+"""One writer per output folder or file (speechtl.fileio.folder_lock, file_lock)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from speechtl.fileio import LOCK_FILE, FolderBusyError, OutputPathError, folder_
 
 HOLD = """
 import sys, time
-from speechtl.fileio import folder_lock
-with folder_lock(sys.argv[1], "test"):
+from speechtl import fileio
+with getattr(fileio, sys.argv[2])(sys.argv[1], "test"):
     print("held", flush=True)
     time.sleep(60)
 """
 
 
-def _holder(folder):
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE, text=True,
+def _holder(path, lock="folder_lock"):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path), lock], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert proc.stdout.readline().strip() == "held"
     return proc
@@ -77,3 +77,42 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_written_as_text(tmp_path):
     assert got[0] == {"id": "'=HYPERLINK(\"http://x\")", "text": "'@SUM(A1)", "wer": "-0.5", "delta": "-0.5",
                       "note": "'+1 call"}
     assert got[1] == {"id": "u2", "text": "plain", "wer": "0.25", "delta": "+0.3", "note": "'-"}
+
+
+FILE_WRITERS = {  # a verb that writes one file (or, hf-disk, also a folder of audio), and the output held
+    "lm build": (["lm", "build", "corpus.txt", "--out", "lm.arpa"], "lm.arpa", "file_lock"),
+    "prepare": (["prepare", "folder", "audio", "ids.tsv", "--out", "m.jsonl"], "m.jsonl", "file_lock"),
+    "prepare hf-disk": (["prepare", "hf-disk", "ds", "--audio-out", "wavs", "--out", "m.jsonl"], "wavs", "folder_lock"),
+}
+
+
+@pytest.mark.parametrize("verb", FILE_WRITERS)
+def test_a_second_writer_of_the_same_output_file_is_refused_naming_the_holder(verb, tmp_path, capsys, monkeypatch):
+    from speechtl.cli import main
+
+    argv, held, lock = FILE_WRITERS[verb]
+    monkeypatch.chdir(tmp_path)
+    proc = _holder(tmp_path / held, lock)  # as if another `speechtl VERB --out FILE` were writing it
+    try:
+        rc = main(argv)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith(f"speechtl {argv[0]}: error: {held} is in use by pid {proc.pid}"), err
+
+
+def test_a_file_lock_left_by_a_killed_writer_does_not_block_and_is_removed_after(tmp_path, capsys):
+    from speechtl.cli import main
+
+    out, lock = tmp_path / "lms" / "lm.arpa", tmp_path / "lms" / ".lm.arpa.speechtl.lock"
+    proc = _holder(out, "file_lock")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert lock.read_text().startswith(f"pid {proc.pid}")  # kill -9: the file stays, the lock does not
+    (tmp_path / "corpus.txt").write_text("a b\nb a\n", encoding="utf-8")
+    assert main(["lm", "build", str(tmp_path / "corpus.txt"), "--order", "2", "--out", str(out)]) == 0
+    assert out.is_file() and not lock.exists()
+    assert main(["lm", "build", str(tmp_path / "none.txt"), "--out", str(tmp_path / "new" / "x.arpa")]) == 2
+    assert not (tmp_path / "new").exists()  # a folder made for the lock goes again when nothing was written

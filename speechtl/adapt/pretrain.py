@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,7 +45,7 @@ from speechtl.audio import AUDIO_SUFFIXES, SAMPLE_RATE, find_audio_files
 from speechtl.config import ConfigError
 from speechtl.data.dataset import ON_ERROR, AudioDataset, CtcCollator, length_grouped_batches, load_utterance_audio
 from speechtl.data.manifest import Utterance, read_manifest
-from speechtl.fileio import INCOMPLETE, atomic_write_json, atomic_write_text
+from speechtl.fileio import INCOMPLETE, atomic_write_json, atomic_write_text, remove_folders, remove_temporaries
 from speechtl.models import load_model, uses_attention_mask
 from speechtl.runtime import PRECISIONS, autocast, resolve_precision, set_threads
 
@@ -332,8 +331,7 @@ def _save(s: _Session, state: _State, ctc, processor, out: Path, record: dict) -
     """The CTC model folder, the log, the plot and the settings; then the checkpoint goes (main process only)."""
     atomic_write_text(out / INCOMPLETE, f"pid {os.getpid()} was writing this folder; if it stopped, run the same "
                                         f"speechtl pretrain command with --resume to finish it\n")
-    for orphan in out.glob(".model.*"):  # a save killed midway
-        shutil.rmtree(orphan, ignore_errors=True)
+    remove_temporaries(out)  # what a run killed midway left: a half-written checkpoint, model, log
     save_ctc_folder(s.raw, ctc, processor, out, keep_head=not s.cfg.from_scratch)
     _write_log(out, state.log)
     plot = plot_log(state.log, out / PLOT_FILE)
@@ -341,5 +339,5 @@ def _save(s: _Session, state: _State, ctc, processor, out: Path, record: dict) -
         (out / PLOT_FILE).unlink(missing_ok=True)  # never leave an older run's figure behind
     atomic_write_json(out / CONFIG_FILE, record)
     (out / INCOMPLETE).unlink()
-    shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
+    remove_folders(out, (CHECKPOINT,))
     return plot

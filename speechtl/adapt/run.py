@@ -41,7 +41,7 @@ from speechtl.eval import EvalResult, evaluate, set_text_language, write_hypothe
 from speechtl.eval.bootstrap import wer_difference
 from speechtl.eval.mismatch import mismatch_score
 from speechtl.fileio import INCOMPLETE, OUTPUT_MARGIN_BYTES, UMASK, atomic_write_json, atomic_write_text, \
-    output_path, preflight_output, refuse_finished_run
+    output_path, preflight_output, refuse_finished_run, remove_folders, remove_temporaries
 from speechtl.models import load_model, model_text_language
 from speechtl.models.adapter import ADAPTER_DIR, ADAPTER_STRATEGIES, base_fingerprint, capture_adapter, folder_bytes, \
     save_adapter, weights_bytes
@@ -241,8 +241,7 @@ def _save(run: _Run, result: RunResult, router: RunRouter | None, adapters: list
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / INCOMPLETE, f"pid {os.getpid()} was writing this run folder; if it stopped, run the same "
                                         f"speechtl adapt command with --resume to finish it\n")
-    for orphan in out.glob(".model.*"):  # a save_model killed midway
-        shutil.rmtree(orphan, ignore_errors=True)
+    remove_temporaries(out)  # what a run killed midway left: a half-written checkpoint, model, results file
     save_model(run.model, run.processor, out)
     artifacts = _write_adapter(out, cfg.model, adapters[0] if adapters else None, run.fingerprint, result.train)
     shutil.rmtree(out / ROUTER_DIR, ignore_errors=True)  # never leave an older run's router behind
@@ -255,8 +254,7 @@ def _save(run: _Run, result: RunResult, router: RunRouter | None, adapters: list
     atomic_write_text(out / "report.md", render_report(result))
     _keep_refused(out, result.train)
     (out / INCOMPLETE).unlink()  # the folder is whole; then the training state (a kill before this: --resume)
-    for folder in (CHECKPOINT, BEST, BEST_TARGET):
-        shutil.rmtree(out / folder, ignore_errors=True)
+    remove_folders(out, (CHECKPOINT, BEST, BEST_TARGET))
     return result
 
 
