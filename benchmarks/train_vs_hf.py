@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 ARMS = ("hf_fp32", "hf_bf16", "speechtl")
-MODELS = ("shipped", "base")  # speechtl/en-us-synth; a random wav2vec2-base-sized model
+MODELS = ("shipped", "base")  # speechtl/en-us-synth; a random wav2vec2-base-sized model (or tiny, small: random)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -55,7 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--precision", default="auto", help="speechtl's --precision (auto: bf16 where supported)")
     p.add_argument("--scaling", type=float, nargs="*", default=[60.0, 120.0, 240.0],
                    help="speechtl at these batch seconds too (none: skip)")
-    p.add_argument("--scaling-steps", type=int, default=10, help="steps of each scaling and torchrun row")
+    p.add_argument("--scaling-epochs", type=float, default=3.0,
+                   help="epochs of each scaling and torchrun row (the same audio for every batch size)")
     p.add_argument("--nproc", type=int, default=2, help="processes of the torchrun row (0 or 1: no such row)")
     p.add_argument("--data", default="runs/data", help="synthetic data cache (the demo's sets)")
     p.add_argument("--train", default="", help="training manifest instead of the synthetic one")
@@ -65,8 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--output-format", default="table", choices=("table", "json"))
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one arm, as JSON spec
     args = p.parse_args(argv)
-    if args.steps < 2 or args.scaling_steps < 2:
-        p.error("--steps and --scaling-steps must be at least 2 (throughput is measured after the first step)")
+    if args.steps < 2 or args.scaling_epochs <= 0:
+        p.error("--steps must be at least 2 (throughput is measured after the first step), --scaling-epochs > 0")
     if args.batch_seconds <= 0 or any(b <= 0 for b in args.scaling) or args.threads < 1:
         p.error("--batch-seconds and --scaling must be > 0, --threads >= 1")
     return args
@@ -86,12 +87,12 @@ def manifests(args) -> tuple[str, str]:
 
 def model_folder(name: str, work: Path, seed: int) -> str:
     """A folder both the ``Trainer`` and speechtl load: the shipped model's, or a random model saved once."""
-    from speechtl.models import SHIPPED_DIR, random_model
+    from speechtl.models import MODEL_SIZES, SHIPPED_DIR, random_model
     from speechtl.text import ENGLISH_CHARS, build_vocab
 
     if name == "shipped":
         return str(SHIPPED_DIR / "en-us-synth")
-    if name not in MODELS:
+    if name not in MODEL_SIZES:
         return name
     folder = work / f"random-{name}"
     if not (folder / "config.json").is_file():
@@ -109,13 +110,35 @@ def durations(manifest: str) -> list[float]:
     return [u.duration_s or sf.info(str(u.audio_path)).duration for u in read_manifest(manifest)]
 
 
+def mean_padded(durs: list[float], batches: list[list[int]]) -> float:
+    return sum(len(b) * max(durs[i] for i in b) for b in batches) / len(batches)
+
+
+def hf_padded(durs: list[float], size: int, seed: int) -> float:
+    """Mean padded seconds of the ``Trainer``'s length-grouped batches of ``size`` utterances."""
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    order = list(LengthGroupedSampler(size, lengths=[round(d * 16_000) for d in durs],
+                                      generator=torch.Generator().manual_seed(seed)))
+    return mean_padded(durs, [order[i:i + size] for i in range(0, len(order), size)])
+
+
 def hf_batch_size(durs: list[float], batch_seconds: float, seed: int) -> tuple[int, float]:
-    """The ``Trainer``'s batch size matching speechtl's batches, and those batches' mean padded seconds."""
+    """The ``Trainer``'s batch size whose mean padded seconds come closest to speechtl's batches', and theirs."""
     from speechtl.data.dataset import length_grouped_batches
 
-    batches = length_grouped_batches(durs, batch_seconds, seed=seed)
-    padded = sum(len(b) * max(durs[i] for i in b) for b in batches) / len(batches)
-    return max(1, round(padded / (sum(durs) / len(durs)))), padded
+    target = mean_padded(durs, length_grouped_batches(durs, batch_seconds, seed=seed))
+    sizes = range(1, min(len(durs), int(target / min(durs)) + 1) + 1)
+    return min(sizes, key=lambda n: abs(hf_padded(durs, n, seed) - target)), target
+
+
+def epoch_steps(durs: list[float], batch_seconds: float, epochs: float, nproc: int, seed: int) -> int:
+    """Optimizer steps of ``epochs`` passes over the data at ``batch_seconds`` on ``nproc`` processes."""
+    from speechtl.data.dataset import length_grouped_batches
+
+    per_epoch = -(-len(length_grouped_batches(durs, batch_seconds, seed=seed)) // max(1, nproc))
+    return max(2, round(epochs * per_epoch))
 
 
 def launch(spec: dict, nproc: int = 1) -> dict:
@@ -136,6 +159,7 @@ def launch(spec: dict, nproc: int = 1) -> dict:
             "audio_s_per_s": sum(s[0] for s in steps[1:]) / (ends[-1] - ends[0]),
             "first_step_s": ends[0] - start, "total_s": ends[-1] - start,
             "rss_mb": sum(r["rss_mb"] for r in ranks), "dev_wer": main["dev_wer"],
+            "gpu_mb": main.get("gpu_mb"),
             "hf_batch_size": spec.get("hf_batch_size")}
 
 
@@ -161,7 +185,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
 def model_rows(args, name: str, folder: str, train: str, dev: str, durs: list[float], work: Path) -> list[dict]:
     base = {"model_dir": folder, "train": train, "dev": dev, "lr": args.lr, "warmup_ratio": args.warmup_ratio,
             "threads": args.threads, "seed": args.seed, "precision": args.precision, "work": str(work)}
-    label = Path(name).name if name not in MODELS else name
+    label = Path(name).name if "/" in name else name
     rows = []
 
     def one(arm: str, batch_seconds: float, steps: int, part: str, nproc: int = 1) -> None:
@@ -175,9 +199,10 @@ def model_rows(args, name: str, folder: str, train: str, dev: str, durs: list[fl
     for arm in args.arms:
         one(arm, args.batch_seconds, args.steps, "arms")
     for b in args.scaling:
-        one("speechtl", b, args.scaling_steps, "scaling")
+        one("speechtl", b, epoch_steps(durs, b, args.scaling_epochs, 1, args.seed), "scaling")
     if args.nproc > 1:
-        one("speechtl", args.batch_seconds, args.scaling_steps, "scaling", args.nproc)
+        steps = epoch_steps(durs, args.batch_seconds, args.scaling_epochs, args.nproc, args.seed)
+        one("speechtl", args.batch_seconds, steps, "scaling", args.nproc)
     return rows
 
 

@@ -11,7 +11,8 @@ def _row(r: dict, ratios: str) -> str:
     batch = f"{r['batch_seconds']:g}" + (f" ({r['hf_batch_size']} utt)" if r.get("hf_batch_size") else "")
     return (f"{r['model']:<8} {r['arm']:<9} {r['precision']:<5} {r['procs']:>5} {batch:>12} "
             f"{r['padded_s_per_batch']:>8.1f} {r['steps']:>5} {r['audio_s_per_s']:>9.1f} {ratios} "
-            f"{r['first_step_s']:>8.1f} {r['total_s']:>7.1f} {r['rss_mb']:>7.0f} {wer:>7}")
+            f"{r['first_step_s']:>8.1f} {r['total_s']:>7.1f} {r['rss_mb']:>7.0f} {wer:>7}"
+            + (f"  GPU peak {r['gpu_mb']:.0f} MB" if r.get("gpu_mb") else ""))
 
 
 def verdict(rows: list[dict]) -> list[str]:

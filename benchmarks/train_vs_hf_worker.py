@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from speechtl.adapt.inputs import labels_for
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import read_manifest
@@ -80,9 +82,10 @@ def work(spec: dict) -> None:
         arm = run_speechtl if spec["arm"] == "speechtl" else run_hf
         model, processor, ends, steps, precision = arm(spec, spec["model_dir"], utts, audio, out_dir)
     rss = peak_rss_mb()
+    gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     wer = None
     if rank == 0:
         dev, dev_audio, _ = load_utterance_audio(read_manifest(spec["dev"]))
         wer = evaluate(model.eval(), processor, dev, precision="fp32", audio=dev_audio, language="en").wer
     Path(f"{spec['result']}.{rank}").write_text(json.dumps(
-        {"ends": ends, "steps": steps, "rss_mb": rss, "dev_wer": wer, "precision": precision}))
+        {"ends": ends, "steps": steps, "rss_mb": rss, "gpu_mb": gpu_mb, "dev_wer": wer, "precision": precision}))
