@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import shlex
 import statistics
 import sys
@@ -40,7 +39,7 @@ from speechtl.runtime import pick_device, resolve_precision, set_threads
 from speechtl.text import build_vocab
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_infer_speed import CLIP_SECONDS, TEXT, machine_facts, make_clips, make_labels, sync  # noqa: E402
+from train_infer_speed import CLIP_SECONDS, TEXT, emit, machine_facts, make_clips, make_labels, sync  # noqa: E402
 
 MODELS = ("shipped", "base")  # speechtl/en-us-synth; random_model(size="base")
 STRATEGIES = ("full", "top_k", "lora")
@@ -170,9 +169,7 @@ def format_table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    result = run(args, argv)
-    print(json.dumps(result, indent=2) if args.output_format == "json" else format_table(result))
-    return result
+    return emit(run(args, argv), args.output_format, format_table)
 
 
 if __name__ == "__main__":

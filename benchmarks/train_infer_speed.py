@@ -283,12 +283,16 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def emit(result: dict, output_format: str, format_table) -> dict:
+    """Print a benchmark's result as JSON or as its table (every benchmark's last step); returns ``result``."""
+    print(json.dumps(result, indent=2) if output_format == "json" else format_table(result))
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    result = run(args, argv)
-    print(json.dumps(result, indent=2) if args.output_format == "json" else format_table(result))
-    return result
+    return emit(run(args, argv), args.output_format, format_table)
 
 
 if __name__ == "__main__":

@@ -220,11 +220,10 @@ def main(argv: list[str] | None = None) -> dict:
 
         work(json.loads(args.worker))
         return {}
-    result = run(args, argv)
+    from train_infer_speed import emit
     from train_vs_hf_table import format_table
 
-    print(json.dumps(result, indent=2) if args.output_format == "json" else format_table(result))
-    return result
+    return emit(run(args, argv), args.output_format, format_table)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_infer_speed import machine_facts  # noqa: E402  (the house's machine facts)
+from train_infer_speed import emit, machine_facts  # noqa: E402  (the house's machine facts)
 
 SAMPLE_RATE = 16_000
 GAP_S = 0.3  # silence between joined sentences
@@ -309,9 +309,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return {}
-    result = run(args, argv)
-    print(json.dumps(result, indent=2) if args.output_format == "json" else format_table(result))
-    return result
+    return emit(run(args, argv), args.output_format, format_table)
 
 
 if __name__ == "__main__":

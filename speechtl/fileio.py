@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from speechtl.errors import SpeechtlError
 
@@ -282,3 +282,38 @@ def output_path(root: str | os.PathLike, relative: str | os.PathLike, flag: str 
         raise OutputPathError(f"{path}: a symbolic link leads outside {root} (to {real}); speechtl does not write "
                               f"through links: remove it or choose another {flag}")
     return path
+
+
+DONE = ".done"  # build_once's completion marker: the parameters a folder was made with, written last
+
+
+def build_once(folder: str | os.PathLike, marker: dict, make: Callable[[Path], None], own: Callable[[Path], bool],
+               error: type[SpeechtlError], needs: str = "manifest.jsonl") -> Path:
+    """``folder``, made by ``make(tmp)`` unless its ``.done`` marker already holds ``marker`` (and the file
+    ``needs`` is there); returns ``folder``.
+
+    Like lhotse's ``prepare_*``: ``make`` fills a temporary sibling that is moved into place, then the marker is
+    written, so a folder without a matching marker is rebuilt, never half-trusted. An exclusive lock beside the
+    folder serialises processes making it at once (the second finds it done). A folder holding an entry that
+    ``own`` does not accept is not the tool's to replace: ``error`` names it."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _marked(folder, marker, needs):
+            return folder
+        foreign = [p.name for p in folder.iterdir() if p.name != DONE and not own(p)] if folder.exists() else []
+        if foreign:
+            raise error(f"{folder} holds files that this tool did not make ({foreign[0]}); remove them or choose "
+                        f"another folder")
+        with atomic_dir(folder) as tmp:
+            make(tmp)
+        atomic_write_json(folder / DONE, marker)
+    return folder
+
+
+def _marked(folder: Path, marker: dict, needs: str) -> bool:
+    try:
+        return json.loads((folder / DONE).read_text()) == marker and (folder / needs).is_file()
+    except (OSError, ValueError):
+        return False

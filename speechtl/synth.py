@@ -26,9 +26,7 @@ import contextlib
 import dataclasses
 import hashlib
 import io
-import fcntl
 import itertools
-import json
 import multiprocessing
 import os
 import random
@@ -47,7 +45,7 @@ from speechtl.audio import SAMPLE_RATE
 from speechtl.data.manifest import Utterance, write_manifest
 from speechtl.errors import SpeechtlError
 from speechtl.espeak import ENGINE_LOCK, engine, rendered, to_16k
-from speechtl.fileio import atomic_dir, atomic_write_json
+from speechtl.fileio import DONE, build_once
 
 __all__ = [
     "ENGLISH_ACCENTS", "FOREIGN_ACCENTS", "ACCENTS", "VARIANTS", "SPLITS", "Speaker",
@@ -333,38 +331,17 @@ class SyntheticSet:
         return {**dataclasses.asdict(self), "synthesis_seed": self.synthesis_seed}
 
 
-DONE = ".done"  # the completion marker: the set's parameters, written last
-_SET_FILES = {"wav", DONE}  # what a folder may hold to be rebuilt in place (besides manifests: *.jsonl)
-
-
 def build_set(folder: str | os.PathLike, spec: SyntheticSet, *, workers: int = 1, progress: bool = True) -> Path:
-    """``folder/manifest.jsonl`` of ``spec``, synthesised unless ``folder`` holds a marker with these parameters.
+    """``folder/manifest.jsonl`` of ``spec``, synthesised unless ``folder`` holds a marker with these parameters
+    (:func:`speechtl.fileio.build_once`: made in a temporary sibling, moved into place, then marked; a lock
+    serialises processes that make the same set at once)."""
+    def make(tmp: Path) -> None:
+        synthesize(tmp, accent=spec.accent, language=spec.language, split=spec.split, minutes=spec.minutes,
+                   num_utterances=spec.num_utterances, seed=spec.synthesis_seed, num_speakers=spec.num_speakers,
+                   speaker_disjoint=spec.speaker_disjoint, workers=workers, progress=progress)
 
-    Like lhotse's ``prepare_*``: the set is written into a temporary sibling folder, moved into place, then the
-    ``.done`` marker (the parameters) is written; a folder without a matching marker is rebuilt, never half-trusted.
-    A lock serialises processes that make the same set at once (the second finds it done)."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _is_done(folder, spec):
-            return folder / "manifest.jsonl"
-        if folder.exists() and any(p.name not in _SET_FILES and p.suffix != ".jsonl" for p in folder.iterdir()):
-            raise SynthError(f"{folder} holds files that are not a synthetic set's; remove them or choose another "
-                             f"folder")
-        with atomic_dir(folder) as tmp:
-            synthesize(tmp, accent=spec.accent, language=spec.language, split=spec.split, minutes=spec.minutes,
-                       num_utterances=spec.num_utterances, seed=spec.synthesis_seed, num_speakers=spec.num_speakers,
-                       speaker_disjoint=spec.speaker_disjoint, workers=workers, progress=progress)
-        atomic_write_json(folder / DONE, spec.marker())
-    return folder / "manifest.jsonl"
-
-
-def _is_done(folder: Path, spec: SyntheticSet) -> bool:
-    try:
-        return json.loads((folder / DONE).read_text()) == spec.marker() and (folder / "manifest.jsonl").is_file()
-    except (OSError, ValueError):
-        return False
+    own = (lambda p: p.name == "wav" or p.suffix == ".jsonl")  # what a folder may hold to be rebuilt in place
+    return build_once(folder, spec.marker(), make, own, SynthError) / "manifest.jsonl"
 
 
 def prepare_synthetic(out_root: str | os.PathLike, accent: str, split: str, minutes: float | None, seed: int,

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import io
 import itertools
@@ -51,7 +50,7 @@ from speechtl.audio import SAMPLE_RATE
 from speechtl.data.manifest import Utterance, write_manifest
 from speechtl.espeak import engine as espeak_engine
 from speechtl.espeak import to_16k
-from speechtl.fileio import atomic_dir, atomic_write_json
+from speechtl.fileio import atomic_write_json, build_once
 from speechtl.synth import ACCENTS, SPLITS, VARIANTS, sentences, split_of
 from speechtl.text_sources import Sentence, arctic_prompts, kjv_verses, spoken_sentence
 from speechtl.tts import TtsError, Voice, engine_available, list_voices, render, voice_label
@@ -315,36 +314,18 @@ def _synthesize(out_dir: Path, spec: TtsSet, workers: int, progress: bool) -> di
             "skipped_examples": skipped[:20], "failed": failed}
 
 
-DONE = ".done"  # the completion marker: the set's parameters, written last
-_SET_FILES = {"wav", DONE, "summary.json", "manifest.jsonl"}
-
-
 def build_tts_set(folder: str | os.PathLike, spec: TtsSet, *, workers: int = 1, progress: bool = True) -> Path:
     """``folder/manifest.jsonl`` of ``spec``, synthesised unless ``folder``'s ``.done`` marker holds these
-    parameters; written into a temporary sibling and moved into place (as :func:`speechtl.synth.build_set`)."""
+    parameters (:func:`speechtl.fileio.build_once`, as :func:`speechtl.synth.build_set`)."""
     spec.check()
     if workers < 1:
         raise TtsSetError(f"workers must be >= 1, got {workers}")
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _is_done(folder, spec):
-            return folder / "manifest.jsonl"
-        if folder.exists() and any(p.name not in _SET_FILES for p in folder.iterdir()):
-            raise TtsSetError(f"{folder} holds files that are not a TTS set's; remove them or choose another folder")
-        with atomic_dir(folder) as tmp:
-            summary = _synthesize(tmp, spec, workers, progress)
-            atomic_write_json(tmp / "summary.json", summary)
-        atomic_write_json(folder / DONE, spec.marker())
-    return folder / "manifest.jsonl"
 
+    def make(tmp: Path) -> None:
+        atomic_write_json(tmp / "summary.json", _synthesize(tmp, spec, workers, progress))
 
-def _is_done(folder: Path, spec: TtsSet) -> bool:
-    try:
-        return json.loads((folder / DONE).read_text()) == spec.marker() and (folder / "manifest.jsonl").is_file()
-    except (OSError, ValueError):
-        return False
+    own = (lambda p: p.name in ("wav", "summary.json", "manifest.jsonl"))
+    return build_once(folder, spec.marker(), make, own, TtsSetError) / "manifest.jsonl"
 
 
 def prepare_tts_set(out_root: str | os.PathLike, voices: tuple[str, ...] | list[str], text: str = "mixed",

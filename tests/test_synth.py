@@ -227,7 +227,7 @@ def test_prepare_synthetic_is_idempotent_and_rebuilds_what_is_not_marked_done(tm
 def test_build_set_refuses_a_folder_that_is_not_a_synthetic_set(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with pytest.raises(synth.SynthError, match="not a synthetic set"):
+    with pytest.raises(synth.SynthError, match="did not make"):
         synth.build_set(tmp_path / "mine", synth.SyntheticSet("en-us", num_utterances=1), progress=False)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 

@@ -150,10 +150,13 @@ def transcribe_arrays(
     durations = [len(a) / SAMPLE_RATE for a in arrays]
     texts: list[str] = [""] * len(arrays)
     start = time.perf_counter()
-    with tqdm(total=sum(durations), unit="audio-s", desc=desc, disable=not progress, leave=False) as bar:
+    # counted in samples (integers: float seconds overrun the total by rounding), shown in seconds
+    with tqdm(total=sum(len(a) for a in arrays), desc=desc, disable=not progress, leave=False,
+              unit_scale=1 / SAMPLE_RATE,
+              bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} audio-s [{elapsed}<{remaining}]") as bar:
         for b in iter_batches(model, processor, arrays, batch_seconds, precision):
             texts_b = decode(b.logits, b.lengths) if decode else greedy_decode(b.logits, b.lengths, processor.tokenizer)
             for i, text in zip(b.indices, texts_b):
                 texts[i] = text
-            bar.update(sum(durations[i] for i in b.indices))
+            bar.update(sum(len(arrays[i]) for i in b.indices))
     return Transcripts(texts, time.perf_counter() - start, sum(durations))
