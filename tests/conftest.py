@@ -71,6 +71,18 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return folder
 
 
+class Interrupt(Exception):
+    """A simulated crash, raised from a training loop's ``on_step``."""
+
+
+def interrupt_at(step: int):
+    """An ``on_step`` callback that raises :class:`Interrupt` when the loop reaches ``step``."""
+    def on_step(state) -> None:
+        if state.step == step:
+            raise Interrupt
+    return on_step
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """Say loudly when the real-recording tests did not run: their many cases collapse into a few skips."""
     if SHARED_DATA.is_dir():

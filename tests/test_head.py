@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+from conftest import Interrupt, interrupt_at
 from speechtl.cli import main
 from speechtl.data.manifest import read_manifest, write_manifest
 from speechtl.decode import transcribe_arrays
@@ -169,13 +170,6 @@ def test_resume_with_a_new_head_gives_the_same_weights(tone_data, tiny_model_dir
     from speechtl.adapt.run import AdaptConfig, run_adaptation
     from speechtl.adapt.train import train_config
 
-    class Interrupt(Exception):
-        pass
-
-    def interrupt_at_2(state):
-        if state.step == 2:
-            raise Interrupt
-
     def adapt(out, resume=False):
         training = train_config(lr=1e-3, max_steps=4, eval_every=2, batch_seconds=3, seed=3, guard=False)
         cfg = AdaptConfig(model=str(tiny_model_dir), train=str(tone_data["train"]), dev=str(tone_data["dev"]),
@@ -185,7 +179,7 @@ def test_resume_with_a_new_head_gives_the_same_weights(tone_data, tiny_model_dir
 
     straight = adapt(tmp_path / "straight")
     train = run_module.train
-    monkeypatch.setattr(run_module, "train", functools.partial(train, on_step=interrupt_at_2))
+    monkeypatch.setattr(run_module, "train", functools.partial(train, on_step=interrupt_at(2)))
     with pytest.raises(Interrupt):
         adapt(tmp_path / "interrupted")
     monkeypatch.setattr(run_module, "train", train)

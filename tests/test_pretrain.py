@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from conftest import WORDS, tone_audio
+from conftest import WORDS, Interrupt, interrupt_at, tone_audio
 from speechtl.adapt.pretrain import CHECKPOINT, LOG_FILE, PLOT_FILE, PretrainConfig, run_pretraining
 from speechtl.adapt.pretrain_model import PRETRAIN_HEADS
 from speechtl.cli import main
@@ -26,9 +26,6 @@ TINY_CODEBOOK = dict(num_codevectors_per_group=16, codevector_dim=32, proj_codev
 FAST = PretrainConfig(steps=40, lr=5e-3, batch_seconds=4, mask_length=5, num_negatives=20, eval_every=10,
                       log_every=1, held_out=0.2, freeze_feature_encoder=False, precision="fp32", seed=0)
 
-
-class Interrupt(Exception):
-    pass
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +112,8 @@ def test_resume_is_exact(corpus, tmp_path):
 
     run(tmp_path / "straight")
 
-    def interrupt_at_6(state):
-        if state.step == 6:
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        run(tmp_path / "interrupted", on_step=interrupt_at_6)
+        run(tmp_path / "interrupted", on_step=interrupt_at(6))
     assert (tmp_path / "interrupted" / CHECKPOINT / "trainer_state.json").is_file()
     assert run(tmp_path / "interrupted", resume=True).steps == 12
     for name in ("model.safetensors", PRETRAIN_HEADS):
@@ -135,12 +128,8 @@ def test_resume_is_exact(corpus, tmp_path):
 def test_a_resume_with_a_changed_setting_is_refused_naming_it(corpus, tmp_path):
     cfg = override(FAST, steps=4, eval_every=2)
 
-    def interrupt_at_2(state):
-        if state.step == 2:
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        run_pretraining(str(corpus["model"]), [str(corpus["audio"])], tmp_path, cfg, False, interrupt_at_2)
+        run_pretraining(str(corpus["model"]), [str(corpus["audio"])], tmp_path, cfg, False, interrupt_at(2))
     with pytest.raises(ConfigError, match="mask_prob 0.65 → 0.5"):
         run_pretraining(str(corpus["model"]), [str(corpus["audio"])], tmp_path,
                         override(cfg, resume=True, mask_prob=0.5), progress=False)

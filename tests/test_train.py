@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import Interrupt, interrupt_at
 from speechtl.adapt.run import labels_for
 from speechtl.adapt.train import CHECKPOINT, TrainData, train, train_config
 from speechtl.data.dataset import load_utterance_audio
@@ -36,9 +37,6 @@ def test_overfit_drives_loss_down_and_transcripts_to_target(tone_data, tiny_mode
     assert result.steps == 300 and result.trainable_params > 0
 
 
-class Interrupt(Exception):
-    pass
-
 
 # fp32: exactness of the resume is about state (RNG, data order, optimizer), not precision. Tiny models trained in
 # bf16 on this project's AMX CPUs turn NaN now and then (1 run in ~5, not reproducible on demand; ARCHITECTURE.md)
@@ -68,12 +66,8 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tone_data, tiny_m
 
     reference = run(tmp_path / "straight")
 
-    def interrupt_at_6(state):
-        if state.step == 6:
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        run(tmp_path / "interrupted", on_step=interrupt_at_6)
+        run(tmp_path / "interrupted", on_step=interrupt_at(6))
     assert (tmp_path / "interrupted" / CHECKPOINT / "trainer_state.json").is_file()
     resumed = run(tmp_path / "interrupted", resume=True)
 
@@ -154,12 +148,8 @@ def test_resume_refuses_other_settings_or_data_and_names_them(tone_data, tiny_mo
         data = TrainData(utts, labels_for(utts, processor.tokenizer), None)
         train(model, processor, data, tmp_path / "run", cfg, resume=resume, on_step=on_step, progress=False)
 
-    def interrupt_at_2(state):
-        if state.step == 2:
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        run(cfg, utts, on_step=interrupt_at_2)
+        run(cfg, utts, on_step=interrupt_at(2))
     with pytest.raises(ConfigError, match=r"lr 0\.001 → 0\.002"):
         run(override(cfg, lr=2e-3), utts, resume=True)
     with pytest.raises(ConfigError, match="train_digest"):
