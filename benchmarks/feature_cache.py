@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import shlex
 import statistics
 import sys
 import tempfile
@@ -39,7 +38,8 @@ from speechtl.runtime import pick_device, resolve_precision, set_threads
 from speechtl.text import build_vocab
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_infer_speed import CLIP_SECONDS, TEXT, emit, machine_facts, make_clips, make_labels, sync  # noqa: E402
+from train_infer_speed import (CLIP_SECONDS, TEXT, command_line, emit, machine_facts, make_clips,  # noqa: E402
+                               make_labels, sync)
 
 MODELS = ("shipped", "base")  # speechtl/en-us-synth; random_model(size="base")
 STRATEGIES = ("full", "top_k", "lora")
@@ -63,17 +63,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.steps < 1 or args.warmup_steps < 0 or args.batch_seconds <= 0 or args.clips < 1:
         p.error("--steps and --clips must be at least 1, --warmup-steps >= 0, --batch-seconds > 0")
     return args
-
-
-def command_line(argv: list[str]) -> str:
-    """The command as typed from the repository root."""
-    def relative(path: str) -> str:
-        try:
-            return str(Path(path).relative_to(Path.cwd()))
-        except ValueError:
-            return path
-
-    return shlex.join([relative(sys.executable), relative(str(Path(__file__).resolve())), *argv])
 
 
 def build(name: str, seed: int):
@@ -138,7 +127,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
                 row = time_row(model, processor, clips, labels, strategy, cached, args, device, precision)
                 rows.append({"model": name, "params_m": sum(p.numel() for p in model.parameters()) / 1e6, **row})
                 print(f"{name} {strategy} cache {row['cache']}: {1 / row['step_s']:.3f} steps/s", file=sys.stderr)
-    return {"command": command_line(argv), "precision": precision, "machine": machine, "rows": rows,
+    return {"command": command_line(argv, __file__), "precision": precision, "machine": machine, "rows": rows,
             "settings": {k: getattr(args, k) for k in ("steps", "warmup_steps", "batch_seconds", "clips", "seed")},
             "audio_s": sum(len(c) for c in clips) / SAMPLE_RATE}
 

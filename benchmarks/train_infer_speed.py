@@ -189,15 +189,15 @@ def machine_facts(device: torch.device) -> dict:
     return facts
 
 
-def command_line(argv: list[str]) -> str:
-    """The command as typed from the repository root (python + this script + its arguments)."""
+def command_line(argv: list[str], script: str = __file__) -> str:
+    """The command as typed from the repository root (python + the benchmark ``script`` + its arguments)."""
     def relative(path: str) -> str:
         try:
             return str(Path(path).relative_to(Path.cwd()))
         except ValueError:
             return path
 
-    return shlex.join([relative(sys.executable), relative(str(Path(__file__).resolve())), *argv])
+    return shlex.join([relative(sys.executable), relative(str(Path(script).resolve())), *argv])
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict:

@@ -166,7 +166,7 @@ def launch(spec: dict, nproc: int = 1) -> dict:
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
     import torch
 
-    from train_infer_speed import machine_facts
+    from train_infer_speed import command_line, machine_facts
 
     torch.set_num_threads(args.threads)
     facts = machine_facts(torch.device("cpu"))
@@ -178,8 +178,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         rows = []
         for name in args.models:
             rows += model_rows(args, name, model_folder(name, work, args.seed), train, dev, durs, work)
-    return {"command": command_line(argv), "machine": facts, "load_avg_end": os.getloadavg()[0], "rows": rows,
-            "train_audio_s": sum(durs), "train_utts": len(durs)}
+    return {"command": command_line(argv, __file__), "machine": facts, "load_avg_end": os.getloadavg()[0],
+            "rows": rows, "train_audio_s": sum(durs), "train_utts": len(durs)}
 
 
 def model_rows(args, name: str, folder: str, train: str, dev: str, durs: list[float], work: Path) -> list[dict]:
@@ -204,12 +204,6 @@ def model_rows(args, name: str, folder: str, train: str, dev: str, durs: list[fl
         steps = epoch_steps(durs, args.batch_seconds, args.scaling_epochs, args.nproc, args.seed)
         one("speechtl", args.batch_seconds, steps, "scaling", args.nproc)
     return rows
-
-
-def command_line(argv: list[str]) -> str:
-    import shlex
-
-    return shlex.join(["python", "benchmarks/train_vs_hf.py", *argv])
 
 
 def main(argv: list[str] | None = None) -> dict:

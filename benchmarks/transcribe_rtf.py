@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import subprocess
 import sys
 import time
@@ -37,7 +36,7 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_infer_speed import emit, machine_facts  # noqa: E402  (the house's machine facts)
+from train_infer_speed import command_line, emit, machine_facts  # noqa: E402  (the house's machine facts)
 
 SAMPLE_RATE = 16_000
 GAP_S = 0.3  # silence between joined sentences
@@ -184,10 +183,6 @@ def measure(spec: dict) -> dict:
 
 # --- the run (parent) ---------------------------------------------------------------------------
 
-def command_line(argv: list[str]) -> str:
-    return shlex.join([".venv/bin/python", "benchmarks/transcribe_rtf.py", *argv])
-
-
 def seams(seconds: float, chunk_s: float, stride_s: float) -> list[float]:
     """Times where the kept frames switch from one chunk to the next."""
     step = chunk_s - 2 * stride_s
@@ -251,7 +246,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     for r in rows:
         r["text_words"] = len(r.pop("text").split())
         r.pop("word_starts")
-    return {"command": command_line(argv), "machine": machine, "matmul_peak_gflops": peaks,
+    return {"command": command_line(argv, __file__), "machine": machine, "matmul_peak_gflops": peaks,
             "flops_per_chunk": flops, "settings": {k: getattr(args, k) for k in
                                                    ("minutes", "scaling_minutes", "chunk_s", "stride_s",
                                                     "pipeline_stride_s", "boundary_s", "batch_seconds",
