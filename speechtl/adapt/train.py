@@ -3,7 +3,8 @@
 One loop serves every use (accent adaptation, training the shipped source model from scratch):
 AdamW, linear warm-up then linear decay, optional gradient accumulation, bf16 autocast for the
 forward pass with the loss in fp32 (:mod:`speechtl.adapt.losses`: CTC plus the regularisers the config
-asks for), dev evaluation every ``eval_every`` steps with the checkpoint choice in
+asks for; a step whose loss or gradients are not finite is skipped, :mod:`speechtl.adapt.nonfinite`), dev
+evaluation every ``eval_every`` steps with the checkpoint choice in
 :mod:`speechtl.adapt.select`, early stopping, and an atomically written checkpoint that ``resume=True``
 continues from exactly (same data order, optimizer, scheduler and random state). ``accelerate launch``
 runs it on several processes/GPUs with no code change.
