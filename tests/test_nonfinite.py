@@ -118,3 +118,17 @@ def test_too_many_skipped_steps_in_a_row_stop_with_a_one_line_error(tone_data, t
     assert line.startswith(f"speechtl adapt: error: training stopped at step {MAX_SKIPPED_IN_A_ROW + 2}: ")
     assert "--precision fp32" in line and "--lr" in line and "tone-1-" in line  # the causes, the batch's utterances
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_ctc_ignores_a_row_too_short_for_its_labels_without_going_non_finite():
+    """A sped-up utterance can end with fewer frames than its labels need: CTC cannot align it (infinite loss);
+    the objective's ``zero_infinity`` makes that row's loss and gradient 0 and leaves the other rows alone."""
+    from speechtl.adapt.losses import ctc_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 20, 6, requires_grad=True)
+    labels = (torch.arange(30).reshape(2, 15) % 5 + 1)  # no equal neighbours: 15 frames suffice
+    loss = ctc_loss(logits, torch.tensor([20, 8]), labels, torch.tensor([15, 15]), blank=0)  # row 1: 8 frames < 15
+    loss.backward()
+    assert torch.isfinite(loss) and loss > 0 and torch.isfinite(logits.grad).all()
+    assert logits.grad[1].abs().max() == 0 and logits.grad[0].abs().max() > 0
