@@ -209,7 +209,8 @@ recogniser for real voices.
 
 - architecture ({cfg.size if not cfg.init else 'start model'}): {arch}
 - feature encoder: layer norm (padding-invariant), frame rate 20 ms; vocabulary: a–z, `'`, `|`
-- training: {train_info['steps']} steps{_skipped(train_info)}, AdamW lr {cfg.training.optimiser.lr:g} (linear warm-up/decay),
+- training: {train_info['steps']} steps{_skipped(train_info)}, AdamW lr {cfg.training.optimiser.lr:g}
+  (linear warm-up/decay),
   batches of {cfg.training.optimiser.batch_seconds:g} padded seconds, {train_info['precision']} autocast,
   {cfg.training.runtime.threads or 'default'} CPU thread(s), {train_info['wall_min']:.0f} min of training; best dev WER
   {100 * (train_info['best_dev_wer'] or float('nan')):.1f} % at step {train_info['best_step']}{_augmentation(cfg)}

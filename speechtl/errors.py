@@ -1,8 +1,9 @@
 """The one base class of every error a user can cause (bad input, bad configuration, a broken run).
 
 The CLI, the recipes and the scripts run through :func:`exit_status`: it catches :class:`SpeechtlError` and prints
-one line naming the input (exit 2); anything else is a bug and keeps its traceback. Each stage keeps its own subclass (``ConfigError``, ``ManifestError``, ``AudioError``,
-``ModelLoadError``, ``LmError``, ``VocabularyError``, ``BlankCollapseError``) so callers can tell them apart.
+one line naming the input (exit 2); anything else is a bug and keeps its traceback. Each stage keeps its own
+subclass (``ConfigError``, ``ManifestError``, ``AudioError``, ``ModelLoadError``, ``LmError``, ``VocabularyError``,
+``BlankCollapseError``, ``NonFiniteTrainingError``) so callers can tell them apart.
 """
 
 from __future__ import annotations

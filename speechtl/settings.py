@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PRECISIONS", "LmSettings", "NUM_BOOTSTRAP", "CHILD_BELOW_YEARS", "SPEAKER_FROM", "GATE_KEEP", "MAX_SKIPPED_IN_A_ROW"]
+__all__ = ["PRECISIONS", "LmSettings", "NUM_BOOTSTRAP", "CHILD_BELOW_YEARS", "SPEAKER_FROM", "GATE_KEEP",
+           "MAX_SKIPPED_IN_A_ROW"]
 
 PRECISIONS = ("auto", "bf16", "fp32")  # --precision: auto = bf16 autocast where supported, else fp32
 
