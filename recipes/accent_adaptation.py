@@ -17,6 +17,7 @@ from pathlib import Path
 from speechtl.adapt.report import RunResult
 from speechtl.config import parse_config
 from speechtl.demo import AccentDemoConfig, demo_config_dict, format_table, run_accent_demo
+from speechtl.errors import exit_status
 from speechtl.fileio import atomic_write_json
 
 
@@ -29,4 +30,4 @@ def main(argv: list[str] | None = None) -> RunResult:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(exit_status("recipes/accent_adaptation.py", lambda: main(sys.argv[1:])))

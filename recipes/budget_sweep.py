@@ -25,6 +25,7 @@ from pathlib import Path
 from speechtl.adapt.report import RunResult
 from speechtl.config import ConfigError, override, parse_config
 from speechtl.demo import AccentDemoConfig, demo_config_dict, run_accent_demo
+from speechtl.errors import exit_status
 from speechtl.fileio import atomic_write_csv, atomic_write_json
 from speechtl.compare.figures import NO_PLOT, pyplot, save_png
 
@@ -215,4 +216,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(exit_status("recipes/budget_sweep.py", lambda: main(sys.argv[1:])))

@@ -28,6 +28,7 @@ from speechtl.adapt.train_config import TrainConfig, train_config_dict
 from speechtl.config import ConfigError, override, parse_config
 from speechtl.data.manifest import read_manifest, sample_minutes, write_manifest
 from speechtl.demo import DEMO_TRAINING, smoke_model
+from speechtl.errors import exit_status
 from speechtl.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
 from speechtl.models import load_model
 from speechtl.models.head import scratch_model
@@ -185,4 +186,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(exit_status("recipes/language_adaptation.py", lambda: main(sys.argv[1:])))

@@ -31,6 +31,7 @@ from speechtl.decode.longform import file_log_probs
 from speechtl.decode.ngram import build_arpa, read_text_files
 from speechtl.decode.timestamps import greedy_words
 from speechtl.demo import smoke_model
+from speechtl.errors import exit_status
 from speechtl.eval import error_rates
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import load_model
@@ -137,4 +138,4 @@ def format_table(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status("recipes/lm_decoding.py", main))

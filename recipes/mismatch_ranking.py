@@ -24,6 +24,7 @@ from speechtl.config import ConfigError, override, parse_config
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import read_manifest
 from speechtl.demo import AccentDemoConfig, smoke_model, synth_set
+from speechtl.errors import exit_status
 from speechtl.eval import evaluate
 from speechtl.eval.mismatch import mismatch_score
 from speechtl.fileio import atomic_write_json
@@ -149,4 +150,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(exit_status("recipes/mismatch_ranking.py", lambda: main(sys.argv[1:])))

@@ -39,6 +39,7 @@ from speechtl.compare.figures import NO_PLOT, pyplot, save_png
 from speechtl.config import ConfigError, override, parse_config
 from speechtl.data.manifest import read_manifest, sample_minutes, write_manifest
 from speechtl.demo import AccentDemoConfig, smoke_model, synth_set
+from speechtl.errors import exit_status
 from speechtl.eval.scoring import utterance_edits, utterance_hits, word_figures
 from speechtl.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
 
@@ -342,4 +343,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(exit_status("recipes/real_accent.py", lambda: main(sys.argv[1:])))

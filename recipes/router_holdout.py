@@ -42,6 +42,7 @@ from speechtl.audio import SAMPLE_RATE, load_audio
 from speechtl.config import override, parse_config
 from speechtl.data.manifest import Utterance, read_manifest, write_manifest
 from speechtl.demo import AccentDemoConfig, demo_adapt_config, smoke_config
+from speechtl.errors import exit_status
 from speechtl.fileio import atomic_dir, atomic_write_csv, atomic_write_json, atomic_write_text
 from speechtl.models import load_model
 from speechtl.models.router import GATE_KEEP, fit_gate
@@ -223,4 +224,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(exit_status("recipes/router_holdout.py", lambda: main(sys.argv[1:])))

@@ -27,6 +27,7 @@ from speechtl.adapt.self_training import SelfTrainingConfig, run_self_training
 from speechtl.adapt.train_config import TrainConfig, train_config_dict
 from speechtl.config import override, parse_config
 from speechtl.demo import DEMO_TRAINING, smoke_model, synth_set
+from speechtl.errors import exit_status
 from speechtl.eval.bootstrap import WerDifference
 from speechtl.fileio import atomic_write_json, atomic_write_text
 
@@ -147,4 +148,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(exit_status("recipes/self_training.py", lambda: main(sys.argv[1:])))

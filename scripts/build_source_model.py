@@ -28,11 +28,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from speechtl.adapt.run import labels_for
-from speechtl.adapt.train import DevSets, TrainConfig, TrainData, train, train_config
+from speechtl.adapt.train import DevSets, TrainConfig, TrainData, skipped_warning, train, train_config
 from speechtl.adapt.train_config import AugmentConfig, train_config_dict
 from speechtl.config import ConfigError, flat_dict, override, parse_config
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import read_manifest, set_name
+from speechtl.errors import exit_status
 from speechtl.eval import evaluate_manifests
 from speechtl.fileio import atomic_write_json, atomic_write_text
 from speechtl.models import MODEL_SIZES, load_model, random_model
@@ -167,6 +168,12 @@ def _augmentation(cfg: SourceModelConfig) -> str:
     return f"\n- augmentation: {', '.join(changed)}" if changed else ""
 
 
+def _skipped(train_info: dict) -> str:
+    """" (N skipped …)" when some optimizer steps were skipped for a non-finite loss/gradients."""
+    n = train_info.get("skipped_steps", 0)
+    return f" ({n} skipped: non-finite loss/gradients)" if n else ""
+
+
 def _held_out_table(sets: dict, cfg: SourceModelConfig) -> str:
     if not sets:
         return ""
@@ -202,7 +209,8 @@ recogniser for real voices.
 
 - architecture ({cfg.size if not cfg.init else 'start model'}): {arch}
 - feature encoder: layer norm (padding-invariant), frame rate 20 ms; vocabulary: a–z, `'`, `|`
-- training: {train_info['steps']} steps, AdamW lr {cfg.training.optimiser.lr:g} (linear warm-up/decay),
+- training: {train_info['steps']} steps{_skipped(train_info)}, AdamW lr {cfg.training.optimiser.lr:g}
+  (linear warm-up/decay),
   batches of {cfg.training.optimiser.batch_seconds:g} padded seconds, {train_info['precision']} autocast,
   {cfg.training.runtime.threads or 'default'} CPU thread(s), {train_info['wall_min']:.0f} min of training; best dev WER
   {100 * (train_info['best_dev_wer'] or float('nan')):.1f} % at step {train_info['best_step']}{_augmentation(cfg)}
@@ -255,6 +263,9 @@ def main(argv: list[str] | None = None) -> dict:
     data = TrainData(train_utts, labels_for(train_utts, processor.tokenizer), train_audio)
     result = train(model, processor, data, work / "train", cfg.training, DevSets(dev_utts, dev_audio),
                    resume=cfg.resume)
+    skipped = skipped_warning(result.skipped_steps, result.steps, result.first_skipped)
+    if skipped:
+        print(f"warning: {skipped}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
@@ -265,7 +276,8 @@ def main(argv: list[str] | None = None) -> dict:
     info = {"params": sum(p.numel() for p in model.parameters()), "steps": result.steps,
             "best_step": result.best_step, "best_dev_wer": result.best_dev_wer,
             "precision": resolve_precision(cfg.training.runtime.precision, pick_device("cpu")),
-            "wall_min": result.wall_s / 60}
+            "wall_min": result.wall_s / 60, "skipped_steps": result.skipped_steps,
+            "first_skipped": result.first_skipped}
     command = "python scripts/build_source_model.py " + " ".join(sys.argv[1:] if argv is None else argv)
     atomic_write_text(out / "README.md", model_card(cfg, scores, info, command.strip(), result.history))
     atomic_write_json(out / "training.json", {"config": {**asdict(cfg), "training": train_config_dict(cfg.training)}, "info": info, "history": result.history,
@@ -276,4 +288,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status("scripts/build_source_model.py", main))

@@ -16,6 +16,7 @@ from speechtl.adapt.config import AdaptConfig, SelfTrainingConfig
 from speechtl.compare.config import CompareConfig
 from speechtl.config import ConfigError, add_dataclass_arguments, dataclass_from_args
 from speechtl.demo_config import AccentDemoConfig
+from speechtl.errors import exit_status
 from speechtl.pretrain import add_pretrain_parser
 from speechtl.settings import PRECISIONS, LmSettings
 
@@ -379,16 +380,14 @@ def _output_lock(args) -> contextlib.ExitStack:
         return held.pop_all()
 
 
+def _run(args: argparse.Namespace) -> int:
+    with _output_lock(args):
+        return args.func(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from speechtl.errors import SpeechtlError
-
-    try:
-        with _output_lock(args):
-            return args.func(args)
-    except SpeechtlError as e:
-        print(f"speechtl {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    return exit_status(f"speechtl {args.command}", lambda: _run(args))
 
 
 if __name__ == "__main__":

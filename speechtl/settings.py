@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PRECISIONS", "LmSettings", "NUM_BOOTSTRAP", "CHILD_BELOW_YEARS", "SPEAKER_FROM", "GATE_KEEP"]
+__all__ = ["PRECISIONS", "LmSettings", "NUM_BOOTSTRAP", "CHILD_BELOW_YEARS", "SPEAKER_FROM", "GATE_KEEP",
+           "MAX_SKIPPED_IN_A_ROW"]
 
 PRECISIONS = ("auto", "bf16", "fp32")  # --precision: auto = bf16 autocast where supported, else fp32
 
@@ -21,6 +22,8 @@ NUM_BOOTSTRAP = 1000  # resamples; percentile 95 % intervals are stable to ~±0.
 CHILD_BELOW_YEARS = 18.0  # speakers younger than this are "child" (speechocean762: ages 5-43, half children)
 SPEAKER_FROM = ("none", "parent", "prefix")  # where prepare_folder finds a speaker
 GATE_KEEP = 0.95  # the accent router's gate: default share of held-out target utterances it lets through
+# training: this many optimizer steps in a row with a non-finite loss or gradients (each skipped) stop the run
+MAX_SKIPPED_IN_A_ROW = 20
 
 
 @dataclass(frozen=True)

@@ -169,3 +169,19 @@ def test_preset_names_parse_and_unknown_ones_are_refused_naming_the_presets():
     assert "\n" not in str(e.value)
     with pytest.raises(SpeechtlError, match="hall"):
         train_config(augment="hall")  # refused where the config is made, before any work
+
+
+EDGE_CASES = {  # inputs the effects divide by or resample: no NaN, no error, no empty output
+    "silence": np.zeros(SR, np.float32), "shortest": _white(400 / SR), "dc": np.full(SR, 0.5, np.float32),
+    "full-scale square": np.sign(np.sin(np.arange(SR) / 5)).astype(np.float32),
+    "impulse": np.eye(1, SR, SR // 2, dtype=np.float32)[0], "denormal": np.full(SR, 1e-40, np.float32),
+}
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_every_preset_stays_finite_on_edge_case_audio(preset):
+    augment = make_augment(presets=preset, seed=0)
+    for name, audio in EDGE_CASES.items():
+        for i in range(6):
+            out = augment(audio, (0, i))
+            assert len(out) > 0.85 * len(audio) and np.isfinite(out).all() and np.abs(out).max() <= 1.0, name

@@ -242,3 +242,35 @@ def test_router_holdout_recipe_smoke(tmp_path, capsys):
     assert (out / "router_holdout.csv").read_text().splitlines()[0] == ",".join(recipe.COLUMNS)
     table = (out / "router_holdout.md").read_text()
     assert table in capsys.readouterr().out and "Command: `python recipes/router_holdout.py" in table
+
+
+
+SCRIPTS = ["scripts/build_source_model.py", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "recipes").glob("*.py"))]
+
+
+def _run_as_program(path: str, argv: list[str], monkeypatch, capsys) -> str:
+    """Run a script as ``python path argv``; returns its stderr, checking it ended as the CLI does on a user error:
+    exit status 2 and one line, no traceback."""
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", [path, *argv])
+    with pytest.raises(SystemExit) as e:
+        runpy.run_path(str(ROOT / path), run_name="__main__")
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err, err
+    return err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("path", SCRIPTS)
+def test_scripts_turn_a_user_error_into_one_line_and_exit_2(path, tmp_path, monkeypatch, capsys):
+    def refuse(*args, **kwargs):
+        raise ConfigError("refused on purpose")
+
+    monkeypatch.setattr("speechtl.config.parse_config", refuse)  # the first thing every script's main calls
+    assert _run_as_program(path, [], monkeypatch, capsys) == f"{path}: error: refused on purpose"
+
+
+def test_build_source_model_refuses_an_unknown_preset_in_one_line(tmp_path, monkeypatch, capsys):
+    line = _run_as_program("scripts/build_source_model.py", ["--augment", "bogus", "--work", str(tmp_path)],
+                           monkeypatch, capsys)
+    assert line.startswith("scripts/build_source_model.py: error: --augment: unknown preset 'bogus'")

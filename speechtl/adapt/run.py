@@ -33,7 +33,8 @@ from speechtl.adapt.inputs import VocabularyError, eval_set_names, labels_for, l
 from speechtl.adapt.report import RunResult, refused_checkpoint, render_report, score_warnings, verdict
 from speechtl.adapt.config import AdaptConfig
 from speechtl.adapt.routing import RunRouter, fit_run_router, router_warning
-from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, DevSets, TrainData, TrainResult, train, use_device
+from speechtl.adapt.train import BEST, BEST_TARGET, CHECKPOINT, DevSets, TrainData, TrainResult, skipped_warning, \
+    train, use_device
 from speechtl.adapt.train_config import train_config_dict
 from speechtl.config import ConfigError
 from speechtl.data.manifest import Utterance, read_manifest, total_minutes
@@ -187,7 +188,10 @@ def _train(run: _Run, router: RunRouter | None) -> tuple[TrainResult, list, list
                    progress=run.progress,
                    on_finish=(lambda m: adapters.append(capture_adapter(m, cfg.training.method.strategy)))
                    if run.fingerprint is not None else None)
-    return result, adapters, warnings
+    skipped = skipped_warning(result.skipped_steps, result.steps, result.first_skipped)
+    if skipped and run.state.is_main_process:
+        print(f"warning: {skipped}", file=sys.stderr)
+    return result, adapters, warnings + ([skipped] if skipped else [])
 
 
 def _change(before: EvalResult, after: EvalResult, utts: list[Utterance]) -> dict:

@@ -54,6 +54,9 @@ class TrainState:
     target_best_cer: float | None = None  # its dev CER (compared first when the criterion is "cer")
     best_alpha: float | None = None  # interpolation weight of the chosen weights (None: a checkpoint as trained)
     elapsed_s: float = 0.0  # training wall time up to the last checkpoint, summed over resumed runs
+    skipped_steps: int = 0  # optimizer steps skipped for a non-finite loss or gradients (speechtl.adapt.nonfinite)
+    skipped_in_a_row: int = 0  # of them, the latest run of consecutive ones
+    first_skipped: dict | None = None  # the first skipped step: {"step", "ids"} (the utterances of its batches)
     history: list[dict] = field(default_factory=list)
 
 

@@ -3,7 +3,8 @@
 One loop serves every use (accent adaptation, training the shipped source model from scratch):
 AdamW, linear warm-up then linear decay, optional gradient accumulation, bf16 autocast for the
 forward pass with the loss in fp32 (:mod:`speechtl.adapt.losses`: CTC plus the regularisers the config
-asks for), dev evaluation every ``eval_every`` steps with the checkpoint choice in
+asks for; a step whose loss or gradients are not finite is skipped, :mod:`speechtl.adapt.nonfinite`), dev
+evaluation every ``eval_every`` steps with the checkpoint choice in
 :mod:`speechtl.adapt.select`, early stopping, and an atomically written checkpoint that ``resume=True``
 continues from exactly (same data order, optimizer, scheduler and random state). ``accelerate launch``
 runs it on several processes/GPUs with no code change.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ from transformers import get_linear_schedule_with_warmup
 from speechtl.adapt.checkpoint import check_made_with, load_checkpoint, save_checkpoint
 from speechtl.adapt.feature_cache import FEATURE_CACHE, training_inputs
 from speechtl.adapt.losses import Objective, ctc_loss, distill_loss, l2sp_penalty, objective
+from speechtl.adapt.nonfinite import NonFiniteTrainingError, all_finite, check_skips, note_step, skipped_warning
 from speechtl.adapt.select import BEST, BEST_TARGET, BlankCollapseError, CheckpointSelector, DevSets, TrainState, \
     selection_criterion
 from speechtl.adapt.strategies import apply_strategy, finish_strategy, param_groups
@@ -40,7 +43,8 @@ from speechtl.data.manifest import Utterance
 from speechtl.decode import forward_logits, uses_attention_mask
 from speechtl.runtime import resolve_precision, set_threads
 
-__all__ = ["TrainConfig", "train_config", "TrainData", "DevSets", "TrainResult", "BlankCollapseError", "train",
+__all__ = ["TrainConfig", "train_config", "TrainData", "DevSets", "TrainResult", "BlankCollapseError",
+           "NonFiniteTrainingError", "skipped_warning", "train",
            "ctc_loss", "l2sp_penalty", "distill_loss", "trainable_parameters", "use_device", "CHECKPOINT", "BEST",
            "BEST_TARGET"]
 
@@ -68,6 +72,8 @@ class TrainResult:
     history: list[dict]
     stopped_early: bool
     criterion: str | None = None  # how dev scores ranked checkpoints: "wer" or "cer" (select.selection_criterion)
+    skipped_steps: int = 0  # optimizer steps skipped for a non-finite loss or gradients (adapt.nonfinite)
+    first_skipped: dict | None = None  # the first of them: {"step", "ids"}
 
 
 @dataclass
@@ -86,6 +92,7 @@ class _Session:
     pass_mask: bool
     distills: bool  # whether the objective has a distillation term
     made_with: dict  # the settings and data the checkpoint records (a resume with others is refused)
+    loss_finite: bool = True  # every loss of the current accumulation window so far was finite
 
 
 def trainable_parameters(model) -> int:
@@ -151,18 +158,24 @@ def made_with(cfg: TrainConfig, data: TrainData) -> dict:
     return json.loads(json.dumps(record))  # as trainer_state.json gives it back (tuples become lists)
 
 
-def _step(s: _Session, batch: dict, max_grad_norm: float) -> torch.Tensor:
-    """Forward, loss, backward and (at the end of an accumulation) one optimizer step."""
+def _step(s: _Session, batch: dict, max_grad_norm: float) -> tuple[torch.Tensor, bool | None]:
+    """Forward, loss, backward and (at the end of an accumulation) one optimizer step. Returns the loss and, at
+    the end of an accumulation, whether the optimizer stepped (None before): a non-finite loss in the window or
+    gradient norm skips the update, the schedule steps either way (:mod:`speechtl.adapt.nonfinite`)."""
+    stepped = None
     with s.accelerator.accumulate(s.model):
         logits, lengths = forward_logits(s.model, batch, s.pass_mask, s.precision)
         loss = s.objective(batch, logits, lengths)
         s.accelerator.backward(loss)
-        if s.accelerator.sync_gradients and max_grad_norm:
-            s.accelerator.clip_grad_norm_(s.params, max_grad_norm)
-        s.optimizer.step()
-        s.scheduler.step()
+        s.loss_finite = s.loss_finite and bool(torch.isfinite(loss.detach()))
+        if s.accelerator.sync_gradients:
+            norm = s.accelerator.clip_grad_norm_(s.params, max_grad_norm or math.inf)  # inf: the norm, no clipping
+            stepped, s.loss_finite = all_finite(s.accelerator, s.loss_finite, norm), True
+            if stepped:
+                s.optimizer.step()
+            s.scheduler.step()
         s.optimizer.zero_grad()
-    return loss
+    return loss, stepped
 
 
 def _evaluate(s: _Session, selector: CheckpointSelector, processor, state: TrainState, out_dir: Path,
@@ -236,7 +249,7 @@ def _loop(s: _Session, cfg: TrainConfig, durations_s: list[float], dataset, coll
           processor, state: TrainState, out_dir: Path, bar, on_step, elapsed: Callable[[], float]) -> bool:
     """The epochs, until ``max_steps`` or early stopping (returns whether it stopped early). ``elapsed()``: the
     run's training seconds so far (resumed runs included)."""
-    opt, losses, stopped_early = cfg.optimiser, [], False
+    opt, losses, stopped_early, ids = cfg.optimiser, [], False, []
     while state.step < opt.max_steps and not stopped_early:
         batches = length_grouped_batches(durations_s, opt.batch_seconds,
                                          seed=cfg.runtime.seed * 100_003 + state.epoch)
@@ -245,12 +258,17 @@ def _loop(s: _Session, cfg: TrainConfig, durations_s: list[float], dataset, coll
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches[state.batch_in_epoch:], collate_fn=collate,
                                              generator=torch.Generator().manual_seed(cfg.runtime.seed))
         for batch in s.accelerator.prepare_data_loader(loader, device_placement=False):
-            loss = _step(s, batch, opt.max_grad_norm)
+            loss, stepped = _step(s, batch, opt.max_grad_norm)
             state.batch_in_epoch += s.accelerator.num_processes  # each process takes every n-th batch of the list
-            losses.append(loss.item())
-            if not s.accelerator.sync_gradients:
+            ids += batch.get("ids", [])
+            if math.isfinite(loss.item()):
+                losses.append(loss.item())
+            if stepped is None:
                 continue
             state.step += 1
+            note_step(state, stepped, ids)
+            check_skips(state, ids, opt.lr, s.precision, cfg.augment.augment)
+            ids = []
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
             if state.step % cfg.selection.eval_every == 0 or state.step == opt.max_steps:
@@ -297,4 +315,5 @@ def _finish(s: _Session, state: TrainState, on_finish, stopped_early: bool, wall
     return TrainResult(steps=state.step, best_step=state.best_step, best_alpha=state.best_alpha,
                        best_dev_wer=state.best_wer, trainable_params=trainable, wall_s=wall_s,
                        history=state.history, stopped_early=stopped_early,
-                       criterion=selection_criterion(state.history))
+                       criterion=selection_criterion(state.history), skipped_steps=state.skipped_steps,
+                       first_skipped=state.first_skipped)
