@@ -10,7 +10,8 @@ files of ``--scaling-minutes`` (the same speech repeated). Models: a wav2vec2-ba
 (``random_model(size="base")``, saved once so both sides load the same weights) and the shipped
 ``speechtl/en-us-synth``. Each measurement runs in a fresh subprocess (clean peak RSS):
 
-- ``speechtl``: ``transcribe_files`` (streamed chunks, batched, fp32 and bf16 autocast);
+- ``speechtl``: ``transcribe_files`` (streamed chunks, batched, fp32 and bf16 autocast; in bf16 the feature encoder
+  runs through ``speechtl.models.fast_encoder``);
 - ``pipeline``: ``transformers.pipeline("automatic-speech-recognition", model=folder)`` called with
   ``chunk_length_s``/``stride_length_s`` equal to speechtl's chunk and stride, on the whole array
   (the pipeline needs the file in memory; reading it is timed too).
@@ -291,11 +292,30 @@ def format_table(result: dict) -> str:
         lines.append(f"peak RSS {last['minutes']:g} min vs {first['minutes']:g} min: {100 * growth:+.1f} % "
                      f"(acceptance: within 20 %: {'yes' if abs(growth) <= 0.2 else 'NO'}); time per audio minute "
                      f"{last['wall_s'] / last['minutes']:.2f} s vs {first['wall_s'] / first['minutes']:.2f} s")
+    lines += goal_lines(result["rows"])
     lines.append(f"x pipe: throughput relative to the pipeline row of the same model (higher is faster); char "
                  f"agree %: 1 - CER against the pipeline's transcript; diffs (away): places where the words differ "
                  f"(of them, more than {s['boundary_s']:g} s from every chunk seam); % peak: achieved GFLOP/s over the "
                  f"matmul peak of the row's precision")
     return "\n".join(lines)
+
+
+GOALS = {"base": 3.0, "shipped": 2.5}  # issue 20: speechtl bf16 over the pipeline's throughput
+PEAK_GOAL = 0.5  # and the base-sized model's achieved GFLOP/s over the bf16 matmul peak
+
+
+def goal_lines(rows: list[dict]) -> list[str]:
+    """One line per goal of issue 20 that this run measured: the figure, the goal and whether it is met."""
+    lines = []
+    for r in rows:
+        if r["kind"] == "compare" and r["system"] == "speechtl" and r["precision"] == "bf16":
+            goal = GOALS[r["model"]]
+            lines.append(f"goal: {r['model']} speechtl bf16 {r['x_pipeline']:.2f}x the pipeline (goal >= {goal:g}x): "
+                         f"{'met' if r['x_pipeline'] >= goal else 'NOT met'}")
+            if r["model"] == "base":
+                lines.append(f"goal: base encoder at {100 * r['peak_share']:.1f} % of the bf16 matmul peak "
+                             f"(goal >= {100 * PEAK_GOAL:g} %): {'met' if r['peak_share'] >= PEAK_GOAL else 'NOT met'}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> dict:

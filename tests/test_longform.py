@@ -264,3 +264,10 @@ def test_benchmark_helpers_literal():
     assert bench.seams(70, 30, 5) == [25, 45, 65]
     assert bench.differing_times("a b c d", "a x c d", [0.0, 1.0, 2.0, 3.0]) == [1.0]
     assert bench.differing_times("a b", "a b", [0.0, 1.0]) == []
+    rows = [{"kind": "compare", "system": "speechtl", "precision": "bf16", "model": "base", "x_pipeline": 3.1,
+             "peak_share": 0.2},
+            {"kind": "compare", "system": "speechtl", "precision": "bf16", "model": "shipped", "x_pipeline": 2.0,
+             "peak_share": 0.1},
+            {"kind": "compare", "system": "pipeline", "precision": "fp32", "model": "base", "peak_share": 0.9}]
+    lines = bench.goal_lines(rows)
+    assert len(lines) == 3 and lines[0].endswith(": met") and all(line.endswith("NOT met") for line in lines[1:])

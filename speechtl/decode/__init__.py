@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from speechtl.audio import SAMPLE_RATE
 from speechtl.data.dataset import CtcCollator, length_grouped_batches
 from speechtl.models import ctc_forward, uses_attention_mask
+from speechtl.models.fast_encoder import fast_encode_features, fast_features_supported
 from speechtl.models.features import ctc_logits_from_features
 from speechtl.runtime import autocast
 
@@ -40,12 +41,15 @@ def batch_rows(batch: dict, rows: torch.Tensor) -> dict:
     return {k: batch[k][rows] for k in MODEL_INPUTS if k in batch}
 
 
-def forward_logits(model, batch: dict, pass_mask: bool, precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
+def forward_logits(model, batch: dict, pass_mask: bool, precision: str = "fp32",
+                   fast: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the encoder + CTC head. Returns logits (B, T, V) in fp32 and valid frame counts (B,).
 
     A batch of cached feature-encoder outputs (``extract_features``, ``feature_lengths``:
     :class:`speechtl.data.feature_cache.FeatureCollator`) runs the rest of the model from there
-    (:func:`speechtl.models.features.ctc_logits_from_features`); a batch of audio runs all of it."""
+    (:func:`speechtl.models.features.ctc_logits_from_features`); a batch of audio runs all of it.
+    ``fast``: in bf16, with the model in eval mode, its feature encoder runs as matrix products on (B, T, C) activations
+    (:mod:`speechtl.models.fast_encoder`; equal up to rounding, ~2x faster on CPU) where the model allows."""
     device = next(model.parameters()).device
     if "extract_features" in batch:
         lengths = batch["feature_lengths"].to(device)
@@ -54,10 +58,15 @@ def forward_logits(model, batch: dict, pass_mask: bool, precision: str = "fp32")
         return logits.float(), lengths
     inputs = batch["input_values"].to(device)
     mask = batch["attention_mask"].to(device)
-    with autocast(device, precision):
-        out = model(inputs, attention_mask=mask if _gives_mask(model, pass_mask) else None)
     base = extract_model_from_parallel(model)  # DDP/compiled wrappers hide the helper below
     lengths = base._get_feat_extract_output_lengths(mask.sum(-1)).to(torch.long)
+    if fast and precision == "bf16" and not model.training and fast_features_supported(model):
+        with autocast(device, precision):
+            features = fast_encode_features(model, inputs, torch.bfloat16)
+            logits = ctc_logits_from_features(model, features, lengths if _gives_mask(model, pass_mask) else None)
+        return logits.float(), lengths
+    with autocast(device, precision):
+        out = model(inputs, attention_mask=mask if _gives_mask(model, pass_mask) else None)
     return out.logits.float(), lengths
 
 
@@ -73,15 +82,16 @@ class Batch:
 
 
 def forward_arrays(model, processor, arrays: Sequence[np.ndarray], precision: str = "fp32",
-                   hidden_states: bool = False, indices: Sequence[int] | None = None) -> Batch:
+                   hidden_states: bool = False, indices: Sequence[int] | None = None, fast: bool = False) -> Batch:
     """16 kHz arrays padded into one batch by the model's feature extractor, through the model (no gradients,
-    in the mode the model is in). ``hidden_states`` needs a plain ``*ForCTC`` model in eval mode."""
+    in the mode the model is in). ``hidden_states`` needs a plain ``*ForCTC`` model in eval mode; ``fast``: see
+    :func:`forward_logits` (transcription uses it; evaluation and training do not, so their figures stay put)."""
     indices = list(range(len(arrays))) if indices is None else list(indices)
     batch = CtcCollator(processor.feature_extractor)([{"id": str(i), "audio": a} for i, a in zip(indices, arrays)])
     pass_mask = uses_attention_mask(processor)
     with torch.no_grad():
         if not hidden_states:
-            return Batch(indices, *forward_logits(model, batch, pass_mask, precision))
+            return Batch(indices, *forward_logits(model, batch, pass_mask, precision, fast))
         device = next(model.parameters()).device
         mask = batch["attention_mask"].to(device)
         with autocast(device, precision):

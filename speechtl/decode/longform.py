@@ -36,13 +36,13 @@ class FileLogProbs:
 
 
 class _Runner:
-    """The model's forward pass on lists of arrays; log-softmax in fp32 on CPU."""
+    """The model's forward pass on lists of arrays (the fast feature encoder in bf16); log-softmax in fp32 on CPU."""
 
     def __init__(self, model, processor, precision: str):
         self.model, self.processor, self.precision = model, processor, precision
 
     def __call__(self, arrays: Sequence[np.ndarray]) -> list[torch.Tensor]:
-        out = forward_arrays(self.model, self.processor, arrays, self.precision)
+        out = forward_arrays(self.model, self.processor, arrays, self.precision, fast=True)
         log_probs = torch.log_softmax(out.logits, dim=-1).cpu()
         return [lp[: int(n)] for lp, n in zip(log_probs, out.lengths)]
 

@@ -56,12 +56,15 @@ def frame_mask(feature_lengths: torch.Tensor, frames: int) -> torch.Tensor:
     return torch.arange(frames, device=feature_lengths.device)[None, :] < feature_lengths[:, None]
 
 
-def ctc_logits_from_features(model, extract_features: torch.Tensor, feature_lengths: torch.Tensor) -> torch.Tensor:
+def ctc_logits_from_features(model, extract_features: torch.Tensor,
+                             feature_lengths: torch.Tensor | None) -> torch.Tensor:
     """CTC logits (B, T, V) from zero-padded ``extract_features`` (B, T, C) and valid frames per row (B,):
-    ``Wav2Vec2ForCTC.forward`` after its feature encoder, with the attention mask it would build."""
+    ``Wav2Vec2ForCTC.forward`` after its feature encoder, with the attention mask it would build (none when
+    ``feature_lengths`` is None: what the model does without an attention mask)."""
     ctc = ctc_model(model)
     w = ctc.wav2vec2
-    mask = frame_mask(feature_lengths.to(extract_features.device), extract_features.shape[1])
+    mask = None if feature_lengths is None else \
+        frame_mask(feature_lengths.to(extract_features.device), extract_features.shape[1])
     hidden, _ = w.feature_projection(extract_features)
     hidden = w._mask_hidden_states(hidden, attention_mask=mask)
     hidden = w.encoder(hidden, attention_mask=mask).last_hidden_state
