@@ -34,6 +34,7 @@ examples:
   speechtl check --train train.jsonl --dev dev.jsonl --test test.jsonl --model speechtl/en-us-synth
   speechtl compare --models speechtl/en-us-synth runs/scottish --test us.jsonl scot.jsonl --out runs/cmp
   speechtl transcribe speechtl/en-us-synth --adapter runs/scottish/adapter recordings/
+  speechtl combine runs/scottish runs/irish --out runs/accents && speechtl evaluate runs/accents test.jsonl
   speechtl adapt --language es --vocab copy --train es_train.jsonl --dev es_dev.jsonl --out runs/spanish
   speechtl adapt --unlabelled untranscribed/ --dev dev.jsonl --test test.jsonl --out runs/self_training
   speechtl pretrain speechtl/en-us-synth untranscribed/ --steps 2000 --out runs/pretrained  # then adapt --model
@@ -77,6 +78,10 @@ def _evaluate(args) -> int:
         print(f"{name:24} {r['num_utts']:>6} {r['num_words']:>7} {100 * r['wer']:>7.2f} {100 * r['cer']:>7.2f} "
               f"{r['rtf']:>7.4f}" + (f"  {100 * r['routed_share']:>8.0f}" if routed else "")
               + f" {100 * r['hits'] / max(r['num_words'], 1):>9.1f} {r['hyp_ratio']:>7.2f} {100 * r['empty_share']:>7.1f}")
+    for name, r in results["sets"].items():  # a combined folder: who served what
+        if "member_shares" in r:
+            print(f"{name}: served by " + ", ".join(f"{m} {100 * v:.0f} %" for m, v in r["member_shares"].items())
+                  + f", the base {100 * (1 - r['routed_share']):.0f} %")
     for s in results["skipped"]:
         print(f"skipped {s['set']}/{s['id']}: {s['reason']}", file=sys.stderr)
     return 0
@@ -104,6 +109,15 @@ def _transcribe(args) -> int:
         print(format_transcript(transcripts[0], args.output_format), end="")
     for s in skipped:
         print(f"skipped {s['path']}: {s['reason']}", file=sys.stderr)
+    return 0
+
+
+def _combine(args) -> int:
+    from speechtl.models.combine import combine_runs
+
+    manifest = combine_runs(args.runs, args.out, args.overwrite)
+    members = ", ".join(f"{m['name']} ({m['kind']})" for m in manifest["members"])
+    print(f"wrote {args.out}: {len(manifest['members'])} member(s) over {manifest['base_model']}: {members}")
     return 0
 
 
@@ -305,6 +319,20 @@ def _add_transcribe_parser(sub) -> None:
     p.set_defaults(func=_transcribe)
 
 
+def _add_combine_parser(sub) -> None:
+    p = sub.add_parser("combine", help="several accent-adapted routed runs of one base behind one router",
+                       description="Combine routed run folders (adapt --route) adapted from the same base into one "
+                                   "folder that evaluate, transcribe and compare serve: the base runs on every "
+                                   "utterance, each member's router scores it, and the member whose router is surest "
+                                   "(and whose gate passes it) serves it; else the base. Writes a small manifest "
+                                   "(no weights are copied); a member whose files change is refused at load.")
+    p.add_argument("runs", nargs="+", metavar="[NAME=]RUN",
+                   help="routed run folders; NAME (default: the accent of the run's training manifest) names it")
+    p.add_argument("--out", required=True, help="the folder to write speechtl_multiroute.json into")
+    p.add_argument("--overwrite", action="store_true", help="replace a combined folder already in --out")
+    p.set_defaults(func=_combine)
+
+
 def _add_lm_parser(sub) -> None:
     p = sub.add_parser("lm", help="n-gram language models for beam-search decoding")
     lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
@@ -344,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scoring_parsers(sub)
     _add_check_parser(sub)
     _add_transcribe_parser(sub)
+    _add_combine_parser(sub)
     _add_prepare_parser(sub)
     _add_lm_parser(sub)
     add_pretrain_parser(sub)
@@ -351,7 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # what each verb writes, one writer at a time (its flag's dest, kind; speechtl.fileio.folder_lock / file_lock)
-LOCKED = {**{verb: (("out", "folder"),) for verb in ("adapt", "demo", "pretrain", "compare", "evaluate")},
+LOCKED = {**{verb: (("out", "folder"),) for verb in ("adapt", "demo", "pretrain", "compare", "evaluate",
+                                                     "combine")},
           "transcribe": (("output_dir", "folder"),), "lm": (("out", "file"),),
           "prepare": (("out", "file"), ("audio_out", "folder"))}
 # every output a verb writes, (dest, kind): checked before any work (speechtl.fileio.preflight_output)
