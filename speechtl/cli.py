@@ -13,6 +13,7 @@ from dataclasses import asdict
 # the parser is built from torch-free modules only (speechtl --help starts fast); each verb's handler imports
 # the library it runs
 from speechtl.adapt.config import AdaptConfig, SelfTrainingConfig
+from speechtl.combine import add_combine_parser, member_shares
 from speechtl.compare.config import CompareConfig
 from speechtl.config import ConfigError, add_dataclass_arguments, dataclass_from_args
 from speechtl.demo_config import AccentDemoConfig
@@ -78,10 +79,8 @@ def _evaluate(args) -> int:
         print(f"{name:24} {r['num_utts']:>6} {r['num_words']:>7} {100 * r['wer']:>7.2f} {100 * r['cer']:>7.2f} "
               f"{r['rtf']:>7.4f}" + (f"  {100 * r['routed_share']:>8.0f}" if routed else "")
               + f" {100 * r['hits'] / max(r['num_words'], 1):>9.1f} {r['hyp_ratio']:>7.2f} {100 * r['empty_share']:>7.1f}")
-    for name, r in results["sets"].items():  # a combined folder: who served what
-        if "member_shares" in r:
-            print(f"{name}: served by " + ", ".join(f"{m} {100 * v:.0f} %" for m, v in r["member_shares"].items())
-                  + f", the base {100 * (1 - r['routed_share']):.0f} %")
+    for line in member_shares(results):  # a combined folder: who served what
+        print(line)
     for s in results["skipped"]:
         print(f"skipped {s['set']}/{s['id']}: {s['reason']}", file=sys.stderr)
     return 0
@@ -109,15 +108,6 @@ def _transcribe(args) -> int:
         print(format_transcript(transcripts[0], args.output_format), end="")
     for s in skipped:
         print(f"skipped {s['path']}: {s['reason']}", file=sys.stderr)
-    return 0
-
-
-def _combine(args) -> int:
-    from speechtl.models.combine import combine_runs
-
-    manifest = combine_runs(args.runs, args.out, args.overwrite)
-    members = ", ".join(f"{m['name']} ({m['kind']})" for m in manifest["members"])
-    print(f"wrote {args.out}: {len(manifest['members'])} member(s) over {manifest['base_model']}: {members}")
     return 0
 
 
@@ -319,20 +309,6 @@ def _add_transcribe_parser(sub) -> None:
     p.set_defaults(func=_transcribe)
 
 
-def _add_combine_parser(sub) -> None:
-    p = sub.add_parser("combine", help="several accent-adapted routed runs of one base behind one router",
-                       description="Combine routed run folders (adapt --route) adapted from the same base into one "
-                                   "folder that evaluate, transcribe and compare serve: the base runs on every "
-                                   "utterance, each member's router scores it, and the member whose router is surest "
-                                   "(and whose gate passes it) serves it; else the base. Writes a small manifest "
-                                   "(no weights are copied); a member whose files change is refused at load.")
-    p.add_argument("runs", nargs="+", metavar="[NAME=]RUN",
-                   help="routed run folders; NAME (default: the accent of the run's training manifest) names it")
-    p.add_argument("--out", required=True, help="the folder to write speechtl_multiroute.json into")
-    p.add_argument("--overwrite", action="store_true", help="replace a combined folder already in --out")
-    p.set_defaults(func=_combine)
-
-
 def _add_lm_parser(sub) -> None:
     p = sub.add_parser("lm", help="n-gram language models for beam-search decoding")
     lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
@@ -372,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scoring_parsers(sub)
     _add_check_parser(sub)
     _add_transcribe_parser(sub)
-    _add_combine_parser(sub)
+    add_combine_parser(sub)
     _add_prepare_parser(sub)
     _add_lm_parser(sub)
     add_pretrain_parser(sub)
@@ -380,8 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # what each verb writes, one writer at a time (its flag's dest, kind; speechtl.fileio.folder_lock / file_lock)
-LOCKED = {**{verb: (("out", "folder"),) for verb in ("adapt", "demo", "pretrain", "compare", "evaluate",
-                                                     "combine")},
+LOCKED = {**{verb: (("out", "folder"),) for verb in ("adapt", "demo", "pretrain", "compare", "evaluate", "combine")},
           "transcribe": (("output_dir", "folder"),), "lm": (("out", "file"),),
           "prepare": (("out", "file"), ("audio_out", "folder"))}
 # every output a verb writes, (dest, kind): checked before any work (speechtl.fileio.preflight_output)
