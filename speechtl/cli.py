@@ -13,6 +13,7 @@ from dataclasses import asdict
 # the parser is built from torch-free modules only (speechtl --help starts fast); each verb's handler imports
 # the library it runs
 from speechtl.adapt.config import AdaptConfig, SelfTrainingConfig
+from speechtl.combine import add_combine_parser, member_shares
 from speechtl.compare.config import CompareConfig
 from speechtl.config import ConfigError, add_dataclass_arguments, dataclass_from_args
 from speechtl.demo_config import AccentDemoConfig
@@ -35,6 +36,7 @@ examples:
   speechtl check --train train.jsonl --dev dev.jsonl --test test.jsonl --model speechtl/en-us-synth
   speechtl compare --models speechtl/en-us-synth runs/scottish --test us.jsonl scot.jsonl --out runs/cmp
   speechtl transcribe speechtl/en-us-synth --adapter runs/scottish/adapter recordings/
+  speechtl combine runs/scottish runs/irish --out runs/accents && speechtl evaluate runs/accents test.jsonl
   speechtl adapt --language es --vocab copy --train es_train.jsonl --dev es_dev.jsonl --out runs/spanish
   speechtl adapt --unlabelled untranscribed/ --dev dev.jsonl --test test.jsonl --out runs/self_training
   speechtl pretrain speechtl/en-us-synth untranscribed/ --steps 2000 --out runs/pretrained  # then adapt --model
@@ -78,6 +80,8 @@ def _evaluate(args) -> int:
         print(f"{name:24} {r['num_utts']:>6} {r['num_words']:>7} {100 * r['wer']:>7.2f} {100 * r['cer']:>7.2f} "
               f"{r['rtf']:>7.4f}" + (f"  {100 * r['routed_share']:>8.0f}" if routed else "")
               + f" {100 * r['hits'] / max(r['num_words'], 1):>9.1f} {r['hyp_ratio']:>7.2f} {100 * r['empty_share']:>7.1f}")
+    for line in member_shares(results):  # a combined folder: who served what
+        print(line)
     for s in results["skipped"]:
         print(f"skipped {s['set']}/{s['id']}: {s['reason']}", file=sys.stderr)
     return 0
@@ -345,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scoring_parsers(sub)
     _add_check_parser(sub)
     _add_transcribe_parser(sub)
+    add_combine_parser(sub)
     _add_prepare_parser(sub)
     _add_lm_parser(sub)
     add_pretrain_parser(sub)
@@ -352,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # what each verb writes, one writer at a time (its flag's dest, kind; speechtl.fileio.folder_lock / file_lock)
-LOCKED = {**{verb: (("out", "folder"),) for verb in ("adapt", "demo", "pretrain", "compare", "evaluate")},
+LOCKED = {**{verb: (("out", "folder"),) for verb in ("adapt", "demo", "pretrain", "compare", "evaluate", "combine")},
           "transcribe": (("output_dir", "folder"),), "lm": (("out", "file"),),
           "prepare": (("out", "file"), ("audio_out", "folder"))}
 # every output a verb writes, (dest, kind): checked before any work (speechtl.fileio.preflight_output)

@@ -22,27 +22,30 @@ TONE_S = 0.1
 WORDS = ["ab", "ba", "abc", "cab", "bca", "cc", "aab"]
 
 
-def tone_audio(text: str, seed: int = 0, sr: int = 16_000) -> np.ndarray:
-    """A word-separated tone sequence for ``text`` (letters a, b, c; spaces are 0.1 s of quiet noise)."""
+def tone_audio(text: str, seed: int = 0, sr: int = 16_000, pitch: float = 1.0) -> np.ndarray:
+    """A word-separated tone sequence for ``text`` (letters a, b, c; spaces are 0.1 s of quiet noise); ``pitch``
+    scales every tone (another "accent" of the same language)."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(TONE_S * sr)) / sr
     parts = [np.zeros(int(0.05 * sr))]
     for ch in text:
-        parts.append(np.zeros(len(t)) if ch == " " else 0.5 * np.sin(2 * np.pi * TONES_HZ[ch] * t))
+        parts.append(np.zeros(len(t)) if ch == " " else 0.5 * np.sin(2 * np.pi * pitch * TONES_HZ[ch] * t))
     parts.append(np.zeros(int(0.05 * sr)))
     wav = np.concatenate(parts)
     return (wav + 0.01 * rng.standard_normal(len(wav))).astype(np.float32)
 
 
-def make_tone_set(folder: Path, n: int, seed: int = 0, name: str = "manifest.jsonl", accent: str = "tone") -> Path:
-    """Write ``n`` utterances of one or two tone words with a JSONL manifest; returns the manifest path."""
+def make_tone_set(folder: Path, n: int, seed: int = 0, name: str = "manifest.jsonl", accent: str = "tone",
+                  pitch: float = 1.0) -> Path:
+    """Write ``n`` utterances of one or two tone words with a JSONL manifest (tones scaled by ``pitch``); returns
+    the manifest path."""
     rng = np.random.default_rng(seed)
     (folder / "wav").mkdir(parents=True, exist_ok=True)
     utts = []
     for i in range(n):
         text = " ".join(rng.choice(WORDS, size=int(rng.integers(1, 3))))
         path = folder / "wav" / f"{accent}-{seed}-{i:03d}.wav"
-        wav = tone_audio(text, seed * 1000 + i)
+        wav = tone_audio(text, seed * 1000 + i, pitch=pitch)
         sf.write(path, wav, 16_000)
         utts.append(Utterance(f"{accent}-{seed}-{i:03d}", path, text, speaker=f"spk{i % 3}", accent=accent,
                               language="", duration_s=len(wav) / 16_000))
@@ -69,6 +72,21 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def adapt_routed(model: Path, train: Path, source: Path, out: Path, dev: Path | None = None,
+                 test: Path | None = None, **training):
+    """A cheap routed run (``adapt --route``, 2 steps at lr 1e-2, no guard; ``training`` overrides): ``source`` is
+    the router's source audio and the source test set, ``test`` (default ``train``) the target test set. Returns
+    the :class:`speechtl.adapt.report.RunResult`."""
+    from speechtl.adapt.run import AdaptConfig, run_adaptation
+    from speechtl.adapt.train import train_config
+
+    settings = dict(lr=1e-2, max_steps=2, eval_every=2, batch_seconds=4, guard=False) | training
+    cfg = AdaptConfig(model=str(model), train=str(train), dev=str(dev) if dev else "", test=[str(test or train)],
+                      source_test=str(source), route=str(source), out=str(out), mismatch_utts=0,
+                      training=train_config(**settings))
+    return run_adaptation(cfg, progress=False)
 
 
 class Interrupt(Exception):

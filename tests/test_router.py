@@ -20,7 +20,7 @@ from speechtl.models import ModelLoadError, load_model, random_model
 from speechtl.models.router import ROUTER_DIR, RoutedCTC, Router, fit_gate, fit_router, masked_mean, weights_digest
 from speechtl.text import build_vocab
 
-from conftest import make_tone_set
+from conftest import adapt_routed, make_tone_set
 
 
 def test_fit_router_separates_two_clouds_and_weighs_the_classes_equally():
@@ -174,12 +174,8 @@ def test_the_base_digest_ignores_the_randomly_initialised_mask_embedding():
 @pytest.mark.parametrize("strategy", ["lora", "adapter", "head"])
 def test_routing_works_with_every_strategy(strategy, tone_data, tiny_model_dir, tmp_path):
     source = make_tone_set(tmp_path / "src", 4, seed=8, accent="src")
-    cfg = AdaptConfig(model=str(tiny_model_dir), train=str(tone_data["train"]), dev=str(tone_data["dev"]),
-                      test=[str(tone_data["test"])], source_test=str(source), route=str(source),
-                      out=str(tmp_path / "run"), mismatch_utts=0,
-                      training=train_config(strategy=strategy, lr=1e-2, max_steps=2, eval_every=2, batch_seconds=4,
-                                           lora_r=4, adapter_dim=8, guard=False))
-    results = run_adaptation(cfg, progress=False)
+    results = adapt_routed(tiny_model_dir, tone_data["train"], source, tmp_path / "run", tone_data["dev"],
+                           tone_data["test"], strategy=strategy, lora_r=4, adapter_dim=8)
     assert set(results.routing["routed_share"]) == {"test", "src"}
     assert isinstance(load_model(str(tmp_path / "run"))[0], RoutedCTC)
 
@@ -189,11 +185,8 @@ def routed_run(tone_data, tiny_model_dir, tmp_path_factory):
     """A routed run: tone-language target, a 'source accent' of the same tones one octave lower."""
     root = tmp_path_factory.mktemp("routed")
     source = make_tone_set(root / "src", 8, seed=7, accent="src")
-    cfg = AdaptConfig(model=str(tiny_model_dir), train=str(tone_data["train"]), dev=str(tone_data["dev"]),
-                      test=[str(tone_data["test"])], source_test=str(source), route=str(source),
-                      out=str(root / "run"), mismatch_utts=0,
-                      training=train_config(lr=1e-2, max_steps=2, eval_every=2, batch_seconds=4, guard=False))
-    return root / "run", run_adaptation(cfg, progress=False), source
+    return root / "run", adapt_routed(tiny_model_dir, tone_data["train"], source, root / "run", tone_data["dev"],
+                                      tone_data["test"]), source
 
 
 def test_a_routed_run_records_its_router_and_how_it_split_each_set(routed_run, tiny_model_dir):

@@ -47,6 +47,7 @@ from speechtl.models import load_model, model_text_language
 from speechtl.models.adapter import ADAPTER_DIR, ADAPTER_STRATEGIES, base_fingerprint, capture_adapter, folder_bytes, \
     save_adapter, weights_bytes
 from speechtl.models.head import adapt_vocabulary
+from speechtl.models.combine import read_multiroute
 from speechtl.models.router import ROUTER_DIR, RoutedCTC, read_router_meta, save_router, weights_digest
 from speechtl.runtime import resolve_precision, set_threads
 from speechtl.text import text_rules
@@ -128,7 +129,10 @@ def _target_language(cfg: AdaptConfig, train_utts: list[Utterance], model_langua
 
 
 def _load(cfg: AdaptConfig, state: PartialState, progress: bool) -> _Run:
-    """The start model (a routed folder is refused), its text language and CTC head for this run."""
+    """The start model (a routed or combined folder is refused), its text language and CTC head for this run."""
+    if Path(cfg.model).is_dir() and (combined := read_multiroute(cfg.model)) is not None:
+        raise ConfigError(f"{cfg.model!r} is a combined folder (several accents behind one router): adapt its base "
+                          f"model {combined['base_model']!r} again")
     model, processor = load_model(cfg.model)
     if state.is_main_process:  # room for the run folder, before any data is read
         weights = sum(t.nbytes for t in model.state_dict().values())

@@ -28,6 +28,8 @@ from speechtl.data.manifest import Utterance
 from speechtl.decode import transcribe_arrays
 from speechtl.fileio import atomic_write_json
 from speechtl.models import load_model, resolve  # resolve: shipped names → the folder inside the package
+from speechtl.models.multiroute import MultiRoutedCTC
+from speechtl.models.router import RoutedCTC
 
 __all__ = ["ModelSpec", "split_name", "parse_model_spec", "fingerprint", "TestSet", "Decoding", "AudioCache",
            "model_hypotheses", "CACHE_VERSION"]
@@ -147,8 +149,11 @@ def _decode(spec: ModelSpec, loaded, test_set: TestSet, audio: AudioCache, decod
     utts, arrays, skipped = audio.get(test_set)
     out = transcribe_arrays(model, processor, arrays, decoding.batch_seconds, decoding.precision, progress,
                             desc=f"{spec.name} on {test_set.name}")
-    return {"hyps": {u.id: t for u, t in zip(utts, out.texts)}, "skipped": skipped,
-            "audio_s": out.audio_s, "compute_s": out.compute_s}
+    entry = {"hyps": {u.id: t for u, t in zip(utts, out.texts)}, "skipped": skipped,
+             "audio_s": out.audio_s, "compute_s": out.compute_s}
+    if isinstance(model, (RoutedCTC, MultiRoutedCTC)):  # the share each adapted model (member) served
+        entry["routing"] = model.pop_stats()
+    return entry
 
 
 def _load(spec: ModelSpec, device: str, route: bool = True):
@@ -167,7 +172,8 @@ def model_hypotheses(
     progress: bool = True,
 ) -> dict[str, dict]:
     """Raw hypotheses of one model on each test set, from the cache where the key matches, else decoded
-    (the model is loaded only then). Each entry: hyps {id: text}, skipped, audio_s, compute_s, params, cached."""
+    (the model is loaded only then). Each entry: hyps {id: text}, skipped, audio_s, compute_s, params, cached, and
+    for a routed or combined model its ``routing`` shares (:meth:`MultiRoutedCTC.pop_stats`)."""
     identity = {"base": fingerprint(spec.base), "adapter": fingerprint(spec.adapter) if spec.adapter else None}
     loaded, results = None, {}
     for test_set in test_sets:

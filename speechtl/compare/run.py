@@ -219,6 +219,12 @@ def _decode_all(cfg: CompareConfig, specs: list[ModelSpec], test_sets: list[Test
     return entries
 
 
+def _routing(entries: dict[str, dict]) -> dict:
+    """A routed or combined model's shares per test set (who served what): {"routing": {set: shares}}, or {}."""
+    shares = {name: e["routing"] for name, e in entries.items() if "routing" in e}
+    return {"routing": shares} if shares else {}
+
+
 def command_line(cfg: CompareConfig) -> str:
     """The ``speechtl compare`` command that reproduces ``cfg`` (fields that differ from the defaults)."""
     parts, default = ["speechtl compare"], CompareConfig()
@@ -257,7 +263,8 @@ def run_compare(cfg: CompareConfig) -> dict:
         "command": command_line(cfg), "config": config_to_dict(cfg), "baseline": baseline.name,
         "models": [{"name": s.name, "spec": s.spec, "base": s.base, "adapter": s.adapter,
                     "params": first[s.name]["params"], "decoded": [k for k, e in entries[s.name].items()
-                                                                  if not e["cached"]]} for s in specs],
+                                                                  if not e["cached"]],
+                    **_routing(entries[s.name])} for s in specs],
         "sets": [{"name": t.name, "manifest": str(t.manifest), "num_utts": len(t.utts),
                   "scored_utts": pool.sets.count(t.name),
                   "skipped": entries[baseline.name][t.name]["skipped"]} for t in test_sets],

@@ -21,6 +21,7 @@ from speechtl.decode.chunking import model_receptive_field
 from speechtl.eval.scoring import ErrorRates, error_rates, utterance_edits, utterance_hits, word_figures
 from speechtl.fileio import atomic_write_json, atomic_write_text, output_path
 from speechtl.models import TEXT_LANGUAGE_KEY, load_model, model_text_language
+from speechtl.models.multiroute import MultiRoutedCTC
 from speechtl.models.router import RoutedCTC
 from speechtl.runtime import pick_device, resolve_precision
 from speechtl.text import normalize, text_rules
@@ -177,7 +178,7 @@ def evaluate_manifests(
         r = evaluate(net, processor, utts, batch_seconds, precision, progress, audio, f"evaluating {name}",
                      language, decode)
         results["sets"][name] = {"manifest": path, **r.summary()}
-        if isinstance(net, RoutedCTC):  # shares sent to the adapted model / kept by the gate, mean p(target)
+        if isinstance(net, (RoutedCTC, MultiRoutedCTC)):  # shares sent to the adapted model(s) / kept by the gate
             results["sets"][name].update(net.pop_stats())
         if out:
             write_hypotheses(r, hyps[name])

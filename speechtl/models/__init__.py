@@ -30,7 +30,8 @@ from speechtl.fileio import INCOMPLETE
 from speechtl.models.integrity import ModelLoadError, check_finite, check_vocab_size, load_weights
 from speechtl.models.numerics import protect_pos_conv
 
-__all__ = ["SUPPORTED_MODEL_TYPES", "ModelLoadError", "resolve", "load_model", "build_processor", "random_model",
+__all__ = ["SUPPORTED_MODEL_TYPES", "ModelLoadError", "resolve", "load_model", "load_base", "build_processor",
+           "random_model",
            "MODEL_SIZES", "uses_attention_mask", "ctc_forward", "TEXT_LANGUAGE_KEY", "model_text_language"]
 
 # wav2vec2-family encoders with a CTC head in transformers (AutoModelForCTC).
@@ -70,9 +71,18 @@ def load_model(name_or_path: str, attn_implementation: str = "sdpa", adapter: st
     see :mod:`speechtl.models.adapter`. A run folder with ``router/`` (an ``adapt --route`` run) loads as the
     routed system, base and adapted model together (:class:`speechtl.models.router.RoutedCTC`), unless
     ``route`` is False (then: the adapted model alone); the base it names is loaded offline unless it is a folder or
-    a shipped model. ``offline``: a hub id from the local Hugging Face cache only, never the network.
+    a shipped model. ``offline``: a hub id from the local Hugging Face cache only, never the network. A folder
+    written by ``speechtl combine`` loads as its several accents behind one router
+    (:class:`speechtl.models.multiroute.MultiRoutedCTC`).
     """
     source = refuse_incomplete(resolve(str(name_or_path)))
+    if Path(source, "speechtl_multiroute.json").is_file():  # combine.MANIFEST (combine imports this module)
+        from speechtl.models.multiroute import load_multiroute
+
+        if adapter is not None or not route:
+            raise ModelLoadError(f"{source} serves several accent-adapted members behind one router: it takes no "
+                                 f"--adapter and has no single adapted model for --no-route (load a member's run)")
+        return load_multiroute(source, attn_implementation)
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every load
     hub = {"local_files_only": True} if offline else {}
     try:
@@ -117,17 +127,24 @@ def _routed(source: str, model, processor, attn_implementation: str):
     if meta is None:
         return model
     name = meta["base_model"]
+    base, _ = load_base(name, source, attn_implementation, "or load the folder with --no-route for its adapted "
+                                                           "model alone")
+    return RoutedCTC(base, model, load_router(source, meta, base, name), uses_attention_mask(processor)).eval()
+
+
+def load_base(name: str, user: str, attn_implementation: str = "sdpa", hint: str = ""):
+    """The base model ``name`` that the folder ``user`` routes with, and its processor: from a folder, a shipped
+    model or the HF cache (offline): a downloaded folder never makes speechtl reach for the network. ``hint`` ends
+    the message when a hub base is not in the cache."""
     local = Path(name).is_dir() or name.startswith("speechtl/")
     try:
-        base, _ = load_model(name, attn_implementation, route=False, offline=not local)
+        return load_model(name, attn_implementation, route=False, offline=not local)
     except ModelLoadError as e:
         if local:
             raise
-        raise ModelLoadError(f"{source} routes with the base {name!r}, which is not a folder here, a shipped model or "
+        raise ModelLoadError(f"{user} routes with the base {name!r}, which is not a folder here, a shipped model or "
                              f"in the local Hugging Face cache, and speechtl does not download what a folder names: "
-                             f"fetch a hub base yourself (hf download {name}), or load the folder with --no-route "
-                             f"for its adapted model alone") from e
-    return RoutedCTC(base, model, load_router(source, meta, base, name), uses_attention_mask(processor)).eval()
+                             f"fetch a hub base yourself (hf download {name}){', ' + hint if hint else ''}") from e
 
 
 def uses_attention_mask(processor) -> bool:

@@ -181,7 +181,7 @@ def _check_tensors(folder: Path, got: dict[str, torch.Tensor], expected: dict[st
         raise ModelLoadError(f"adapter {str(folder)!r} does not fit the model ({detail})")
 
 
-def _apply_lora(model, folder: Path, tensors: dict[str, torch.Tensor]):
+def _apply_lora(model, folder: Path, tensors: dict[str, torch.Tensor], merge: bool = True):
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
     try:
@@ -193,7 +193,7 @@ def _apply_lora(model, folder: Path, tensors: dict[str, torch.Tensor]):
         wrapped = get_peft_model(model, config)
     _check_tensors(folder, tensors, get_peft_model_state_dict(wrapped))
     set_peft_model_state_dict(wrapped, tensors)
-    return wrapped.merge_and_unload()
+    return wrapped.merge_and_unload() if merge else wrapped
 
 
 def _apply_mms(model, folder: Path, tensors: dict[str, torch.Tensor], dim):
@@ -209,14 +209,15 @@ def _apply_mms(model, folder: Path, tensors: dict[str, torch.Tensor], dim):
     return model
 
 
-def apply_adapter(model, processor, folder: str | Path, model_name: str = "the model"):
-    """``model`` with the adapter in ``folder`` applied (LoRA merged); a plain transformers model, in eval mode."""
+def apply_adapter(model, processor, folder: str | Path, model_name: str = "the model", merge: bool = True):
+    """``model`` with the adapter in ``folder`` applied (LoRA merged); a plain transformers model, in eval mode.
+    ``merge=False`` leaves LoRA unmerged (a peft wrapper: the base weights are read, never written)."""
     folder = Path(folder)
     meta = _read_meta(folder)
     _check_base(meta, folder, model, processor, model_name)
     tensors = _load_tensors(folder, meta)
     if meta["strategy"] == "lora":
-        model = _apply_lora(model, folder, tensors)
+        model = _apply_lora(model, folder, tensors, merge)
     else:
         model = _apply_mms(model, folder, tensors, meta.get("adapter_attn_dim"))
     return model.eval()
