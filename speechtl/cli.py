@@ -14,8 +14,9 @@ from dataclasses import asdict
 # the library it runs
 from speechtl.adapt.config import AdaptConfig, SelfTrainingConfig
 from speechtl.compare.config import CompareConfig
-from speechtl.config import ConfigError, add_dataclass_arguments, dataclass_from_args
+from speechtl.config import ConfigError, add_dataclass_arguments, add_debug_flag, dataclass_from_args
 from speechtl.demo_config import AccentDemoConfig
+from speechtl.errors import report_error
 from speechtl.pretrain import add_pretrain_parser
 from speechtl.settings import PRECISIONS, LmSettings
 
@@ -347,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare_parser(sub)
     _add_lm_parser(sub)
     add_pretrain_parser(sub)
+    add_debug_flag(parser)
     return parser
 
 
@@ -381,14 +383,14 @@ def _output_lock(args) -> contextlib.ExitStack:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from speechtl.errors import SpeechtlError
-
     try:
         with _output_lock(args):
             return args.func(args)
-    except SpeechtlError as e:
-        print(f"speechtl {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except Exception as e:  # noqa: BLE001 — every error ends as one line (and an exit code), a traceback on --debug
+        return report_error(f"speechtl {args.command}", e, args.debug)
+    except KeyboardInterrupt:  # Ctrl-C: what an interrupted run left is named by the next run (--resume)
+        print(f"speechtl {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

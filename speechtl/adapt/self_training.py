@@ -44,7 +44,7 @@ from speechtl.data.manifest import ManifestError, Utterance, read_manifest, tota
 from speechtl.decode import greedy_decode
 from speechtl.eval import error_rates
 from speechtl.eval.bootstrap import WerDifference, compare_hypothesis_files
-from speechtl.fileio import atomic_write_json, atomic_write_text, refuse_finished_run
+from speechtl.fileio import atomic_write_csv, atomic_write_json, atomic_write_text, refuse_finished_run
 from speechtl.models import load_model
 from speechtl.runtime import resolve_precision, set_threads
 from speechtl.text import normalize
@@ -123,9 +123,9 @@ def _score_pseudo(unl: UnlabelledSet, labels: list[PseudoLabel], keep: list[int]
 
 def _write_labels(folder: Path, unl: UnlabelledSet, labels: list[PseudoLabel], keep: list[int]) -> None:
     kept = set(keep)
-    rows = ["id\tconfidence\tkept\thypothesis"]
-    rows += [f"{u.id}\t{p.confidence:.6f}\t{int(i in kept)}\t{p.text}" for i, (u, p) in enumerate(zip(unl.utts, labels))]
-    atomic_write_text(folder / "pseudo_labels.tsv", "\n".join(rows) + "\n")
+    rows = [{"id": u.id, "confidence": f"{p.confidence:.6f}", "kept": int(i in kept), "hypothesis": p.text}
+            for i, (u, p) in enumerate(zip(unl.utts, labels))]
+    atomic_write_csv(folder / "pseudo_labels.tsv", rows, ["id", "confidence", "kept", "hypothesis"], delimiter="\t")
 
 
 def _pseudo_round(teacher: str, unl: UnlabelledSet, labelled: list[Utterance], adapt: AdaptConfig,
