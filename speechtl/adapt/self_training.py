@@ -21,6 +21,8 @@ only pseudo-label *scoring* reads the references, so they cannot reach a trainin
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import sys
 import time
@@ -98,16 +100,28 @@ def _check_config(adapt: AdaptConfig, st: SelfTrainingConfig) -> None:
 
 
 def _check_disjoint(unl: UnlabelledSet, adapt: AdaptConfig) -> None:
-    """Unlabelled audio must not be labelled training, dev or test audio (or share their ids)."""
+    """Unlabelled audio must not be labelled training, dev or test audio: no shared id, audio file or copy of
+    one (the same bytes under another name; compared where the sizes match)."""
     ids = {u.id for u in unl.utts}
     paths = {Path(u.audio_path).resolve() for u in unl.utts}
+    by_size: dict[int, list[Path]] = {}
+    for p in paths:
+        by_size.setdefault(p.stat().st_size, []).append(p)
     for path in [adapt.train, adapt.dev, *adapt.test, adapt.source_dev, adapt.source_test]:
         if not path:
             continue
         for u in read_manifest(path, check_files=False):
-            if u.id in ids or Path(u.audio_path).resolve() in paths:
+            audio = Path(u.audio_path).resolve()
+            same = audio in paths or (audio.is_file() and any(
+                _file_digest(audio) == _file_digest(p) for p in by_size.get(audio.stat().st_size, [])))
+            if u.id in ids or same:
                 raise ConfigError(f"{path}: utterance {u.id!r} is also in the unlabelled set "
-                                  f"(same id or audio file); keep labelled, dev and test audio out of it")
+                                  f"(same id, audio file or a copy of it); keep labelled, dev and test audio out of it")
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_digest(path: Path) -> bytes:
+    return hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
 
 
 def _score_pseudo(unl: UnlabelledSet, labels: list[PseudoLabel], keep: list[int]) -> dict:
