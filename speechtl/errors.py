@@ -1,9 +1,10 @@
 """The one base class of every error a user can cause (bad input, bad configuration, a broken run).
 
 The CLI catches :class:`SpeechtlError` and prints one line naming the input (exit 2); anything else is a bug:
-one line naming the exception and "run again with --debug for the traceback" (exit 1) —
-:func:`report_error`; ``--debug`` prints the traceback of either. Each stage keeps its own subclass (``ConfigError``, ``ManifestError``, ``AudioError``,
-``ModelLoadError``, ``LmError``, ``VocabularyError``, ``BlankCollapseError``) so callers can tell them apart.
+one line naming the exception and "run again with --debug for the traceback" (exit 1) — :func:`report_error`;
+``--debug`` prints the traceback of either. Each stage keeps its own subclass (``ConfigError``,
+``ManifestError``, ``AudioError``, ``ModelLoadError``, ``LmError``, ``VocabularyError``, ``BlankCollapseError``)
+so callers can tell them apart.
 """
 
 from __future__ import annotations

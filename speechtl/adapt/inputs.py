@@ -8,6 +8,7 @@ file or (``on_error="skip"``) is left out and listed.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 
 import numpy as np
@@ -15,8 +16,8 @@ import torch
 
 from speechtl.config import ConfigError
 from speechtl.data.dataset import frames_needed, load_utterance_audio
-from speechtl.data.manifest import (Utterance, add_durations, read_manifest, sample_minutes, shared_with,
-                                    total_minutes, unique_names)
+from speechtl.data.manifest import (Utterance, add_durations, read_manifest, sample_minutes, set_name,
+                                    shared_with, total_minutes, unique_names)
 from speechtl.errors import SpeechtlError
 from speechtl.text import find_oov, normalize, text_to_model_alphabet
 
@@ -52,11 +53,18 @@ def check_transcripts(sets: dict[str, list[Utterance]], tokenizer, model_name: s
 DATA_SETS = ("train", "dev", "source_dev", "replay", "route")  # the names load_sets gives the other manifests
 
 
-def eval_set_names(test: list[str], source_test: str) -> dict[str, tuple[str, str]]:
+def eval_set_names(test: list[str], source_test: str, dev: str = "",
+                   source_dev: str = "") -> dict[str, tuple[str, str]]:
     """Evaluation set name -> (role, manifest path); names come from the manifest paths, never one of
-    :data:`DATA_SETS` (a test manifest called train.jsonl must not replace the training set)."""
+    :data:`DATA_SETS` (a test manifest called train.jsonl must not replace the training set) — unless the set is
+    the ``dev`` (or ``source_dev``) file itself, scored under that name."""
     entries = [("target", p) for p in test] + ([("source", source_test)] if source_test else [])
     names = unique_names([p for _, p in entries], taken=DATA_SETS)
+    same = {"dev": dev, "source_dev": source_dev}
+    for i, (_, path) in enumerate(entries):
+        name = set_name(path)
+        if same.get(name) and os.path.realpath(same[name]) == os.path.realpath(path) and name not in names:
+            names[i] = name
     return {name: entry for name, entry in zip(names, entries)}
 
 
@@ -66,7 +74,8 @@ def load_sets(cfg, tokenizer, progress: bool, language: str | None):
     named = {"train": cfg.train, **({"dev": cfg.dev} if cfg.dev else {}),
              **({"source_dev": cfg.source_dev} if cfg.source_dev else {}),
              **({"replay": cfg.replay} if cfg.replay else {}),
-             **{name: path for name, (_, path) in eval_set_names(cfg.test, cfg.source_test).items()}}
+             **{name: path for name, (_, path) in
+                eval_set_names(cfg.test, cfg.source_test, cfg.dev, cfg.source_dev).items()}}
     utts = {name: read_manifest(path) for name, path in named.items()}
     check_disjoint(utts, named)
     check_transcripts(utts, tokenizer, cfg.model, language)
