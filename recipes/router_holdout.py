@@ -127,7 +127,8 @@ def _real_sets(cfg: RouterHoldoutConfig) -> tuple[list[tuple[str, str, list[np.n
 
 
 def _demo_sets(utts: dict, audio: dict, adapt_cfg) -> list[tuple[str, str, list[np.ndarray]]]:
-    roles = {name: role for name, (role, _) in eval_set_names(adapt_cfg.test, adapt_cfg.source_test).items()}
+    roles = {name: role for name, (role, _) in eval_set_names(adapt_cfg.test, adapt_cfg.source_test,
+                                                                adapt_cfg.dev, adapt_cfg.source_dev).items()}
     rows = [(f"demo {role} test ({name})", f"espeak-ng {role} accent, held out", audio[name])
             for name, role in roles.items()]
     return rows + [("demo target dev", "espeak-ng target accent, held out (chooses --keep)", audio["dev"]),

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from speechtl.adapt.config import AdaptConfig, SelfTrainingConfig
 from speechtl.combine import add_combine_parser, member_shares
 from speechtl.compare.config import CompareConfig
-from speechtl.config import ConfigError, add_dataclass_arguments, dataclass_from_args
+from speechtl.config import ConfigError, add_dataclass_arguments, add_debug_flag, dataclass_from_args
 from speechtl.demo_config import AccentDemoConfig
 from speechtl.errors import exit_status
 from speechtl.pretrain import add_pretrain_parser
@@ -353,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare_parser(sub)
     _add_lm_parser(sub)
     add_pretrain_parser(sub)
+    add_debug_flag(parser)
     return parser
 
 
@@ -392,7 +393,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return exit_status(f"speechtl {args.command}", lambda: _run(args))
+    return exit_status(f"speechtl {args.command}", lambda: _run(args), args.debug)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from speechtl.errors import SpeechtlError
 
-__all__ = ["ConfigError", "add_dataclass_arguments", "dataclass_from_args", "parse_config", "config_to_dict",
+__all__ = ["ConfigError", "add_dataclass_arguments", "add_debug_flag", "dataclass_from_args", "parse_config", "config_to_dict",
            "override", "flat_dict"]
 
 T = TypeVar("T")
@@ -127,3 +127,15 @@ def flat_dict(cfg) -> dict:
         else:
             out[f.name] = list(value) if isinstance(value, list) else value
     return out
+
+
+def add_debug_flag(parser: argparse.ArgumentParser, top: bool = True) -> None:
+    """``--debug`` in ``parser`` and every subparser under it: before the verb (``speechtl --debug adapt ...``) or
+    after it (``speechtl adapt ... --debug``); the CLI then prints an error's traceback
+    (:func:`speechtl.errors.exit_status`)."""
+    parser.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="print the full traceback of an error (for bug reports)")
+    for action in parser._actions:  # argparse keeps its subparsers there; no public accessor
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases share one parser
+                add_debug_flag(sub, top=False)

@@ -74,12 +74,14 @@ def spreadsheet_safe(value):
         return "'" + value
 
 
-def atomic_write_csv(path: str | os.PathLike, rows: Sequence[dict], fieldnames: Sequence[str] | None = None) -> None:
-    """Rows as CSV with a header (``fieldnames``, default: every key in first-seen order), written atomically; text
-    cells that a spreadsheet would run as formulas are made plain text (:func:`spreadsheet_safe`)."""
+def atomic_write_csv(path: str | os.PathLike, rows: Sequence[dict], fieldnames: Sequence[str] | None = None,
+                     delimiter: str = ",") -> None:
+    """Rows as CSV (or TSV: ``delimiter="\\t"``) with a header (``fieldnames``, default: every key in first-seen
+    order), written atomically; text cells that a spreadsheet would run as formulas are made plain text
+    (:func:`spreadsheet_safe`)."""
     buf = io.StringIO()
     names = list(fieldnames) if fieldnames is not None else list(dict.fromkeys(k for r in rows for k in r))
-    writer = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=names, delimiter=delimiter, lineterminator="\n")
     writer.writeheader()
     writer.writerows({k: spreadsheet_safe(v) for k, v in r.items()} for r in rows)
     atomic_write_text(path, buf.getvalue())

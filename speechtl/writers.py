@@ -68,10 +68,12 @@ def format_transcript(t, fmt: str) -> str:
 
 
 def markdown_text(text: str) -> str:
-    """User-given text (ids, transcripts, file names, reasons) as inert Markdown: HTML escaped, table pipes
-    escaped, one line — a manifest cannot inject markup or break a table in a report."""
+    """User-given text (ids, transcripts, file names, reasons) as inert Markdown: HTML escaped, brackets as
+    entities (no ``[link](…)`` or ``![image](…)``), table pipes escaped, one line — a manifest cannot inject
+    markup, a link or an image, or break a table in a report."""
     text = " ".join(str(text).split())
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("[", "&#91;")
+            .replace("]", "&#93;").replace("|", "\\|"))
 
 
 def markdown_code(text: str) -> str:

@@ -74,16 +74,16 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def adapt_routed(model: Path, train: Path, source: Path, out: Path, dev: Path | None = None,
-                 test: Path | None = None, **training):
+def adapt_routed(model: Path, train: Path, source: Path, out: Path, test: Path, dev: Path | None = None,
+                 **training):
     """A cheap routed run (``adapt --route``, 2 steps at lr 1e-2, no guard; ``training`` overrides): ``source`` is
-    the router's source audio and the source test set, ``test`` (default ``train``) the target test set. Returns
+    the router's source audio and the source test set, ``test`` the target test set. Returns
     the :class:`speechtl.adapt.report.RunResult`."""
     from speechtl.adapt.run import AdaptConfig, run_adaptation
     from speechtl.adapt.train import train_config
 
     settings = dict(lr=1e-2, max_steps=2, eval_every=2, batch_seconds=4, guard=False) | training
-    cfg = AdaptConfig(model=str(model), train=str(train), dev=str(dev) if dev else "", test=[str(test or train)],
+    cfg = AdaptConfig(model=str(model), train=str(train), dev=str(dev) if dev else "", test=[str(test)],
                       source_test=str(source), route=str(source), out=str(out), mismatch_utts=0,
                       training=train_config(**settings))
     return run_adaptation(cfg, progress=False)

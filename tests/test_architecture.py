@@ -20,8 +20,8 @@ Layers, bottom up (a module may import its own layer and any layer below; never 
 | 5    | synth      | synth, synth_tts (render data sets: base + data only; the demo and       |
 |      |            | scripts use them)                                                        |
 | 6    | demo       | demo, demo_config (its torch-free config)                                |
-| 7    | cli        | cli (the entry point: everything), prepare, pretrain, combine (those     |
-|      |            | verbs' parsers and runs)                                                 |
+| 7    | cli        | cli (the entry point: everything), __main__ (python -m speechtl),        |
+|      |            | prepare, pretrain, combine (those verbs' parsers and runs)               |
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ LAYERS = {  # module name (or package prefix) -> layer; the longest matching pre
     "speechtl.adapt": "adapt", "speechtl.compare": "compare", "speechtl.transcribe": "transcribe",
     "speechtl.check": "check", "speechtl.synth": "synth", "speechtl.synth_tts": "synth",
     "speechtl.demo": "demo", "speechtl.demo_config": "demo",
-    "speechtl.cli": "cli", "speechtl.prepare": "cli", "speechtl.pretrain": "cli", "speechtl.combine": "cli",
+    "speechtl.cli": "cli", "speechtl.__main__": "cli", "speechtl.prepare": "cli", "speechtl.pretrain": "cli",
+    "speechtl.combine": "cli",
 }
 RANK = {"base": 0, "data": 1, "models": 2, "decode": 3, "eval": 4, "transcribe": 4, "adapt": 5, "compare": 5,
         "check": 5, "synth": 5, "demo": 6, "cli": 7}

@@ -317,3 +317,100 @@ def test_evaluate_names_or_skips_a_reference_empty_after_normalisation(tiny_mode
     results = json.loads((out / "results.json").read_text())
     assert results["sets"]["test"]["num_utts"] == len(utts) - 1
     assert [s["id"] for s in results["skipped"]] == [utts[1].id]
+
+
+# ---------------------------------------------------------------- training data in an evaluation set
+
+
+def _copy_set(utts, folder: Path, id_prefix: str = "", copy_audio: bool = False) -> list:
+    """``utts`` as another set in ``folder``: ids renamed (``id_prefix``), audio copied there (``copy_audio``)."""
+    import dataclasses
+
+    (folder / "wav").mkdir(parents=True, exist_ok=True)
+    out = []
+    for u in utts:
+        path = u.audio_path
+        if copy_audio:
+            path = folder / "wav" / Path(u.audio_path).name
+            shutil.copy(u.audio_path, path)
+        out.append(dataclasses.replace(u, id=id_prefix + u.id, audio_path=path))
+    return out
+
+
+LEAKS = {  # how the training set reaches an evaluation set; the flag it comes in by; what the error names
+    "same-file": lambda train, d: (train, "--test", "shares"),
+    "copy-named-train": lambda train, d: (_write(_copy_set(read_manifest(train), d), d / "train.jsonl"), "--test",
+                                          "shares"),
+    "copied-audio-other-ids": lambda train, d: (_write(_copy_set(read_manifest(train), d, "x-", True),
+                                                       d / "test.jsonl"), "--test", "same audio"),
+    "copied-audio-in-dev": lambda train, d: (_write(_copy_set(read_manifest(train)[:2], d, "x-", True),
+                                                    d / "dev.jsonl"), "--dev", "same audio"),
+}
+
+
+def _write(utts, path: Path) -> Path:
+    write_manifest(utts, path)
+    return path
+
+
+@pytest.mark.parametrize("case", list(LEAKS))
+def test_adapt_refuses_training_data_in_an_evaluation_set(case, tone_data, tiny_model_dir, tmp_path, capsys):
+    leak, flag, what = LEAKS[case](tone_data["train"], tmp_path / "leak")
+    sets = {"--test": str(tone_data["test"]), flag: str(leak)}  # the leak replaces the test set or adds a dev set
+    argv = ["adapt", "--model", str(tiny_model_dir), "--train", str(tone_data["train"]), "--out", str(tmp_path / "run"),
+            "--quiet", "--max-steps", "1", *(a for item in sets.items() for a in item)]
+    assert main(argv) == 2
+    err = "\n".join(line for line in capsys.readouterr().err.splitlines() if not line.startswith("adapt: "))
+    line = one_error_line(err)
+    assert line.startswith("speechtl adapt: error:") and str(leak) in line and what in line, line
+    assert not (tmp_path / "run").exists()  # refused before any work: nothing written
+
+
+def test_self_training_refuses_copies_of_test_audio_among_the_unlabelled(tone_data, tiny_model_dir, tmp_path, capsys):
+    unlabelled = tmp_path / "unlabelled"
+    _copy_set(read_manifest(tone_data["train"])[:3] + read_manifest(tone_data["test"])[:1], unlabelled, "",
+              copy_audio=True)  # the last one: a test recording under the unlabelled folder
+    assert main(["adapt", "--model", str(tiny_model_dir), "--unlabelled", str(unlabelled / "wav"), "--dev",
+                 str(tone_data["dev"]), "--test", str(tone_data["test"]), "--out", str(tmp_path / "run"), "--quiet",
+                 "--max-steps", "1"]) == 2
+    err = "\n".join(line for line in capsys.readouterr().err.splitlines() if not line.startswith("adapt: "))
+    line = one_error_line(err)
+    assert str(tone_data["test"]) in line and "also in the unlabelled set" in line, line
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_held_out_test_set_named_like_the_training_set_is_scored_not_trained_on(tone_data, tiny_model_dir,
+                                                                                  tmp_path, capsys):
+    test = _write(read_manifest(tone_data["test"]), tmp_path / "held" / "train.jsonl")  # other utterances
+    assert main(["adapt", "--model", str(tiny_model_dir), "--train", str(tone_data["train"]), "--test", str(test),
+                 "--out", str(tmp_path / "run"), "--quiet", "--max-steps", "1", "--output-format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    train_s = sum(u.duration_s for u in read_manifest(tone_data["train"]))
+    assert result["labelled_minutes"] == pytest.approx(train_s / 60, abs=1e-3)  # trained on --train, not --test
+    (name, scored), = result["sets"].items()
+    assert name != "train" and scored["manifest"] == str(test)
+    assert scored["before"]["num_utts"] == len(read_manifest(test))
+
+
+# ---------------------------------------------------------------- user text written into reports and tables
+
+PAYLOAD_IDS = ['=HYPERLINK("http://evil","x")', "@SUM(1+1)", "+cmd|calc", "-2+3", "<img src=x onerror=alert(1)>"]
+
+
+def test_evaluate_writes_formula_ids_as_text_in_its_hypothesis_table(tiny_model_dir, tone_data, tmp_path):
+    import csv
+    import dataclasses
+
+    utts = [dataclasses.replace(u, id=i) for u, i in zip(read_manifest(tone_data["test"]) * 2, PAYLOAD_IDS)]
+    manifest = _write(utts, tmp_path / "evil.jsonl")
+    assert main(["evaluate", str(tiny_model_dir), str(manifest), "--out", str(tmp_path / "ev"), "--quiet"]) == 0
+    with (tmp_path / "ev" / "hyps" / "evil.tsv").open(encoding="utf-8", newline="") as f:
+        ids = [r["id"] for r in csv.DictReader(f, delimiter="\t")]
+    assert ids == [("'" + i if i[0] in "=@+-" else i) for i in PAYLOAD_IDS]  # a spreadsheet shows them, runs none
+
+
+def test_markdown_text_leaves_no_link_image_or_markup():
+    from speechtl.writers import markdown_text
+
+    text = markdown_text("[click](http://evil) ![x](http://evil/p.png) <b>b</b> a|b\nnext")
+    assert not any(c in text for c in "[]<>\n") and "\\|" in text

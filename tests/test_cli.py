@@ -298,3 +298,33 @@ def test_adapt_with_augment_real_runs_and_resume_with_other_presets_is_refused(t
     err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("adapt: ")]
     assert len(err) == 1 and "augment 'real' → 'real,telephone'" in err[0], err
     assert main([*args, "--augment", "real", "--resume"]) == 0
+
+
+@pytest.mark.parametrize("debug_at", ["none", "before-verb", "after-verb"])
+def test_a_bug_is_one_line_and_exit_1_and_debug_shows_the_traceback(debug_at, tiny_model_dir, tone_data,
+                                                                     monkeypatch, capsys):
+    import speechtl.eval
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("division by zero in a bug")
+
+    monkeypatch.setattr(speechtl.eval, "evaluate_manifests", bug)
+    argv = ["evaluate", str(tiny_model_dir), str(tone_data["test"]), "--quiet"]
+    argv = {"none": argv, "before-verb": ["--debug", *argv], "after-verb": [*argv, "--debug"]}[debug_at]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("speechtl evaluate: internal error: ZeroDivisionError: division by zero in a bug")
+    if debug_at == "none":
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "run again with --debug" in last
+    else:
+        assert err.startswith("Traceback") and "in bug" in err and "--debug" not in last
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_bad_input_is_one_line_and_exit_2_with_its_traceback_on_debug(debug, tiny_model_dir, tmp_path, capsys):
+    argv = ["evaluate", str(tiny_model_dir), str(tmp_path / "missing.jsonl"), "--quiet"] + ["--debug"] * debug
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"speechtl evaluate: error: manifest not found: {tmp_path / 'missing.jsonl'}"
+    assert ("Traceback" in err) == debug and (len(err.strip().splitlines()) == 1) != debug

@@ -79,6 +79,34 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_written_as_text(tmp_path):
     assert got[1] == {"id": "u2", "text": "plain", "wer": "0.25", "delta": "+0.3", "note": "'-"}
 
 
+FOLDER_WRITERS = {  # every verb that writes a folder, with inputs that do not exist: the lock comes before any work
+    "adapt --unlabelled": ["adapt", "--unlabelled", "none", "--test", "none.jsonl", "--out", "run"],
+    "demo": ["demo", "--data", "data", "--out", "run"],
+    "pretrain": ["pretrain", "none", "none", "--out", "run"],
+    "evaluate": ["evaluate", "none", "none.jsonl", "--out", "run"],
+    "compare": ["compare", "--models", "none", "--test", "none.jsonl", "--out", "run"],
+    "transcribe": ["transcribe", "none", "none.wav", "--output-dir", "run"],
+}
+
+
+@pytest.mark.parametrize("verb", FOLDER_WRITERS)
+def test_every_folder_writer_is_refused_while_another_run_holds_its_folder(verb, tmp_path, capsys, monkeypatch):
+    from speechtl.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = FOLDER_WRITERS[verb]
+    proc = _holder(tmp_path / "run")
+    try:
+        rc = main([*argv, "--quiet"] if argv[0] != "demo" else argv)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith(f"speechtl {argv[0]}: error: run is in use by pid {proc.pid}"), err
+    assert os.listdir(tmp_path / "run") == [LOCK_FILE]  # nothing written beside the holder's lock
+
+
 FILE_WRITERS = {  # a verb that writes one file (or, hf-disk, also a folder of audio), and the output held
     "lm build": (["lm", "build", "corpus.txt", "--out", "lm.arpa"], "lm.arpa", "file_lock"),
     "prepare": (["prepare", "folder", "audio", "ids.tsv", "--out", "m.jsonl"], "m.jsonl", "file_lock"),

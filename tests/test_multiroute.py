@@ -41,7 +41,7 @@ def accents(tiny_model_dir, tmp_path_factory):
         accent = "high" if member == "full" else member
         runs[member] = root / f"run_{member}"
         result = adapt_routed(tiny_model_dir, sets[f"{accent}_train"], sets["src_train"], runs[member],
-                              strategy=strategy, lora_r=4, adapter_dim=8, precision="fp32")
+                              sets[f"{accent}_test"], strategy=strategy, lora_r=4, adapter_dim=8, precision="fp32")
         assert min(result.routing["train_accuracy"].values()) >= 0.9  # the routers are confident on their own data
     return root, sets, runs
 
@@ -188,7 +188,7 @@ def test_combine_refuses_another_base_and_writes_nothing(accents, tmp_path, caps
     model.save_pretrained(other)
     processor.save_pretrained(other)
     foreign = tmp_path / "foreign"
-    adapt_routed(other, sets["high_train"], sets["src_train"], foreign, precision="fp32")
+    adapt_routed(other, sets["high_train"], sets["src_train"], foreign, sets["high_test"], precision="fp32")
     capsys.readouterr()
     empty = tmp_path / "existing"
     empty.mkdir()

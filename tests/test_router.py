@@ -174,8 +174,8 @@ def test_the_base_digest_ignores_the_randomly_initialised_mask_embedding():
 @pytest.mark.parametrize("strategy", ["lora", "adapter", "head"])
 def test_routing_works_with_every_strategy(strategy, tone_data, tiny_model_dir, tmp_path):
     source = make_tone_set(tmp_path / "src", 4, seed=8, accent="src")
-    results = adapt_routed(tiny_model_dir, tone_data["train"], source, tmp_path / "run", tone_data["dev"],
-                           tone_data["test"], strategy=strategy, lora_r=4, adapter_dim=8)
+    results = adapt_routed(tiny_model_dir, tone_data["train"], source, tmp_path / "run", tone_data["test"],
+                           tone_data["dev"], strategy=strategy, lora_r=4, adapter_dim=8)
     assert set(results.routing["routed_share"]) == {"test", "src"}
     assert isinstance(load_model(str(tmp_path / "run"))[0], RoutedCTC)
 
@@ -185,8 +185,8 @@ def routed_run(tone_data, tiny_model_dir, tmp_path_factory):
     """A routed run: tone-language target, a 'source accent' of the same tones one octave lower."""
     root = tmp_path_factory.mktemp("routed")
     source = make_tone_set(root / "src", 8, seed=7, accent="src")
-    return root / "run", adapt_routed(tiny_model_dir, tone_data["train"], source, root / "run", tone_data["dev"],
-                                      tone_data["test"]), source
+    return root / "run", adapt_routed(tiny_model_dir, tone_data["train"], source, root / "run", tone_data["test"],
+                                      tone_data["dev"]), source
 
 
 def test_a_routed_run_records_its_router_and_how_it_split_each_set(routed_run, tiny_model_dir):

@@ -7,14 +7,17 @@ file or (``on_error="skip"``) is left out and listed.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
 
+import numpy as np
 import torch
 
 from speechtl.config import ConfigError
 from speechtl.data.dataset import frames_needed, load_utterance_audio
-from speechtl.data.manifest import (Utterance, add_durations, read_manifest, sample_minutes, shared_with,
-                                    total_minutes, unique_names)
+from speechtl.data.manifest import (Utterance, add_durations, read_manifest, sample_minutes, set_name,
+                                    shared_with, total_minutes, unique_names)
 from speechtl.errors import SpeechtlError
 from speechtl.text import find_oov, normalize, text_to_model_alphabet
 
@@ -47,10 +50,21 @@ def check_transcripts(sets: dict[str, list[Utterance]], tokenizer, model_name: s
             )
 
 
-def eval_set_names(test: list[str], source_test: str) -> dict[str, tuple[str, str]]:
-    """Evaluation set name -> (role, manifest path); names come from the manifest paths."""
+DATA_SETS = ("train", "dev", "source_dev", "replay", "route")  # the names load_sets gives the other manifests
+
+
+def eval_set_names(test: list[str], source_test: str, dev: str = "",
+                   source_dev: str = "") -> dict[str, tuple[str, str]]:
+    """Evaluation set name -> (role, manifest path); names come from the manifest paths, never one of
+    :data:`DATA_SETS` (a test manifest called train.jsonl must not replace the training set) — unless the set is
+    the ``dev`` (or ``source_dev``) file itself, scored under that name."""
     entries = [("target", p) for p in test] + ([("source", source_test)] if source_test else [])
-    names = unique_names([p for _, p in entries])
+    names = unique_names([p for _, p in entries], taken=DATA_SETS)
+    same = {"dev": dev, "source_dev": source_dev}
+    for i, (_, path) in enumerate(entries):
+        name = set_name(path)
+        if same.get(name) and os.path.realpath(same[name]) == os.path.realpath(path) and name not in names:
+            names[i] = name
     return {name: entry for name, entry in zip(names, entries)}
 
 
@@ -60,7 +74,8 @@ def load_sets(cfg, tokenizer, progress: bool, language: str | None):
     named = {"train": cfg.train, **({"dev": cfg.dev} if cfg.dev else {}),
              **({"source_dev": cfg.source_dev} if cfg.source_dev else {}),
              **({"replay": cfg.replay} if cfg.replay else {}),
-             **{name: path for name, (_, path) in eval_set_names(cfg.test, cfg.source_test).items()}}
+             **{name: path for name, (_, path) in
+                eval_set_names(cfg.test, cfg.source_test, cfg.dev, cfg.source_dev).items()}}
     utts = {name: read_manifest(path) for name, path in named.items()}
     check_disjoint(utts, named)
     check_transcripts(utts, tokenizer, cfg.model, language)
@@ -79,6 +94,7 @@ def load_sets(cfg, tokenizer, progress: bool, language: str | None):
         skipped += [dict(s, set=name) for s in bad]
         if not utts[name]:
             raise ConfigError(f"{named[name]}: no readable audio left ({len(bad)} file(s) skipped)")
+    check_disjoint_audio(utts, audio, named)
     for s in skipped:
         print(f"skipped {s['set']}/{s['id']}: {s['reason']}", file=sys.stderr)
     return utts, audio, skipped
@@ -96,6 +112,27 @@ def check_disjoint(utts: dict[str, list[Utterance]], paths: dict[str, str]) -> N
                 raise ConfigError(f"{paths[name]} ({name}) shares {' and '.join(shared)} with the {trained} set "
                                   f"{paths[trained]}: evaluate on held-out utterances (speechtl.data.manifest."
                                   f"speaker_disjoint_split makes a dev set from training speakers)")
+
+
+def check_disjoint_audio(utts: dict[str, list[Utterance]], audio: dict[str, list[np.ndarray]],
+                         paths: dict[str, str]) -> None:
+    """The same samples in training data and an evaluation set (a copied file under another name and id) is
+    the same leak as a shared file: refused, naming both utterances."""
+    def digest(a: np.ndarray) -> bytes:
+        return hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).digest()
+
+    for trained in ("train", "replay"):
+        if trained not in utts:
+            continue
+        seen = {digest(a): u.id for u, a in zip(utts[trained], audio[trained])}
+        for name in utts:
+            if name in DATA_SETS and name not in ("dev", "source_dev"):
+                continue
+            same = [(u.id, seen[d]) for u, a in zip(utts[name], audio[name]) if (d := digest(a)) in seen]
+            if same:
+                (uid, tid), more = same[0], f" and {len(same) - 1} more" if len(same) > 1 else ""
+                raise ConfigError(f"{paths[name]} ({name}): utterance {uid!r} has the same audio as {trained} "
+                                  f"utterance {tid!r} of {paths[trained]}{more}: evaluate on held-out recordings")
 
 
 def too_short(model, utts, audio, labels) -> list[str]:

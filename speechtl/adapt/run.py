@@ -156,7 +156,8 @@ def _data(run: _Run) -> dict | None:
     run.utts, run.audio, run.skipped = load_sets(run.cfg, run.processor.tokenizer, run.bars, run.language)
     run.model.to(run.state.device)
     run.precision = resolve_precision(run.cfg.training.runtime.precision, run.state.device)
-    run.eval_sets = eval_set_names(run.cfg.test, run.cfg.source_test)
+    run.eval_sets = eval_set_names(run.cfg.test, run.cfg.source_test, run.cfg.dev,
+                                   run.cfg.source_dev)
     return _mismatch(run.cfg, run.model, run.processor, run.audio, run.eval_sets, run.precision)
 
 

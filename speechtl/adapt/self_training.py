@@ -21,6 +21,8 @@ only pseudo-label *scoring* reads the references, so they cannot reach a trainin
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import sys
 import time
@@ -44,7 +46,7 @@ from speechtl.data.manifest import ManifestError, Utterance, read_manifest, tota
 from speechtl.decode import greedy_decode
 from speechtl.eval import error_rates
 from speechtl.eval.bootstrap import WerDifference, compare_hypothesis_files
-from speechtl.fileio import atomic_write_json, atomic_write_text, refuse_finished_run
+from speechtl.fileio import atomic_write_csv, atomic_write_json, atomic_write_text, refuse_finished_run
 from speechtl.models import load_model
 from speechtl.runtime import resolve_precision, set_threads
 from speechtl.text import normalize
@@ -98,16 +100,28 @@ def _check_config(adapt: AdaptConfig, st: SelfTrainingConfig) -> None:
 
 
 def _check_disjoint(unl: UnlabelledSet, adapt: AdaptConfig) -> None:
-    """Unlabelled audio must not be labelled training, dev or test audio (or share their ids)."""
+    """Unlabelled audio must not be labelled training, dev or test audio: no shared id, audio file or copy of
+    one (the same bytes under another name; compared where the sizes match)."""
     ids = {u.id for u in unl.utts}
     paths = {Path(u.audio_path).resolve() for u in unl.utts}
+    by_size: dict[int, list[Path]] = {}
+    for p in paths:
+        by_size.setdefault(p.stat().st_size, []).append(p)
     for path in [adapt.train, adapt.dev, *adapt.test, adapt.source_dev, adapt.source_test]:
         if not path:
             continue
         for u in read_manifest(path, check_files=False):
-            if u.id in ids or Path(u.audio_path).resolve() in paths:
+            audio = Path(u.audio_path).resolve()
+            same = audio in paths or (audio.is_file() and any(
+                _file_digest(audio) == _file_digest(p) for p in by_size.get(audio.stat().st_size, [])))
+            if u.id in ids or same:
                 raise ConfigError(f"{path}: utterance {u.id!r} is also in the unlabelled set "
-                                  f"(same id or audio file); keep labelled, dev and test audio out of it")
+                                  f"(same id, audio file or a copy of it); keep labelled, dev and test audio out of it")
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_digest(path: Path) -> bytes:
+    return hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
 
 
 def _score_pseudo(unl: UnlabelledSet, labels: list[PseudoLabel], keep: list[int]) -> dict:
@@ -123,9 +137,9 @@ def _score_pseudo(unl: UnlabelledSet, labels: list[PseudoLabel], keep: list[int]
 
 def _write_labels(folder: Path, unl: UnlabelledSet, labels: list[PseudoLabel], keep: list[int]) -> None:
     kept = set(keep)
-    rows = ["id\tconfidence\tkept\thypothesis"]
-    rows += [f"{u.id}\t{p.confidence:.6f}\t{int(i in kept)}\t{p.text}" for i, (u, p) in enumerate(zip(unl.utts, labels))]
-    atomic_write_text(folder / "pseudo_labels.tsv", "\n".join(rows) + "\n")
+    rows = [{"id": u.id, "confidence": f"{p.confidence:.6f}", "kept": int(i in kept), "hypothesis": p.text}
+            for i, (u, p) in enumerate(zip(unl.utts, labels))]
+    atomic_write_csv(folder / "pseudo_labels.tsv", rows, ["id", "confidence", "kept", "hypothesis"], delimiter="\t")
 
 
 def _pseudo_round(teacher: str, unl: UnlabelledSet, labelled: list[Utterance], adapt: AdaptConfig,

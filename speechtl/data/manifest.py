@@ -231,12 +231,13 @@ def set_name(path: str | os.PathLike) -> str:
     return path.parent.name if path.stem == "manifest" and path.parent.name else path.stem
 
 
-def unique_names(paths: Sequence[str | os.PathLike]) -> list[str]:
-    """:func:`set_name` of each path, with ``_2``, ``_3``... added where names repeat."""
+def unique_names(paths: Sequence[str | os.PathLike], taken: Iterable[str] = ()) -> list[str]:
+    """:func:`set_name` of each path, with ``_2``, ``_3``... added where names repeat or are in ``taken``."""
     names: list[str] = []
+    taken = set(taken)
     for p in paths:
         name, k = set_name(p), 1
-        while name in names:
+        while name in names or name in taken:
             k += 1
             name = f"{set_name(p)}_{k}"
         names.append(name)

@@ -7,8 +7,6 @@ paired WER difference of two hypothesis lists; ``speechtl.compare`` builds on th
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -19,7 +17,7 @@ from speechtl.data.manifest import ManifestError, Utterance, read_manifest, uniq
 from speechtl.decode import transcribe_arrays
 from speechtl.decode.chunking import model_receptive_field
 from speechtl.eval.scoring import ErrorRates, error_rates, utterance_edits, utterance_hits, word_figures
-from speechtl.fileio import atomic_write_json, atomic_write_text, output_path
+from speechtl.fileio import atomic_write_csv, atomic_write_json, output_path
 from speechtl.models import TEXT_LANGUAGE_KEY, load_model, model_text_language
 from speechtl.models.multiroute import MultiRoutedCTC
 from speechtl.models.router import RoutedCTC
@@ -124,12 +122,9 @@ def scorable(utts: Sequence[Utterance], language: str | None, on_error: str, whe
 
 
 def write_hypotheses(result: EvalResult, path) -> None:
-    """Per-utterance TSV: id, reference, hypothesis (both normalised)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["id", "reference", "hypothesis"], delimiter="\t", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(result.rows)
-    atomic_write_text(path, buf.getvalue())
+    """Per-utterance TSV: id, reference, hypothesis (both normalised); a cell a spreadsheet would run as a
+    formula (an id ``=HYPERLINK(…)``) is written as text (:func:`speechtl.fileio.spreadsheet_safe`)."""
+    atomic_write_csv(path, result.rows, ["id", "reference", "hypothesis"], delimiter="\t")
 
 
 def evaluate_manifests(
