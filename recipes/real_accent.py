@@ -77,6 +77,8 @@ class RealAccentConfig:
     out: str = "runs/real_accent"  # one folder per cell, the learning-curve table, CSV and PNG
     seed: int = 0
     threads: int = 1  # CPU threads for torch per cell (0: torch's default)
+    max_steps: int = 0  # training steps per cell (0: the demo's, DEMO_TRAINING); a new value needs a new --out
+    eval_every: int = 0  # steps between dev scorings, the checkpoints the dev set chooses from (0: the demo's)
     smoke: bool = False  # seconds: tiny random model, stand-in corpora from synthetic speech (for tests)
     quiet: bool = False  # no progress bars
 
@@ -105,6 +107,8 @@ def demo_config(cfg: RealAccentConfig, corpus: str, recipe: str) -> AccentDemoCo
     demo = override(AccentDemoConfig(), model=cfg.model, source_accent=cfg.source_accent, data=cfg.data,
                     quiet=cfg.quiet, seed=cfg.seed, threads=cfg.threads, **TRAINING)
     demo = override(demo, **(MBOSHI if corpus == "mboshi" else RECIPES[recipe]))
+    steps = {k: v for k, v in (("max_steps", cfg.max_steps), ("eval_every", cfg.eval_every)) if v}
+    demo = override(demo, **steps)
     if cfg.smoke:  # the demo's smoke sizes
         demo = override(demo, model=smoke_model(cfg.data), source_dev_minutes=0.15, source_test_minutes=0.15,
                         num_speakers=3, replay_speakers=0, route_minutes=min(demo.route_minutes, 0.15),

@@ -70,6 +70,7 @@ class SourceModelConfig:
     tts_speakers_per_voice: int = 8  # rate/pitch speakers drawn per TTS voice
     held_out_minutes: float = 4.0  # card rows: per held-out TTS voice, and espeak en-us on KJV verses (0: none)
     arctic: str = ""  # cmuarctic.data: the held-out TTS voices read the ARCTIC prompts (else test-pool sentences)
+    real_dev: list[str] = field(default_factory=list)  # card rows: manifests of real speech never trained on (dev)
     training: TrainConfig = field(default_factory=lambda: train_config(  # the differences from the defaults
         lr=2e-3, max_steps=7000, warmup_ratio=0.05, batch_seconds=60.0, eval_every=500, freeze_feature_encoder=False,
         threads=1,
@@ -146,7 +147,7 @@ def dev_trend(history: list[dict]) -> str:
 
 def _rows(sets: dict) -> str:
     return "\n".join(
-        f"| {name.removeprefix('test-')} | {r['num_utts']} | {r['num_words']} | {100 * r['wer']:.1f} | {100 * r['cer']:.1f} |"
+        f"| {name.removeprefix('test-').removeprefix('real-')} | {r['num_utts']} | {r['num_words']} | {100 * r['wer']:.1f} | {100 * r['cer']:.1f} |"
         for name, r in sets.items()
     )
 
@@ -190,11 +191,27 @@ en-us reading King James verses of the test pool (`espeak/en-us-kjv`: text unlik
 """
 
 
+def _real_table(sets: dict) -> str:
+    if not sets:
+        return ""
+    return f"""
+## WER / CER (%) on real speech
+
+Recordings of people (`--real-dev` manifests: dev speakers of real corpora, docs/real_corpora.md); none of their
+audio or text is in this model's training data.
+
+| set | utts | words | WER | CER |
+|---|---:|---:|---:|---:|
+{_rows(sets)}
+"""
+
+
 def model_card(cfg: SourceModelConfig, scores: dict, train_info: dict, command: str, history: list[dict]) -> str:
     arch = MODEL_SIZES[cfg.size] if not cfg.init else f"that of `{cfg.init}`"
     accents = {f"test-{a}" for a in cfg.card_accents}
     espeak = {k: r for k, r in scores["sets"].items() if k in accents}
-    other = {k: r for k, r in scores["sets"].items() if k not in accents}
+    real = {k: r for k, r in scores["sets"].items() if k.startswith("real-")}
+    other = {k: r for k, r in scores["sets"].items() if k not in accents and k not in real}
     return f"""---
 license: apache-2.0
 library_name: transformers
@@ -226,7 +243,7 @@ Measured by `speechtl evaluate` (greedy CTC, normalised text); test sentences ne
 | accent | utts | words | WER | CER |
 |---|---:|---:|---:|---:|
 {_rows(espeak)}
-{_held_out_table(other, cfg)}"""
+{_held_out_table(other, cfg)}{_real_table(real)}"""
 
 
 def _start_model(cfg: SourceModelConfig, train_utts: list):
@@ -256,6 +273,11 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg.smoke:
         cfg = override(cfg, **SMOKE)
     work, out = Path(cfg.work), Path(cfg.out)
+    for path in cfg.real_dev:  # before hours of training: they must read, and must not be a held-out check
+        if set_name(path).startswith("reserved_"):
+            raise ConfigError(f"--real-dev {path}: a reserved split is a held-out check (docs/real_corpora.md); "
+                              "score the model card on dev speakers")
+        read_manifest(path)
     paths = _data(cfg, work)
     train_utts, train_audio, _ = load_utterance_audio(_read(paths, "train", "tts-train"), progress=True)
     dev_utts, dev_audio, _ = load_utterance_audio(_read(paths, "dev", "tts-dev"))
@@ -270,6 +292,7 @@ def main(argv: list[str] | None = None) -> dict:
     model.save_pretrained(out)
     processor.save_pretrained(out)
     tests = {name: path for name, path in paths.items() if name.startswith("test-")}
+    tests |= {f"real-{set_name(path)}": Path(path) for path in cfg.real_dev}
     scores = evaluate_manifests(str(out.resolve()), [str(p) for p in tests.values()])
     by_folder = {set_name(path): name for name, path in tests.items()}
     scores["sets"] = {by_folder[name]: r for name, r in scores["sets"].items()}  # the card names sets by accent

@@ -14,6 +14,7 @@ from speechtl.config import ConfigError, override
 from speechtl.data.manifest import Utterance
 from speechtl.models import random_model
 from speechtl.text import ENGLISH_CHARS, build_vocab
+from conftest import make_tone_set
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,8 +77,10 @@ def test_build_source_model_smoke_continued_with_tts(tmp_path):
     start, processor = random_model(build_vocab([], ENGLISH_CHARS), size="tiny", seed=5)
     start.save_pretrained(tmp_path / "start")
     processor.save_pretrained(tmp_path / "start")
+    people = make_tone_set(tmp_path / "people", 3, name="people_dev.jsonl")  # stands in for a real dev manifest
     scores = script.main(["--smoke", "--init", str(tmp_path / "start"), "--work", str(tmp_path / "work"),
-                          "--out", str(tmp_path / "model"), "--augment", "reverb,noise", "--speed-perturb", "0.9", "1.1"])
+                          "--out", str(tmp_path / "model"), "--augment", "reverb,noise", "--speed-perturb", "0.9", "1.1",
+                          "--real-dev", str(people)])
     held_out = installed(HELD_OUT_VOICES)[0][:1]
     assert {"test-en-us", "test-en-gb-scotland", *(f"test-{v}" for v in held_out)} <= set(scores["sets"])
     card = (tmp_path / "model" / "README.md").read_text()
@@ -85,6 +88,8 @@ def test_build_source_model_smoke_continued_with_tts(tmp_path):
     assert f"**continued** from `{tmp_path / 'start'}`" in card
     assert "augmentation: augment reverb,noise, speed_perturb [0.9, 1.1]" in card
     assert all(f"| {v} |" in card for v in held_out)
+    assert "real-people_dev" in scores["sets"] and "## WER / CER (%) on real speech" in card
+    assert "| people_dev | 3 |" in card.split("on real speech")[1]
     train = (tmp_path / "work" / "data").glob("tts-train-*/manifest.jsonl")
     assert bool(list(train)) == bool(installed(TRAIN_VOICES)[0])  # the TTS set exists where an engine does
     assert (tmp_path / "model" / "model.safetensors").is_file()
@@ -268,6 +273,13 @@ def test_scripts_turn_a_user_error_into_one_line_and_exit_2(path, tmp_path, monk
 
     monkeypatch.setattr("speechtl.config.parse_config", refuse)  # the first thing every script's main calls
     assert _run_as_program(path, [], monkeypatch, capsys) == f"{path}: error: refused on purpose"
+
+
+def test_build_source_model_refuses_a_reserved_split_before_any_work(tmp_path, monkeypatch, capsys):
+    reserved = make_tone_set(tmp_path / "r", 1, name="reserved_speechocean762_test.jsonl")
+    line = _run_as_program("scripts/build_source_model.py", ["--real-dev", str(reserved), "--work", str(tmp_path / "w")],
+                           monkeypatch, capsys)
+    assert "a reserved split is a held-out check" in line and not (tmp_path / "w").exists()
 
 
 def test_build_source_model_refuses_an_unknown_preset_in_one_line(tmp_path, monkeypatch, capsys):
