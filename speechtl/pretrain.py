@@ -18,6 +18,7 @@ def run_pretrain(args) -> int:
 
     r = run_pretraining(args.model, args.audio, args.out, dataclass_from_args(PretrainConfig, args), not args.quiet)
     print("".join(f"skipped {s['id']}: {s['reason']}\n" for s in r.skipped), end="", file=sys.stderr)
+    print("".join(f"warning: {w}\n" for w in r.warnings), end="", file=sys.stderr)
     print(json.dumps(asdict(r), indent=2) if args.output_format == "json" else
           f"pretrained {r.steps} steps on {r.train_files} files ({r.audio_s:.0f} s): loss {r.final_loss}, validation "
           f"loss {r.final_val_loss} (log: {r.out}/pretrain_log.jsonl); fine-tune with speechtl adapt --model {r.out}")

@@ -166,3 +166,43 @@ def test_the_cli_continues_with_the_feature_encoder_frozen_by_default(corpus, tm
     assert all(torch.equal(v, model.feature_extractor.state_dict()[k])
                for k, v in start.feature_extractor.state_dict().items())
     assert not torch.equal(start.feature_projection.projection.weight, model.feature_projection.projection.weight)
+
+
+def _poison(monkeypatch, bad_step) -> list[int]:
+    """Training forwards whose step ``bad_step(n)`` says get a NaN loss (validation forwards are left alone)."""
+    import speechtl.adapt.pretrain as pretrain
+
+    real, calls = pretrain._forward, []
+
+    def forward(s, batch):
+        out, n = real(s, batch)
+        if s.model.training:
+            calls.append(len(calls))
+            if bad_step(calls[-1]):
+                out["loss"] = out.loss * float("nan")
+        return out, n
+
+    monkeypatch.setattr(pretrain, "_forward", forward)
+    return calls
+
+
+def test_a_non_finite_step_is_skipped_and_reported_and_the_weights_stay_finite(corpus, tmp_path, monkeypatch):
+    _poison(monkeypatch, lambda n: n in (1, 3))
+    cfg = override(FAST, steps=8, eval_every=4)
+    result = run_pretraining(str(corpus["model"]), [str(corpus["audio"])], tmp_path, cfg, progress=False)
+    assert result.steps == 8 and any("2 of 8 steps skipped" in w for w in result.warnings)
+    assert json.loads((tmp_path / "pretrain_config.json").read_text())["skipped_steps"] == 2
+    weights = load_file(tmp_path / "model.safetensors")
+    assert all(torch.isfinite(v).all() for v in weights.values())
+    assert all(np.isfinite(e["loss"]) for e in _log(tmp_path) if "loss" in e)  # skipped steps are not logged
+    assert len([e for e in _log(tmp_path) if "loss" in e]) == 6
+
+
+def test_too_many_non_finite_steps_in_a_row_stop_in_one_line(corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("speechtl.adapt.nonfinite.MAX_SKIPPED_IN_A_ROW", 3)
+    _poison(monkeypatch, lambda n: n >= 2)
+    args = ["pretrain", str(corpus["model"]), str(corpus["audio"]), "--out", str(tmp_path / "run"), "--steps", "20",
+            "--precision", "fp32", "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "training stopped at step 4" in err and "non-finite" in err

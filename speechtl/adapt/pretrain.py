@@ -39,6 +39,7 @@ from speechtl.adapt.config import PretrainConfig
 from speechtl.adapt.checkpoint import check_made_with, load_checkpoint, save_checkpoint
 from speechtl.adapt.pretrain_model import frame_counts, mask_and_negatives, min_frames, plot_log, \
     pretraining_model, save_ctc_folder
+from speechtl.adapt.nonfinite import all_finite, check_skips, note_step, skipped_warning
 from speechtl.adapt.train import use_device
 from speechtl.adapt.train_config import RuntimeConfig
 from speechtl.audio import AUDIO_SUFFIXES, SAMPLE_RATE, find_audio_files
@@ -70,6 +71,7 @@ class PretrainResult:
     out: str
     wall_s: float
     plot: bool  # whether pretrain_loss.png was drawn (matplotlib installed)
+    warnings: list[str] = field(default_factory=list)  # e.g. steps skipped for a non-finite loss (also in CONFIG_FILE)
 
 
 @dataclass
@@ -80,6 +82,9 @@ class _State:
     elapsed_s: float = 0.0
     log: list[dict] = field(default_factory=list)  # the lines of pretrain_log.jsonl so far
     window: list[dict] = field(default_factory=list)  # per-step figures not yet averaged into a log line
+    skipped_steps: int = 0  # steps skipped for a non-finite loss or gradients (speechtl.adapt.nonfinite)
+    skipped_in_a_row: int = 0
+    first_skipped: dict | None = None  # {"step", "ids"}
 
 
 def _validate(cfg: PretrainConfig) -> None:
@@ -188,20 +193,26 @@ def _figures(out, n: int) -> dict:
             "diversity": out.diversity_loss.item() / n, "perplexity": out.codevector_perplexity.item()}
 
 
-def _step(s: _Session, batch: dict, step: int) -> dict:
-    """One optimizer step at Gumbel temperature max(max · decay^step, min); the step's figures."""
+def _step(s: _Session, batch: dict, state: _State) -> dict | None:
+    """One optimizer step at Gumbel temperature max(max · decay^step, min); the step's figures, or None when its
+    loss or gradients were not finite and the update was skipped (as in fine-tuning: speechtl.adapt.nonfinite;
+    the schedule goes on, so a resume stays exact)."""
     c = s.cfg
-    temperature = max(c.gumbel_temp_max * c.gumbel_temp_decay ** step, c.gumbel_temp_min)
+    temperature = max(c.gumbel_temp_max * c.gumbel_temp_decay ** state.step, c.gumbel_temp_min)
     s.raw.set_gumbel_temperature(temperature)
     lr = s.scheduler.get_last_lr()[0]
     out, n = _forward(s, batch)
     s.accelerator.backward(out.loss / n)
-    if c.max_grad_norm:
-        s.accelerator.clip_grad_norm_([p for p in s.raw.parameters() if p.requires_grad], c.max_grad_norm)
-    s.optimizer.step()
+    grad_norm = s.accelerator.clip_grad_norm_([p for p in s.raw.parameters() if p.requires_grad],
+                                              c.max_grad_norm or float("inf"))
+    stepped = all_finite(s.accelerator, bool(torch.isfinite(out.loss.detach())), torch.as_tensor(grad_norm))
+    if stepped:
+        s.optimizer.step()
     s.scheduler.step()
     s.optimizer.zero_grad()
-    return {**_figures(out, n), "gumbel_temp": temperature, "lr": lr}
+    note_step(state, stepped, batch["ids"])
+    check_skips(state, batch["ids"], lr, s.precision, "")
+    return {**_figures(out, n), "gumbel_temp": temperature, "lr": lr} if stepped else None
 
 
 @contextlib.contextmanager
@@ -268,12 +279,14 @@ def _loop(s: _Session, state: _State, data: tuple, held: list[dict], feature_ext
         loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches[state.batch_in_epoch:], collate_fn=collate,
                                              generator=torch.Generator().manual_seed(c.seed))
         for batch in s.accelerator.prepare_data_loader(loader, device_placement=False):
-            state.window.append(_step(s, batch, state.step))
+            figures = _step(s, batch, state)
             state.step += 1
             state.batch_in_epoch += s.accelerator.num_processes
             bar.update(1)
-            bar.set_postfix(loss=f"{state.window[-1]['loss']:.3f}", refresh=False)
-            if state.step % c.log_every == 0 or state.step == c.steps:
+            if figures is not None:
+                state.window.append(figures)
+                bar.set_postfix(loss=f"{figures['loss']:.3f}", refresh=False)
+            if (state.step % c.log_every == 0 or state.step == c.steps) and state.window:
                 _log_line(state)
             if state.step % c.eval_every == 0 or state.step == c.steps:
                 if held:
@@ -315,16 +328,18 @@ def run_pretraining(model: str, audio: Sequence[str], out: str | os.PathLike, cf
         state = _State(**load_checkpoint(out / CHECKPOINT, s.raw, s.optimizer, s.scheduler))
         s.accelerator.print(f"resuming from step {state.step} ({out / CHECKPOINT})")
     _loop(s, state, data, held, processor.feature_extractor, out, made, progress, on_step)
-    plot = False
+    plot, skipped_steps = False, skipped_warning(state.skipped_steps, state.step, state.first_skipped)
+    warnings = [skipped_steps] if skipped_steps else []
     if s.accelerator.is_main_process:
         plot = _save(s, state, ctc, processor, out, {"model": str(model), "audio": [str(a) for a in audio],
-                                                     "settings": asdict(cfg), "skipped": skipped})
+                                                     "settings": asdict(cfg), "skipped": skipped,
+                                                     "skipped_steps": state.skipped_steps, "warnings": warnings})
     s.accelerator.wait_for_everyone()
     train_lines, val_lines = [e for e in state.log if "loss" in e], [e for e in state.log if "val_loss" in e]
     return PretrainResult(state.step, len(data[0]), len(held_audio), round(sum(len(a) for a in data[1]) / SAMPLE_RATE, 2),
                           train_lines[-1]["loss"] if train_lines else None,
                           val_lines[-1]["val_loss"] if val_lines else None, skipped, str(out),
-                          round(time.perf_counter() - began, 2), plot)
+                          round(time.perf_counter() - began, 2), plot, warnings)
 
 
 def _save(s: _Session, state: _State, ctc, processor, out: Path, record: dict) -> bool:
