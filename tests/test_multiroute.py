@@ -219,3 +219,21 @@ def test_adapt_refuses_a_combined_folder_as_its_start(accents, tmp_path):
                       out=str(tmp_path / "again"))
     with pytest.raises(ConfigError, match="is a combined folder .* adapt its base model"):
         run_adaptation(cfg, progress=False)
+
+
+def test_a_member_without_a_recorded_text_language_is_english_and_another_language_is_refused(accents, tmp_path):
+    """Run folders written before the text language was recorded in config.json normalise as English (as
+    evaluate reads them): they combine with English members; a member of another language is refused."""
+    _, _, runs = accents
+    older = tmp_path / "older"
+    shutil.copytree(runs["low"], older)
+    config = json.loads((older / "config.json").read_text())
+    assert config.get("text_language") in (None, "en")
+    config.pop("text_language", None)
+    (older / "config.json").write_text(json.dumps(config))
+    combined = combine_runs([f"older={older}", str(runs["high"])], tmp_path / "ok")
+    assert combined["text_language"] == "en"
+    config["text_language"] = "de"
+    (older / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"text language differs from .*\('de' vs 'en'\)"):
+        combine_runs([str(runs["high"]), f"older={older}"], tmp_path / "never")

@@ -106,7 +106,8 @@ def _member(spec: str) -> dict:
     kind, files = member_files(path)
     return {"name": name, "path": str(path.resolve()), "kind": kind, "base_model": meta["base_model"],
             "base_weights_sha256": meta.get("base_weights_sha256"), "files": _digests(path, files),
-            "text_language": _json(path / "config.json").get(TEXT_LANGUAGE_KEY),
+            # a folder written before the language was recorded normalises as English, as evaluate reads it
+            "text_language": _json(path / "config.json").get(TEXT_LANGUAGE_KEY) or "en",
             "vocab": _json(path / "vocab.json")}
 
 
@@ -120,8 +121,10 @@ def _check_members(members: list[dict]) -> None:
                               f"same base model")
         for key, what in (("vocab", "vocabulary"), ("text_language", "text language")):
             if m[key] != first[key]:
-                raise ConfigError(f"{m['path']}: its {what} differs from {first['path']}'s: members share the "
-                                  f"base's CTC head layout and normaliser (adapt them with --vocab keep, one language)")
+                values = f" ({m[key]!r} vs {first[key]!r})" if key == "text_language" else ""
+                raise ConfigError(f"{m['path']}: its {what} differs from {first['path']}'s{values}: members share "
+                                  f"the base's CTC head layout and normaliser (adapt them with --vocab keep, one "
+                                  f"language)")
     for key, what in (("path", "folder"), ("name", "name")):
         seen = Counter(m[key] for m in members)
         if (twice := [v for v, n in seen.items() if n > 1]):
