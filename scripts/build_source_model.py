@@ -19,6 +19,9 @@ function, and on the held-out TTS voices (speechtl.synth_tts.HELD_OUT_VOICES, te
 a model card (README.md) holding those figures. Augmentation is the training config's own flags
 (``--speed-perturb``, ``--noise-snr-db`` …, every TrainConfig setting is a flag here); the card lists them when set.
 Without ``--init`` and with ``--tts-hours 0`` (the defaults) the training data and weights are today's.
+``--real-dev MANIFEST…`` adds card rows for real speech the model never trained on (dev speakers; a ``reserved_*``
+manifest is refused). The model folder is written beside ``--out`` and replaces it whole once scored, so a build
+that fails or is killed at the end leaves the previous model as it was (``--resume`` retrains from the checkpoint).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import read_manifest, set_name
 from speechtl.errors import exit_status
 from speechtl.eval import evaluate_manifests
-from speechtl.fileio import atomic_write_json, atomic_write_text
+from speechtl.fileio import atomic_dir, atomic_write_json, atomic_write_text
 from speechtl.models import MODEL_SIZES, load_model, random_model
 from speechtl.runtime import pick_device, resolve_precision
 from speechtl.synth import ENGLISH_ACCENTS, prepare_synthetic
@@ -147,7 +150,8 @@ def dev_trend(history: list[dict]) -> str:
 
 def _rows(sets: dict) -> str:
     return "\n".join(
-        f"| {name.removeprefix('test-').removeprefix('real-')} | {r['num_utts']} | {r['num_words']} | {100 * r['wer']:.1f} | {100 * r['cer']:.1f} |"
+        f"| {name.removeprefix('test-').removeprefix('real-')} | {r['num_utts']} | {r['num_words']} "
+        f"| {100 * r['wer']:.1f} | {100 * r['cer']:.1f} |"
         for name, r in sets.items()
     )
 
@@ -288,23 +292,24 @@ def main(argv: list[str] | None = None) -> dict:
     skipped = skipped_warning(result.skipped_steps, result.steps, result.first_skipped)
     if skipped:
         print(f"warning: {skipped}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
     tests = {name: path for name, path in paths.items() if name.startswith("test-")}
     tests |= {f"real-{set_name(path)}": Path(path) for path in cfg.real_dev}
-    scores = evaluate_manifests(str(out.resolve()), [str(p) for p in tests.values()])
-    by_folder = {set_name(path): name for name, path in tests.items()}
-    scores["sets"] = {by_folder[name]: r for name, r in scores["sets"].items()}  # the card names sets by accent
-    info = {"params": sum(p.numel() for p in model.parameters()), "steps": result.steps,
-            "best_step": result.best_step, "best_dev_wer": result.best_dev_wer,
-            "precision": resolve_precision(cfg.training.runtime.precision, pick_device("cpu")),
-            "wall_min": result.wall_s / 60, "skipped_steps": result.skipped_steps,
-            "first_skipped": result.first_skipped}
-    command = "python scripts/build_source_model.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    atomic_write_text(out / "README.md", model_card(cfg, scores, info, command.strip(), result.history))
-    atomic_write_json(out / "training.json", {"config": {**asdict(cfg), "training": train_config_dict(cfg.training)}, "info": info, "history": result.history,
-                                              "scores": scores["sets"]})
+    with atomic_dir(out) as folder:  # the model, scored, with its card, replaces out whole (or out stays as it was)
+        model.save_pretrained(folder)
+        processor.save_pretrained(folder)
+        scores = evaluate_manifests(str(folder.resolve()), [str(p) for p in tests.values()])
+        by_folder = {set_name(path): name for name, path in tests.items()}
+        scores["sets"] = {by_folder[name]: r for name, r in scores["sets"].items()}  # the card names sets by accent
+        info = {"params": sum(p.numel() for p in model.parameters()), "steps": result.steps,
+                "best_step": result.best_step, "best_dev_wer": result.best_dev_wer,
+                "precision": resolve_precision(cfg.training.runtime.precision, pick_device("cpu")),
+                "wall_min": result.wall_s / 60, "skipped_steps": result.skipped_steps,
+                "first_skipped": result.first_skipped}
+        command = "python scripts/build_source_model.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        atomic_write_text(folder / "README.md", model_card(cfg, scores, info, command.strip(), result.history))
+        record = {"config": {**asdict(cfg), "training": train_config_dict(cfg.training)}, "info": info,
+                  "history": result.history, "scores": scores["sets"]}
+        atomic_write_json(folder / "training.json", record)
     for name, r in scores["sets"].items():
         print(f"{name:24} WER {100 * r['wer']:5.1f}  CER {100 * r['cer']:5.1f}")
     return scores

@@ -95,6 +95,24 @@ def test_build_source_model_smoke_continued_with_tts(tmp_path):
     assert (tmp_path / "model" / "model.safetensors").is_file()
 
 
+def test_build_source_model_replaces_its_model_folder_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A build that fails after training (here: while scoring) leaves the previous model folder as it was."""
+    script = load_script("scripts/build_source_model.py")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "README.md").write_text("the previous model\n")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("scoring failed")
+
+    monkeypatch.setattr(script, "evaluate_manifests", fail)
+    with pytest.raises(RuntimeError, match="scoring failed"):
+        script.main(["--smoke", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "model"),
+                     "--held-out-minutes", "0"])
+    assert [p.name for p in tmp_path.iterdir() if p.name != "work"] == ["model"]  # no temporary folder left
+    assert [p.name for p in (tmp_path / "model").iterdir()] == ["README.md"]
+    assert (tmp_path / "model" / "README.md").read_text() == "the previous model\n"
+
+
 def test_build_source_model_start_model(tiny_model_dir):
     """No --init: a random model spelling the training text; --init a model that cannot spell it: refused."""
     script = load_script("scripts/build_source_model.py")
