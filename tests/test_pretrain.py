@@ -175,12 +175,12 @@ def _poison(monkeypatch, bad_step) -> list[int]:
     real, calls = pretrain._forward, []
 
     def forward(s, batch):
-        out, n = real(s, batch)
+        losses, n = real(s, batch)
         if s.model.training:
             calls.append(len(calls))
             if bad_step(calls[-1]):
-                out["loss"] = out.loss * float("nan")
-        return out, n
+                losses["loss"] = losses["loss"] * float("nan")
+        return losses, n
 
     monkeypatch.setattr(pretrain, "_forward", forward)
     return calls
@@ -206,3 +206,64 @@ def test_too_many_non_finite_steps_in_a_row_stop_in_one_line(corpus, tmp_path, m
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "training stopped at step 4" in err and "non-finite" in err
+
+
+@pytest.mark.parametrize("codebook", [dict(TINY_CODEBOOK), dict(TINY_CODEBOOK, num_codevectors_per_group=2)])
+def test_the_loss_equals_transformers_own_with_its_gradients(codebook, corpus):
+    """contrastive_loss gives the loss, its parts and the gradients of Wav2Vec2ForPreTraining's own loss (fp32, the
+    same masks and negatives); a 2-entry codebook makes negatives equal to their positive, which both mask out."""
+    from speechtl.adapt.pretrain_model import contrastive_loss, mask_and_negatives, pretraining_model
+    from speechtl.data.dataset import CtcCollator
+
+    ctc, processor = random_model(build_vocab(["abc"]), size="tiny", seed=0, **codebook)
+    model = pretraining_model(ctc, None, False, 0.65, 3, 0.1).train()
+    rng = np.random.default_rng(1)
+    batch = CtcCollator(processor.feature_extractor)(
+        [{"id": str(i), "audio": tone_audio(" ".join(rng.choice(WORDS, size=3)), i)} for i in range(3)])
+    mask, negatives, _ = mask_and_negatives(model, batch["attention_mask"], 0.65, 3, 10)
+    results = []
+    for ours in (False, True):
+        model.zero_grad()
+        torch.manual_seed(0)  # the Gumbel draws and dropout alike in both
+        out = model(batch["input_values"], attention_mask=batch["attention_mask"], mask_time_indices=mask,
+                    sampled_negative_indices=None if ours else negatives)
+        losses = contrastive_loss(model.config, out, mask, negatives) if ours else \
+            {"loss": out.loss, "contrastive": out.contrastive_loss, "diversity": out.diversity_loss}
+        losses["loss"].backward()
+        grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+        results.append(({k: v.item() for k, v in losses.items()}, grads))
+    (theirs, their_grads), (ours, our_grads) = results
+    assert ours == pytest.approx(theirs, rel=1e-5) and np.isfinite(ours["loss"])
+    assert their_grads.keys() == our_grads.keys() and len(our_grads) > 10
+    for k in their_grads:
+        scale = their_grads[k].abs().max().item()  # fp32 sums in another order: close to the tensor's scale
+        assert (our_grads[k] - their_grads[k]).abs().max().item() <= 1e-5 * scale + 1e-7, k
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_the_lookup_quantizer_equals_transformers_own(training):
+    """LookupQuantizer (pretraining_model's) gives transformers' codevectors, perplexity and gradients (fp32)."""
+    from transformers.models.wav2vec2.modeling_wav2vec2 import Wav2Vec2GumbelVectorQuantizer
+
+    from speechtl.adapt.pretrain_model import LookupQuantizer, pretraining_model
+
+    ctc, _ = random_model(build_vocab(["abc"]), size="tiny", seed=0, **TINY_CODEBOOK)
+    quantizer = pretraining_model(ctc, None, False, 0.65, 3, 0.1).quantizer.train(training)
+    assert type(quantizer) is LookupQuantizer
+    features = torch.randn(3, 40, quantizer.weight_proj.in_features)
+    mask = torch.rand(3, 40) < 0.5
+    results = []
+    for cls in (Wav2Vec2GumbelVectorQuantizer, LookupQuantizer):
+        quantizer.__class__ = cls
+        quantizer.zero_grad()
+        torch.manual_seed(0)
+        codevectors, perplexity = quantizer(features, mask_time_indices=mask)
+        (codevectors.square().sum() + perplexity).backward()
+        results.append((codevectors.detach(), perplexity.item(),
+                        {k: p.grad.clone() for k, p in quantizer.named_parameters() if p.grad is not None}))
+    (theirs, their_perplexity, their_grads), (ours, our_perplexity, our_grads) = results
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert our_perplexity == pytest.approx(their_perplexity, rel=1e-6)
+    assert their_grads.keys() == our_grads.keys() and len(our_grads) == (3 if training else 1)
+    for k in their_grads:
+        torch.testing.assert_close(our_grads[k], their_grads[k], rtol=1e-4, atol=1e-5, msg=k)

@@ -153,6 +153,17 @@ def test_speed_benchmark_smoke(capsys):
     assert all(r["train_audio_s_per_s"] > 0 and r["infer_rtf"] > 0 for r in report["rows"])
 
 
+def test_pretrain_speed_benchmark_smoke(capsys):
+    """Both rows run the library's step and learn a finite loss; the ratio is against the same run's baseline."""
+    bench = load_script("benchmarks/pretrain_speed.py")
+    bench.main(["--models", "tiny", "--steps", "1", "--warmup-steps", "0", "--batch-seconds", "6",
+                "--precision", "fp32", "--output-format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert [r["system"] for r in report["rows"]] == ["transformers", "speechtl"]
+    assert report["rows"][0]["x_base"] == 1.0 and all(r["step_s"] > 0 for r in report["rows"])
+    assert all(r["last_loss"] is not None and r["last_loss"] > 0 for r in report["rows"])
+
+
 def test_lm_decoding_recipe_smoke(tmp_path):
     recipe = load_script("recipes/lm_decoding.py")
     results = recipe.main(["--smoke", "--out", str(tmp_path / "run"), "--accents", "en-us"])

@@ -37,8 +37,8 @@ from transformers import get_linear_schedule_with_warmup
 
 from speechtl.adapt.config import PretrainConfig
 from speechtl.adapt.checkpoint import check_made_with, load_checkpoint, save_checkpoint
-from speechtl.adapt.pretrain_model import frame_counts, mask_and_negatives, min_frames, plot_log, \
-    pretraining_model, save_ctc_folder
+from speechtl.adapt.pretrain_model import contrastive_loss, frame_counts, mask_and_negatives, min_frames, \
+    plot_log, pretraining_model, save_ctc_folder
 from speechtl.adapt.nonfinite import all_finite, check_skips, note_step, skipped_warning
 from speechtl.adapt.train import use_device
 from speechtl.adapt.train_config import RuntimeConfig
@@ -176,21 +176,23 @@ def _session(cfg: PretrainConfig, ctc, processor, source: str) -> _Session:
                     resolve_precision(cfg.precision, accelerator.device), uses_attention_mask(processor))
 
 
-def _forward(s: _Session, batch: dict):
-    """The model's outputs on a padded batch with fresh masks and negatives, and the number of masked frames."""
+def _forward(s: _Session, batch: dict) -> tuple[dict[str, torch.Tensor], int]:
+    """The losses (``loss``, ``contrastive``, ``diversity``: sums over masked frames; ``perplexity``) on a padded
+    batch with fresh masks and negatives, and the number of masked frames."""
     c, device = s.cfg, s.accelerator.device
     mask, negatives, _ = mask_and_negatives(s.raw, batch["attention_mask"], c.mask_prob, c.mask_length,
                                             c.num_negatives)
-    with autocast(device, s.precision):
+    with autocast(device, s.precision):  # the model's forward; the loss (contrastive_loss) in fp32
         out = s.model(batch["input_values"].to(device),
                       attention_mask=batch["attention_mask"].to(device) if s.pass_mask else None,
-                      mask_time_indices=mask.to(device), sampled_negative_indices=negatives.to(device))
-    return out, int(mask.sum())
+                      mask_time_indices=mask.to(device))
+    return {**contrastive_loss(s.raw.config, out, mask, negatives), "perplexity": out.codevector_perplexity}, \
+        int(mask.sum())
 
 
-def _figures(out, n: int) -> dict:
-    return {"loss": out.loss.item() / n, "contrastive": out.contrastive_loss.item() / n,
-            "diversity": out.diversity_loss.item() / n, "perplexity": out.codevector_perplexity.item()}
+def _figures(losses: dict[str, torch.Tensor], n: int) -> dict:
+    return {"loss": losses["loss"].item() / n, "contrastive": losses["contrastive"].item() / n,
+            "diversity": losses["diversity"].item() / n, "perplexity": losses["perplexity"].item()}
 
 
 def _step(s: _Session, batch: dict, state: _State) -> dict | None:
@@ -201,18 +203,18 @@ def _step(s: _Session, batch: dict, state: _State) -> dict | None:
     temperature = max(c.gumbel_temp_max * c.gumbel_temp_decay ** state.step, c.gumbel_temp_min)
     s.raw.set_gumbel_temperature(temperature)
     lr = s.scheduler.get_last_lr()[0]
-    out, n = _forward(s, batch)
-    s.accelerator.backward(out.loss / n)
+    losses, n = _forward(s, batch)
+    s.accelerator.backward(losses["loss"] / n)
     grad_norm = s.accelerator.clip_grad_norm_([p for p in s.raw.parameters() if p.requires_grad],
                                               c.max_grad_norm or float("inf"))
-    stepped = all_finite(s.accelerator, bool(torch.isfinite(out.loss.detach())), torch.as_tensor(grad_norm))
+    stepped = all_finite(s.accelerator, bool(torch.isfinite(losses["loss"].detach())), torch.as_tensor(grad_norm))
     if stepped:
         s.optimizer.step()
     s.scheduler.step()
     s.optimizer.zero_grad()
     note_step(state, stepped, batch["ids"])
     check_skips(state, batch["ids"], lr, s.precision, "")
-    return {**_figures(out, n), "gumbel_temp": temperature, "lr": lr} if stepped else None
+    return {**_figures(losses, n), "gumbel_temp": temperature, "lr": lr} if stepped else None
 
 
 @contextlib.contextmanager
@@ -234,8 +236,8 @@ def _validation(s: _Session, batches: list[dict]) -> dict:
     s.model.eval()
     with torch.no_grad(), _fixed_rng(s.cfg.seed, s.accelerator.device):
         for batch in batches:
-            out, n = _forward(s, batch)
-            for k, v in _figures(out, 1).items():
+            losses, n = _forward(s, batch)
+            for k, v in _figures(losses, 1).items():
                 if k in sums:
                     sums[k] += v
             frames += n
