@@ -13,6 +13,8 @@ import pytest
 import speechtl.adapt.select as select_module
 from speechtl.adapt.report import refused_checkpoint, score_warnings, verdict
 from speechtl.adapt.select import rank_key, selection_criterion
+from speechtl.adapt.train_config import train_config
+from speechtl.config import ConfigError
 from speechtl.eval import EvalResult, error_rates, utterance_hits, word_figures
 from speechtl.eval.caveats import deletion_gain, few_speakers, saturated
 
@@ -96,6 +98,9 @@ def test_selection_criterion_from_a_fake_history():
     assert selection_criterion([entry(0, 0.9, 0.8)]) == "cer"
     assert selection_criterion([entry(0, 1.134, 0.936), entry(2, 1.03, 0.797)]) == "cer"
     assert rank_key(entry(2, 0.5, 0.2), "wer") == (0.5, 0.2) and rank_key(entry(2, 0.5, 0.2), "cer") == (0.2, 0.5)
+    # --select-by wer|cer: every dev entry records it, and it wins over the start's WER
+    assert selection_criterion([entry(0, 0.5, 0.3, select_by="cer"), entry(2, 0.6, 0.2, select_by="cer")]) == "cer"
+    assert selection_criterion([entry(0, 1.1, 0.9, select_by="wer")]) == "wer"
 
 
 def scripted(monkeypatch, scores):
@@ -109,7 +114,7 @@ def scripted(monkeypatch, scores):
     monkeypatch.setattr(select_module, "evaluate", fake)
 
 
-def train_tiny(tone_data, tiny_model_dir, tmp_path):
+def train_tiny(tone_data, tiny_model_dir, tmp_path, **settings):
     from speechtl.adapt.run import labels_for
     from speechtl.adapt.train import DevSets, TrainData, train, train_config
     from speechtl.data.dataset import load_utterance_audio
@@ -118,7 +123,8 @@ def train_tiny(tone_data, tiny_model_dir, tmp_path):
 
     model, processor = load_model(str(tiny_model_dir))
     utts, audio, _ = load_utterance_audio(read_manifest(tone_data["train"]))
-    config = train_config(lr=1e-2, max_steps=4, eval_every=2, batch_seconds=4, freeze_feature_encoder=False)
+    config = train_config(lr=1e-2, max_steps=4, eval_every=2, batch_seconds=4, freeze_feature_encoder=False,
+                          **settings)
     return train(model, processor, TrainData(utts, labels_for(utts, processor.tokenizer), audio), tmp_path, config,
                  DevSets(utts[:2], audio[:2]), progress=False)
 
@@ -138,6 +144,17 @@ def test_below_the_threshold_wer_still_decides(monkeypatch, tone_data, tiny_mode
     result = train_tiny(tone_data, tiny_model_dir, tmp_path)
     assert (result.best_step, result.criterion) == (4, "wer")
     assert verdict(result.history, result.best_step, 0.05) == "adapted: step 4 chosen, target dev WER 75.0% → 55.0%"
+
+
+def test_select_by_cer_ranks_by_cer_below_the_threshold_too(monkeypatch, tone_data, tiny_model_dir, tmp_path):
+    """The source build's case: a dev set of many voices, WER 54 % → 57 % while CER 36 % → 27 %."""
+    scripted(monkeypatch, [(0.54, 0.36), (0.59, 0.29), (0.57, 0.27)])
+    result = train_tiny(tone_data, tiny_model_dir, tmp_path, select_by="cer")
+    assert (result.best_step, result.criterion) == (4, "cer")
+    assert verdict(result.history, result.best_step, 0.05).endswith("ranked by dev CER, then WER: as --select-by "
+                                                                      "cer asks")
+    with pytest.raises(ConfigError, match="--select-by 'bleu': choose one of auto, wer, cer"):
+        train_config(select_by="bleu")
 
 
 def test_a_saturated_start_that_no_checkpoint_beats_on_cer_is_kept():

@@ -98,10 +98,12 @@ def verdict(history: list[dict], best_step: int | None, max_forgetting: float, b
                 "no checkpoint qualified and the guard is off: the last step's weights are returned")
     chosen = next(h for h in history if h["step"] == best_step and h.get("alpha") == best_alpha)
     limit = "" if "source_dev_wer" not in chosen else f" (source forgetting limit {100 * max_forgetting:g}%)"
+    asked = next((h["select_by"] for h in history if "select_by" in h), None)
     if selection_criterion(history) == "cer":
-        return _adapted(history, start, chosen, best_step, best_alpha, limit) + (
-            f"; ranked by dev CER, then WER: the starting model's dev WER {100 * start['dev_wer']:.1f}% is saturated "
-            f"(≥ {100 * SATURATED_WER:g}%, about what an empty transcript scores)")
+        why = ("as --select-by cer asks" if asked else
+               f"the starting model's dev WER {100 * start['dev_wer']:.1f}% is saturated (≥ {100 * SATURATED_WER:g}%, "
+               "about what an empty transcript scores)")
+        return _adapted(history, start, chosen, best_step, best_alpha, limit) + f"; ranked by dev CER, then WER: {why}"
     return _adapted(history, start, chosen, best_step, best_alpha, limit)
 
 

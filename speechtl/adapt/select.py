@@ -102,8 +102,12 @@ def blank_collapse(history: list[dict], lr: float) -> str:
 
 
 def selection_criterion(history: list[dict]) -> str | None:
-    """How dev scores rank checkpoints: "cer" (dev CER, then WER) when the scored starting model's dev WER is at
-    or above SATURATED_WER, else "wer" (dev WER, then CER); None when nothing was scored on dev."""
+    """How dev scores rank checkpoints: the run's ``--select-by`` when it is "wer" or "cer" (each dev entry
+    records it as ``select_by``); else ("auto") "cer" (dev CER, then WER) when the scored starting model's dev WER
+    is at or above SATURATED_WER, else "wer" (dev WER, then CER); None when nothing was scored on dev."""
+    chosen = next((h["select_by"] for h in history if "select_by" in h), None)
+    if chosen is not None:
+        return chosen
     start = next((h for h in history if h["step"] == 0 and "dev_wer" in h), None)
     if start is None:
         return "wer" if any("dev_wer" in h for h in history) else None
@@ -135,6 +139,8 @@ class CheckpointSelector:
         result = evaluate(net, processor, dev.target, self.batch_seconds, self.precision, audio=dev.target_audio)
         empty = sum(not r["hypothesis"] for r in result.rows) / max(len(result.rows), 1)
         entry = {"dev_wer": result.wer, "dev_cer": result.cer, "empty_share": round(empty, 4), "qualifies": True}
+        if self.cfg.select_by != "auto":
+            entry["select_by"] = self.cfg.select_by  # the history says how it was ranked (selection_criterion)
         if dev.source:
             source_wer = evaluate(net, processor, dev.source, self.batch_seconds, self.precision,
                                   audio=dev.source_audio).wer

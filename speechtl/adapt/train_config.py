@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from speechtl.config import flat_dict, override
+from speechtl.config import ConfigError, flat_dict, override
 from speechtl.data.presets import parse_presets
 
 __all__ = ["TrainConfig", "OptimiserConfig", "StrategyConfig", "GuardConfig", "AugmentConfig",
-           "RegularisationConfig", "RuntimeConfig", "train_config", "train_config_dict"]
+           "RegularisationConfig", "RuntimeConfig", "SELECT_BY", "train_config", "train_config_dict"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,9 @@ class StrategyConfig:
     adapter_dim: int = 32  # bottleneck width of strategy adapter
 
 
+SELECT_BY = ("auto", "wer", "cer")  # GuardConfig.select_by (speechtl.adapt.select.selection_criterion)
+
+
 @dataclass(frozen=True)
 class GuardConfig:
     """Checkpoint choice (:mod:`speechtl.adapt.select`)."""
@@ -52,6 +55,11 @@ class GuardConfig:
     guard: bool = True  # negative-transfer guard: the starting model competes with every checkpoint on dev
     max_forgetting: float = 0.05  # with a source dev set: allowed relative rise of its WER (inf: no limit)
     interpolate: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])  # WiSE-FT α for θ₀+α(θ_T−θ₀) (source dev only)
+    select_by: str = "auto"  # rank checkpoints by dev wer | cer (then the other) | auto: cer when the start's dev WER >= 90 %
+
+    def __post_init__(self):
+        if self.select_by not in SELECT_BY:
+            raise ConfigError(f"--select-by {self.select_by!r}: choose one of {', '.join(SELECT_BY)}")
 
 
 @dataclass(frozen=True)
