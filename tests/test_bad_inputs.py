@@ -414,3 +414,16 @@ def test_markdown_text_leaves_no_link_image_or_markup():
 
     text = markdown_text("[click](http://evil) ![x](http://evil/p.png) <b>b</b> a|b\nnext")
     assert not any(c in text for c in "[]<>\n") and "\\|" in text
+
+
+def test_compare_tables_escape_user_text_but_print_their_own_intervals_plainly():
+    """A set or model name is inert Markdown; the intervals speechtl writes read as they are (no entities)."""
+    from speechtl.compare.tables import Table, _delta, _interval
+
+    r = {"wer": 0.5, "wer_low": 0.4, "wer_high": 0.6, "delta_wer": -0.1, "delta_wer_low": -0.15,
+         "delta_wer_high": -0.05, "p_value": 0.001}
+    table = Table("WER", ["set", "[m](http://evil)"], [[("[x](http://evil)", ""), (_interval(r), "")],
+                                                        [("y", ""), (_delta(r, 1000)[0], "better")]])
+    md = table.markdown()
+    assert "(http://evil)" in md and "](" not in md and "&#91;x&#93;" in md and "&#91;m&#93;" in md
+    assert "| 50.0 (40.0–60.0) |" in md and "**-10.0 (-15.0, -5.0) p ≤0.002**" in md

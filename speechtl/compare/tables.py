@@ -60,11 +60,11 @@ def p_text(p: float, num_bootstrap: int) -> str:
 
 
 def _interval(r: dict, key: str = "wer") -> str:
-    return f"{pct(r[key])} [{pct(r[key + '_low'])}–{pct(r[key + '_high'])}]"
+    return f"{pct(r[key])} ({pct(r[key + '_low'])}–{pct(r[key + '_high'])})"
 
 
 def _delta(r: dict, num_bootstrap: int) -> tuple[str, str]:
-    text = (f"{100 * r['delta_wer']:+.1f} [{100 * r['delta_wer_low']:+.1f}, {100 * r['delta_wer_high']:+.1f}] "
+    text = (f"{100 * r['delta_wer']:+.1f} ({100 * r['delta_wer_low']:+.1f}, {100 * r['delta_wer_high']:+.1f}) "
             f"p {p_text(r['p_value'], num_bootstrap)}")
     if r["p_value"] >= SIGNIFICANT:
         return text, "muted"
@@ -157,9 +157,9 @@ def breakdown_table(results: dict, name: str, rows: list[dict]) -> Table:
                 cells.append((_interval(r), ""))
                 continue
             text, style = _delta(r, results["num_bootstrap"])
-            cells.append((f"{_interval(r)} ({text.split(' [')[0]})", style))
+            cells.append((f"{_interval(r)}, Δ {text.split(' (')[0]}", style))
         t.rows.append(cells)
-    t.note = (f"In brackets: Δ WER points against {baseline}; bold: paired bootstrap p < {SIGNIFICANT:g}. "
+    t.note = (f"Δ: WER points against {baseline}; bold: paired bootstrap p < {SIGNIFICANT:g}. "
               f"Intervals resample {rows[0]['resampled']}.")
     return t
 
