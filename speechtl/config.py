@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 from speechtl.errors import SpeechtlError
 
-__all__ = ["ConfigError", "add_dataclass_arguments", "add_debug_flag", "dataclass_from_args", "parse_config", "config_to_dict",
-           "override", "flat_dict"]
+__all__ = ["ConfigError", "add_dataclass_arguments", "add_debug_flag", "dataclass_from_args", "parse_config",
+           "config_to_dict", "override", "flat_dict"]
 
 T = TypeVar("T")
 

@@ -79,8 +79,8 @@ def test_build_source_model_smoke_continued_with_tts(tmp_path):
     processor.save_pretrained(tmp_path / "start")
     people = make_tone_set(tmp_path / "people", 3, name="people_dev.jsonl")  # stands in for a real dev manifest
     scores = script.main(["--smoke", "--init", str(tmp_path / "start"), "--work", str(tmp_path / "work"),
-                          "--out", str(tmp_path / "model"), "--augment", "reverb,noise", "--speed-perturb", "0.9", "1.1",
-                          "--real-dev", str(people)])
+                          "--out", str(tmp_path / "model"), "--augment", "reverb,noise", "--speed-perturb", "0.9",
+                          "1.1", "--real-dev", str(people)])
     held_out = installed(HELD_OUT_VOICES)[0][:1]
     assert {"test-en-us", "test-en-gb-scotland", *(f"test-{v}" for v in held_out)} <= set(scores["sets"])
     card = (tmp_path / "model" / "README.md").read_text()
@@ -306,8 +306,8 @@ def test_scripts_turn_a_user_error_into_one_line_and_exit_2(path, tmp_path, monk
 
 def test_build_source_model_refuses_a_reserved_split_before_any_work(tmp_path, monkeypatch, capsys):
     reserved = make_tone_set(tmp_path / "r", 1, name="reserved_speechocean762_test.jsonl")
-    line = _run_as_program("scripts/build_source_model.py", ["--real-dev", str(reserved), "--work", str(tmp_path / "w")],
-                           monkeypatch, capsys)
+    line = _run_as_program("scripts/build_source_model.py",
+                           ["--real-dev", str(reserved), "--work", str(tmp_path / "w")], monkeypatch, capsys)
     assert "a reserved split is a held-out check" in line and not (tmp_path / "w").exists()
 
 

@@ -150,9 +150,9 @@ def contrastive_loss(config, out, mask: torch.Tensor, negatives: torch.Tensor) -
     transformers computes it there (same cosine similarities, temperature, masking of negatives equal to the
     positive, cross-entropy and diversity term; equal in fp32, tests/test_pretrain.py). Faster: transformers
     scores all B·T frames against K+1 targets through broadcast cosine similarities, materialising several
-    (K+1)·B·T·D tensors, most of a CPU step's time; here only the N masked frames are scored, by one (N, D) × (D, B·T)
-    product of unit vectors from which the positive and the K negatives are gathered. ``mask`` (B, T) bool,
-    ``negatives`` (B, T, K) flat indices into the B·T frames (:func:`mask_and_negatives`)."""
+    (K+1)·B·T·D tensors, most of a CPU step's time; here only the N masked frames are scored, by one
+    (N, D) × (D, B·T) product of unit vectors from which the positive and the K negatives are gathered.
+    ``mask`` (B, T) bool, ``negatives`` (B, T, K) flat indices into the B·T frames (:func:`mask_and_negatives`)."""
     predicted, quantized = out.projected_states, out.projected_quantized_states  # (B, T, D) each
     mask = mask.to(predicted.device).bool()
     frames = quantized.reshape(-1, quantized.shape[-1])  # (B·T, D)

@@ -101,8 +101,8 @@ def verdict(history: list[dict], best_step: int | None, max_forgetting: float, b
     asked = next((h["select_by"] for h in history if "select_by" in h), None)
     if selection_criterion(history) == "cer":
         why = ("as --select-by cer asks" if asked else
-               f"the starting model's dev WER {100 * start['dev_wer']:.1f}% is saturated (≥ {100 * SATURATED_WER:g}%, "
-               "about what an empty transcript scores)")
+               f"the starting model's dev WER {100 * start['dev_wer']:.1f}% is saturated "
+               f"(≥ {100 * SATURATED_WER:g}%, about what an empty transcript scores)")
         return _adapted(history, start, chosen, best_step, best_alpha, limit) + f"; ranked by dev CER, then WER: {why}"
     return _adapted(history, start, chosen, best_step, best_alpha, limit)
 

@@ -55,7 +55,7 @@ class GuardConfig:
     guard: bool = True  # negative-transfer guard: the starting model competes with every checkpoint on dev
     max_forgetting: float = 0.05  # with a source dev set: allowed relative rise of its WER (inf: no limit)
     interpolate: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])  # WiSE-FT α for θ₀+α(θ_T−θ₀) (source dev only)
-    select_by: str = "auto"  # rank checkpoints by dev wer | cer (then the other) | auto: cer when the start's dev WER >= 90 %
+    select_by: str = "auto"  # rank checkpoints by dev wer | cer (then the other); auto: cer if the start's WER >= 90 %
 
     def __post_init__(self):
         if self.select_by not in SELECT_BY:
