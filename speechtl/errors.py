@@ -14,7 +14,7 @@ import sys
 import traceback
 from typing import Callable
 
-__all__ = ["SpeechtlError", "exit_status", "report_error"]
+__all__ = ["SpeechtlError", "exit_status"]
 
 
 class SpeechtlError(Exception):
@@ -23,7 +23,7 @@ class SpeechtlError(Exception):
 
 def exit_status(command: str, run: Callable[[], object], debug: bool | None = None) -> int:
     """Run a command's ``run()`` and return its exit status: what ``run()`` returned when that is an int, else 0;
-    for an error, :func:`report_error`'s status; 130 for Ctrl-C (what an interrupted run left is named by the next
+    for an error, :func:`_report`'s status; 130 for Ctrl-C (what an interrupted run left is named by the next
     run: ``--resume``). ``debug=None`` (a script without a ``--debug`` flag) prints a bug's traceback only::
 
         if __name__ == "__main__":
@@ -35,11 +35,11 @@ def exit_status(command: str, run: Callable[[], object], debug: bool | None = No
         print(f"{command}: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 — every error ends as one line and an exit status
-        return report_error(command, e, debug)
+        return _report(command, e, debug)
     return status if isinstance(status, int) and not isinstance(status, bool) else 0
 
 
-def report_error(prefix: str, error: Exception, debug: bool | None = False) -> int:
+def _report(prefix: str, error: Exception, debug: bool | None = False) -> int:
     """``error`` as one line on stderr after ``prefix``, its traceback first with ``debug`` (``None``: for a bug
     only); returns the exit status: 2 for bad input or settings (a :class:`SpeechtlError`), 1 for anything else —
     a bug in speechtl."""
