@@ -267,3 +267,35 @@ def test_the_lookup_quantizer_equals_transformers_own(training):
     assert their_grads.keys() == our_grads.keys() and len(our_grads) == (3 if training else 1)
     for k in their_grads:
         torch.testing.assert_close(our_grads[k], their_grads[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_source_test_is_scored_before_and_after_and_a_worse_one_is_a_warning(corpus, tmp_path, capsys):
+    from speechtl.data.manifest import Utterance, write_manifest
+    from speechtl.eval import evaluate_manifests
+    from speechtl.pretrain import SOURCE_FILE, source_warning
+
+    rng = np.random.default_rng(1)
+    utts = []
+    for i in range(4):
+        text = " ".join(rng.choice(WORDS, size=2))
+        sf.write(tmp_path / f"s{i}.wav", tone_audio(text, 50 + i), 16_000)
+        utts.append(Utterance(f"s{i}", tmp_path / f"s{i}.wav", text))
+    source = tmp_path / "source.jsonl"
+    write_manifest(utts, source)
+    out = tmp_path / "run"
+    args = ["pretrain", str(corpus["model"]), str(corpus["audio"]), "--out", str(out), "--steps", "2", "--lr", "5e-3",
+            "--eval-every", "2", "--batch-seconds", "4", "--mask-length", "5", "--num-negatives", "10",
+            "--precision", "fp32", "--quiet", "--output-format", "json", "--source-test", str(source)]
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)["source_test"]
+    written = json.loads((out / SOURCE_FILE).read_text())
+    assert written["before"] == printed["before"] and written["after"] == printed["after"]
+    for model, when in ((corpus["model"], "before"), (out, "after")):  # the same figures evaluate gives
+        (r,) = evaluate_manifests(str(model), [str(source)], precision="fp32", progress=False)["sets"].values()
+        assert written[when]["wer"] == pytest.approx(r["wer"]) and written[when]["num_utts"] == 4
+    assert source_warning(0.08, 0.64) and "8.0 % -> 64.0 %" in source_warning(0.08, 0.64)
+    assert source_warning(0.08, 0.083) is None and source_warning(0.5, 0.4) is None
+
+    missing = tmp_path / "nowhere.jsonl"  # a bad source test fails before any pretraining
+    assert main([*args[:-1], str(missing), "--out", str(tmp_path / "run2")]) == 2
+    assert str(missing) in capsys.readouterr().err and not (tmp_path / "run2" / CHECKPOINT).exists()

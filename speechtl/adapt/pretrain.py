@@ -72,6 +72,7 @@ class PretrainResult:
     wall_s: float
     plot: bool  # whether pretrain_loss.png was drawn (matplotlib installed)
     warnings: list[str] = field(default_factory=list)  # e.g. steps skipped for a non-finite loss (also in CONFIG_FILE)
+    source_test: dict | None = None  # the CLI's --source-test: {"before", "after"} WER/CER (speechtl.pretrain)
 
 
 @dataclass
