@@ -11,8 +11,8 @@ files of ``--scaling-minutes`` (the same speech repeated). Models: a wav2vec2-ba
 ``speechtl/en-us-synth``. Each measurement runs in a fresh subprocess (clean peak RSS):
 
 - ``speechtl``: ``transcribe_files`` (streamed chunks, batched, fp32 and bf16 autocast; in bf16 the feature encoder
-  runs through ``speechtl.models.fast_encoder``), and bf16 with ``TranscribeOptions(compile=True)`` (``--compile``)
-  in a process with an empty inductor cache: its first call's seconds (compiling, from the library's log line) are
+  runs through ``speechtl.models.fast_encoder``), and both again with ``TranscribeOptions(compile=True)``
+  (``--compile``) in a process with an empty inductor cache: its first call's seconds (compiling, from the library's log line) are
   printed apart, with the audio length at which compiling pays;
 - ``pipeline``: ``transformers.pipeline("automatic-speech-recognition", model=folder)`` called with
   ``chunk_length_s``/``stride_length_s`` equal to speechtl's chunk and stride, on the whole array
@@ -257,8 +257,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         ref = row("compare", name, "pipeline", "fp32", args.minutes, args.pipeline_stride_s)
         rows.append(ref)
         near = seams(args.minutes * 60, args.chunk_s, args.pipeline_stride_s)
-        for precision, stride, compile in (("fp32", args.pipeline_stride_s, False), ("bf16", args.stride_s, False),
-                                           ("bf16", args.stride_s, True)):
+        for precision, stride, compile in (("fp32", args.pipeline_stride_s, False), ("fp32", args.pipeline_stride_s, True),
+                                           ("bf16", args.stride_s, False), ("bf16", args.stride_s, True)):
             r = row("compare", name, "speechtl", precision, args.minutes, stride, compile)
             r["x_pipeline"] = r["rtfx"] / ref["rtfx"]
             r["char_agreement"] = 1 - jiwer.cer(ref["text"], r["text"]) if ref["text"] else float(not r["text"])
@@ -328,20 +328,20 @@ def format_table(result: dict) -> str:
 
 
 def compile_lines(rows: list[dict]) -> list[str]:
-    """Per model, what --compile costs once (its first call, compiling with an empty inductor cache) and buys per audio
-    minute after it (the bf16+compile row's wall time less that call, against the bf16 row's), and so the audio
-    length at which it pays: compile s / (eager s per audio-min - compiled s per audio-min)."""
+    """Per model and precision, what --compile costs once (its first call, compiling with an empty inductor cache)
+    and buys per audio minute after it (the +compile row's wall time less that call, against the eager row's of
+    that precision), and so the audio length at which it pays: compile s / (eager - compiled s per audio-min)."""
     lines = []
     for c in rows:
         eager = next((r for r in rows if r["kind"] == c["kind"] == "compare" and r["model"] == c["model"]
-                      and r["system"] == "speechtl" and r["precision"] == "bf16" and not r.get("compile")), None)
+                      and r["system"] == "speechtl" and r["precision"] == c["precision"] and not r.get("compile")), None)
         if not c.get("compile") or eager is None or c["compile_s"] is None:
             continue
         per_min = (eager["wall_s"] / eager["minutes"], (c["wall_s"] - c["compile_s"]) / c["minutes"])
         gain = per_min[0] - per_min[1]
         pays = f"after {c['compile_s'] / gain:.0f} audio-min" if gain > 0 else "never (no faster after compiling)"
-        lines.append(f"compile: {c['model']} first call {c['compile_s']:.1f} s (cold inductor cache); s per audio-min "
-                     f"bf16 {per_min[0]:.2f}, bf16+compile after its first call {per_min[1]:.2f}; pays {pays}")
+        lines.append(f"compile: {c['model']} {c['precision']} first call {c['compile_s']:.1f} s (cold inductor cache); s "
+                     f"per audio-min eager {per_min[0]:.2f}, compiled after its first call {per_min[1]:.2f}; pays {pays}")
     return lines
 
 
