@@ -302,8 +302,8 @@ def _add_transcribe_parser(sub) -> None:
     p.add_argument("--chunk-s", type=float, default=30.0, help="longer files are streamed in chunks this long (default: 30)")
     p.add_argument("--stride-s", type=float, default=3.0, help="overlap on each side of a chunk (default: 3)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--compile", action="store_true", help="long files' chunks through torch.compile: faster forwards "
-                   "after ~1 min of compiling, so it pays on hours of audio only (README)")
+    p.add_argument("--compile", action="store_true", help="long files' chunks through torch.compile (~1 min once): "
+                   "pays on long --precision fp32 jobs; on CPU not in bf16 (README)")
     add_runtime_arguments(p, batch_seconds=60.0, on_error="skip", device=None)
     add_model_arguments(p)
     _add_lm_flags(p)

@@ -61,7 +61,7 @@ class TranscribeOptions:
     output_dir: str | None = None  # write one file per input here (else the caller prints)
     adapter: str | None = None  # adapter to load onto the model
     route: bool = True  # False: a routed run folder's adapted model alone
-    compile: bool = False  # long files' chunks through torch.compile: ~1.3x per forward after ~35-60 s of compiling
+    compile: bool = False  # long files' chunks through torch.compile (~1 min once): pays on long fp32 jobs, not bf16
 
 
 def _load(model: str, adapter: str | None, route: bool = True):

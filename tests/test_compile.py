@@ -63,6 +63,7 @@ def _long_file(tmp_path):
     return path  # ~5 s: with 1-s chunks, full batches of two chunks and a shorter last chunk
 
 
+@pytest.mark.slow  # compiles the tiny model with inductor: ~30 s with an empty inductor cache, ~5 s warm
 def test_compiled_transcription_equals_eager_in_fp32(tiny_model_dir, tmp_path, caplog):
     path = _long_file(tmp_path)
     with caplog.at_level(logging.INFO, logger="speechtl.decode.compiled"):
@@ -94,3 +95,19 @@ def test_a_failing_compile_falls_back_to_eager_with_one_line(tiny_model_dir, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("--compile: torch.compile failed") and "no C++ compiler" in err[0]
     assert compiled.compiled is None
+
+
+def test_the_flag_reaches_the_options(monkeypatch, tmp_path):
+    import speechtl.transcribe as transcribe
+    from speechtl.cli import main
+
+    seen = {}
+
+    def fake(model, paths, on_error, precision, device, progress, options):
+        seen["compile"] = options.compile
+        return [transcribe.FileTranscript("a.wav", "ab", 1.0)], []
+
+    monkeypatch.setattr(transcribe, "transcribe_files", fake)
+    for flags, expected in (([], False), (["--compile"], True)):
+        assert main(["transcribe", "speechtl/en-us-synth", str(tmp_path), "--quiet", *flags]) == 0
+        assert seen.pop("compile") is expected

@@ -1,13 +1,19 @@
 """Opt-in ``torch.compile`` of the transcription forward (``speechtl transcribe --compile``), for one batch shape.
 
 Compiling costs tens of seconds (once per process; inductor keeps its results in an on-disk cache, so a later
-process compiles faster) and buys ~1.3× per forward of a long file's chunks on CPU, so it pays on long jobs
-only. Each new input shape would compile again, so exactly one shape is compiled: a long file's batch of
-``rows`` chunks of ``samples`` each. A smaller batch (a file's last, shorter chunk, or fewer chunks) is padded
-up to it — extra rows repeat the last one, extra samples are zeros outside the attention mask — and the
-padding is cut from the output, so it changes no transcript (only the rounding of a bf16 matmul could move,
-as with any other batch). A model that takes no attention mask (a group-norm feature encoder normalises over
-the padded length) is not padded: its other shapes run eagerly.
+process compiles faster). Measured on CPU (benchmarks/README.md): transformers' fp32 forward runs ~1.4× faster
+compiled, so it pays on long fp32 jobs; the bf16 path (the fast feature encoder) runs ~10 % *slower* compiled,
+so it never pays there.
+
+Each new input shape compiles again, so exactly one shape is compiled (``dynamic=False``): a long file's batch
+of ``rows`` chunks of ``samples`` each. A smaller batch (a file's last, shorter chunk, or fewer chunks) is
+padded up to it — extra rows repeat the last one, extra samples are zeros outside the attention mask — and the
+padding is cut from the output, so it changes no transcript (only the rounding of a bf16 matmul could move, as
+with any other batch). A model that takes no attention mask (a group-norm feature encoder normalises over the
+padded length) is not padded: its other shapes run eagerly. Measured against the alternatives (shipped model,
+bf16): torch's automatic dynamic shapes compiled three times on a long file (full batch, batch of one, the
+last chunk's length; 34 + 22 + 32 s), ``dynamic=True`` twice (63 s, then 33 s for a batch of one) and ran
+~15 % slower than static; padding compiles once (~35 s).
 
 Compilation needs a C++ compiler; where it fails (at the first call), one line says so on stderr and the
 forward runs eagerly from then on: the same transcripts, only slower — a long job is not stopped for it.
