@@ -11,7 +11,9 @@ files of ``--scaling-minutes`` (the same speech repeated). Models: a wav2vec2-ba
 ``speechtl/en-us-synth``. Each measurement runs in a fresh subprocess (clean peak RSS):
 
 - ``speechtl``: ``transcribe_files`` (streamed chunks, batched, fp32 and bf16 autocast; in bf16 the feature encoder
-  runs through ``speechtl.models.fast_encoder``);
+  runs through ``speechtl.models.fast_encoder``), and both again with ``TranscribeOptions(compile=True)``
+  (``--compile``) in a process with an empty inductor cache: its first call's seconds (compiling, from the library's log line) are
+  printed apart, with the audio length at which compiling pays;
 - ``pipeline``: ``transformers.pipeline("automatic-speech-recognition", model=folder)`` called with
   ``chunk_length_s``/``stride_length_s`` equal to speechtl's chunk and stride, on the whole array
   (the pipeline needs the file in memory; reading it is timed too).
@@ -27,8 +29,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -157,15 +162,32 @@ def worker(spec: dict) -> dict:
     else:
         from speechtl.transcribe import TranscribeOptions, transcribe_files
 
+        compiled = CompileTime()
         start = time.perf_counter()
-        options = TranscribeOptions(spec["chunk_s"], spec["stride_s"], spec["batch_seconds"])
+        options = TranscribeOptions(spec["chunk_s"], spec["stride_s"], spec["batch_seconds"],
+                                    compile=spec.get("compile", False))
         t = transcribe_files(spec["model"], [spec["audio"]], precision=spec["precision"], progress=False,
                              options=options)[0][0]
         text, starts = t.text, [w.start_s for w in t.words]
     wall = time.perf_counter() - start
     from speechtl.text import normalize
 
-    return {"wall_s": wall, "text": normalize(text), "peak_rss_mb": peak_rss_mb(), "word_starts": starts}
+    return {"wall_s": wall, "text": normalize(text), "peak_rss_mb": peak_rss_mb(), "word_starts": starts,
+            "compile_s": compiled.seconds if spec["system"] == "speechtl" else None}
+
+
+class CompileTime(logging.Handler):
+    """The seconds of the call that compiled, from the library's log line (``speechtl.decode.compiled``)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.seconds: float | None = None
+        logger = logging.getLogger("speechtl.decode.compiled")
+        logger.setLevel(logging.INFO)
+        logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seconds = float(record.args[0])
 
 
 def peak_rss_mb() -> float:
@@ -175,8 +197,10 @@ def peak_rss_mb() -> float:
 
 
 def measure(spec: dict) -> dict:
+    """One row in a fresh process; a compiling one with an empty inductor cache (its first call compiles cold)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache})
     if proc.returncode != 0:
         raise RuntimeError(f"worker {spec['system']} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -214,14 +238,16 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     models = {"base": base_model_dir(work), "shipped": SHIPPED_DIR / "en-us-synth"}
     flops = {name: flops_per_chunk(folder, args.chunk_s) for name, folder in models.items()}
 
-    def row(kind: str, name: str, system: str, precision: str, minutes: float, stride_s: float) -> dict:
+    def row(kind: str, name: str, system: str, precision: str, minutes: float, stride_s: float,
+            compile: bool = False) -> dict:
         audio = write_repeated(work / f"audio-{minutes:g}min.wav", speech, minutes)
         r = measure({"threads": args.threads, "chunk_s": args.chunk_s, "stride_s": stride_s,
                      "batch_seconds": args.batch_seconds, "system": system, "model": str(models[name]),
-                     "audio": str(audio), "precision": precision})
+                     "audio": str(audio), "precision": precision, "compile": compile})
         seconds = minutes * 60
         gflops = flops[name] * num_chunks(seconds, args.chunk_s, stride_s) / r["wall_s"] / 1e9
-        return {"kind": kind, "model": name, "system": system, "precision": precision, "minutes": minutes,
+        return {"kind": kind, "model": name, "system": system, "precision": precision, "compile": compile,
+                "compile_s": r["compile_s"], "label": precision + ("+compile" if compile else ""), "minutes": minutes,
                 "stride_s": stride_s, "wall_s": r["wall_s"], "rtfx": seconds / r["wall_s"],
                 "peak_rss_mb": r["peak_rss_mb"], "gflops": gflops, "peak_share": gflops / peaks[precision],
                 "text": r["text"], "word_starts": r["word_starts"]}
@@ -231,8 +257,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         ref = row("compare", name, "pipeline", "fp32", args.minutes, args.pipeline_stride_s)
         rows.append(ref)
         near = seams(args.minutes * 60, args.chunk_s, args.pipeline_stride_s)
-        for precision, stride in (("fp32", args.pipeline_stride_s), ("bf16", args.stride_s)):
-            r = row("compare", name, "speechtl", precision, args.minutes, stride)
+        for precision, stride, compile in (("fp32", args.pipeline_stride_s, False), ("fp32", args.pipeline_stride_s, True),
+                                           ("bf16", args.stride_s, False), ("bf16", args.stride_s, True)):
+            r = row("compare", name, "speechtl", precision, args.minutes, stride, compile)
             r["x_pipeline"] = r["rtfx"] / ref["rtfx"]
             r["char_agreement"] = 1 - jiwer.cer(ref["text"], r["text"]) if ref["text"] else float(not r["text"])
             r["identical"] = r["text"] == ref["text"]
@@ -265,7 +292,7 @@ def format_table(result: dict) -> str:
         f"chunks {s['chunk_s']:g} s; strides: pipeline {s['pipeline_stride_s']:g} s, speechtl fp32 the same, "
         f"speechtl bf16 {s['stride_s']:g} s (its default)",
         "",
-        f"{'model':8} {'system':9} {'prec':5} {'min':>4} {'wall s':>7} {'RTFx':>6} {'x pipe':>6} {'RSS MB':>7} "
+        f"{'model':8} {'system':9} {'prec':12} {'min':>4} {'wall s':>7} {'RTFx':>6} {'x pipe':>6} {'RSS MB':>7} "
         f"{'GFLOP/s':>7} {'% peak':>6} {'char agree %':>12} {'same text':>9} {'diffs (away)':>12}",
     ]
     for r in result["rows"]:
@@ -273,7 +300,7 @@ def format_table(result: dict) -> str:
             continue
         diffs = f"{r['differences']} ({r['differences_away']})" if "differences" in r else "-"
         lines.append(
-            f"{r['model']:8} {r['system']:9} {r['precision']:5} {r['minutes']:>4g} {r['wall_s']:>7.1f} "
+            f"{r['model']:8} {r['system']:9} {r.get('label', r['precision']):12} {r['minutes']:>4g} {r['wall_s']:>7.1f} "
             f"{r['rtfx']:>6.1f} {r.get('x_pipeline', 1.0):>6.2f} {r['peak_rss_mb']:>7.0f} {r['gflops']:>7.1f} "
             f"{100 * r['peak_share']:>6.1f} {100 * r.get('char_agreement', 1.0):>12.2f} "
             f"{str(r.get('identical', '-')):>9} {diffs:>12}")
@@ -292,12 +319,30 @@ def format_table(result: dict) -> str:
         lines.append(f"peak RSS {last['minutes']:g} min vs {first['minutes']:g} min: {100 * growth:+.1f} % "
                      f"(acceptance: within 20 %: {'yes' if abs(growth) <= 0.2 else 'NO'}); time per audio minute "
                      f"{last['wall_s'] / last['minutes']:.2f} s vs {first['wall_s'] / first['minutes']:.2f} s")
-    lines += goal_lines(result["rows"])
+    lines += compile_lines(result["rows"]) + goal_lines(result["rows"])
     lines.append(f"x pipe: throughput relative to the pipeline row of the same model (higher is faster); char "
                  f"agree %: 1 - CER against the pipeline's transcript; diffs (away): places where the words differ "
                  f"(of them, more than {s['boundary_s']:g} s from every chunk seam); % peak: achieved GFLOP/s over the "
                  f"matmul peak of the row's precision")
     return "\n".join(lines)
+
+
+def compile_lines(rows: list[dict]) -> list[str]:
+    """Per model and precision, what --compile costs once (its first call, compiling with an empty inductor cache)
+    and buys per audio minute after it (the +compile row's wall time less that call, against the eager row's of
+    that precision), and so the audio length at which it pays: compile s / (eager - compiled s per audio-min)."""
+    lines = []
+    for c in rows:
+        eager = next((r for r in rows if r["kind"] == c["kind"] == "compare" and r["model"] == c["model"]
+                      and r["system"] == "speechtl" and r["precision"] == c["precision"] and not r.get("compile")), None)
+        if not c.get("compile") or eager is None or c["compile_s"] is None:
+            continue
+        per_min = (eager["wall_s"] / eager["minutes"], (c["wall_s"] - c["compile_s"]) / c["minutes"])
+        gain = per_min[0] - per_min[1]
+        pays = f"after {c['compile_s'] / gain:.0f} audio-min" if gain > 0 else "never (no faster after compiling)"
+        lines.append(f"compile: {c['model']} {c['precision']} first call {c['compile_s']:.1f} s (cold inductor cache); s "
+                     f"per audio-min eager {per_min[0]:.2f}, compiled after its first call {per_min[1]:.2f}; pays {pays}")
+    return lines
 
 
 GOALS = {"base": 3.0, "shipped": 2.5}  # issue 20: speechtl bf16 over the pipeline's throughput
@@ -308,7 +353,7 @@ def goal_lines(rows: list[dict]) -> list[str]:
     """One line per goal of issue 20 that this run measured: the figure, the goal and whether it is met."""
     lines = []
     for r in rows:
-        if r["kind"] == "compare" and r["system"] == "speechtl" and r["precision"] == "bf16":
+        if r["kind"] == "compare" and r["system"] == "speechtl" and r["precision"] == "bf16" and not r.get("compile"):
             goal = GOALS[r["model"]]
             lines.append(f"goal: {r['model']} speechtl bf16 {r['x_pipeline']:.2f}x the pipeline (goal >= {goal:g}x): "
                          f"{'met' if r['x_pipeline'] >= goal else 'NOT met'}")

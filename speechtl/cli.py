@@ -94,7 +94,7 @@ def _transcribe(args) -> int:
 
     set_threads(args.threads)
     options = TranscribeOptions(args.chunk_s, args.stride_s, args.batch_seconds, args.lm, _lm_settings(args),
-                                args.output_format, args.output_dir, args.adapter, args.route)
+                                args.output_format, args.output_dir, args.adapter, args.route, args.compile)
     transcripts, skipped = transcribe_files(args.model, args.paths, args.on_error, args.precision, args.device,
                                             progress=not args.quiet, options=options)
     if args.output_dir:
@@ -291,19 +291,19 @@ def _add_check_parser(sub) -> None:
 
 def _add_transcribe_parser(sub) -> None:
     p = sub.add_parser("transcribe", help="transcribe audio files and folders (any length), with word times",
-                       description="CTC transcripts of audio files (folders are searched recursively): greedy or "
-                                   "beam search with an n-gram LM; files longer than --chunk-s are streamed in "
-                                   "overlapping chunks; word times and confidences in json, srt, vtt and tsv.")
+                       description="CTC transcripts of audio files (folders searched recursively): greedy or beam "
+                                   "search with an n-gram LM; long files streamed in overlapping chunks; word times.")
     p.add_argument("model", help="model folder, hub id, or shipped model (speechtl/en-us-synth)")
     p.add_argument("paths", nargs="+", help="audio files or folders")
     p.add_argument("--output-format", choices=("txt", "json", "srt", "vtt", "tsv"), default="txt",
                    help="txt: text (without --output-dir one 'path<TAB>text' line per file); json: text, words with "
                         "start_s/end_s/confidence; srt/vtt: subtitles; tsv: one word a row (default: txt)")
     p.add_argument("--output-dir", default=None, help="write one file per input here (folder layout kept)")
-    p.add_argument("--chunk-s", type=float, default=30.0, help="files longer than this are streamed in chunks of this "
-                                                               "many seconds (default: 30)")
+    p.add_argument("--chunk-s", type=float, default=30.0, help="longer files are streamed in chunks this long (default: 30)")
     p.add_argument("--stride-s", type=float, default=3.0, help="overlap on each side of a chunk (default: 3)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--compile", action="store_true", help="long files' chunks through torch.compile (~1 min once): "
+                   "pays on long --precision fp32 jobs; on CPU not in bf16 (README)")
     add_runtime_arguments(p, batch_seconds=60.0, on_error="skip", device=None)
     add_model_arguments(p)
     _add_lm_flags(p)

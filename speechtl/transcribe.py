@@ -61,6 +61,7 @@ class TranscribeOptions:
     output_dir: str | None = None  # write one file per input here (else the caller prints)
     adapter: str | None = None  # adapter to load onto the model
     route: bool = True  # False: a routed run folder's adapted model alone
+    compile: bool = False  # long files' chunks through torch.compile (~1 min once): pays on long fp32 jobs, not bf16
 
 
 def _load(model: str, adapter: str | None, route: bool = True):
@@ -114,7 +115,7 @@ def transcribe_files(
     done: dict[int, FileTranscript] = {}
     skipped: list[dict] = []
     for r in file_log_probs(net, processor, files, options.chunk_s, options.stride_s, options.batch_seconds,
-                            resolve_precision(precision, dev), progress):
+                            resolve_precision(precision, dev), progress, options.compile):
         if r.error is not None:
             if on_error == "fail":
                 raise AudioError(f"{r.error} (use --on-error skip to leave such files out)")

@@ -271,3 +271,8 @@ def test_benchmark_helpers_literal():
             {"kind": "compare", "system": "pipeline", "precision": "fp32", "model": "base", "peak_share": 0.9}]
     lines = bench.goal_lines(rows)
     assert len(lines) == 3 and lines[0].endswith(": met") and all(line.endswith("NOT met") for line in lines[1:])
+    eager = {"kind": "compare", "system": "speechtl", "precision": "bf16", "model": "base", "minutes": 2, "wall_s": 20.0}
+    fast = {**eager, "compile": True, "compile_s": 30.0, "wall_s": 46.0}  # 16 s after compiling: 2 s per audio-min saved
+    slow = {**fast, "model": "shipped", "wall_s": 55.0}
+    lines = bench.compile_lines([eager, fast, {**eager, "model": "shipped"}, slow])
+    assert len(lines) == 2 and lines[0].endswith("pays after 15 audio-min") and "never" in lines[1]

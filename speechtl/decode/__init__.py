@@ -25,7 +25,7 @@ from speechtl.models.fast_encoder import fast_encode_features, fast_features_sup
 from speechtl.models.features import ctc_logits_from_features
 from speechtl.runtime import autocast
 
-__all__ = ["uses_attention_mask", "MODEL_INPUTS", "batch_rows", "forward_logits", "Batch", "forward_arrays",
+__all__ = ["uses_attention_mask", "MODEL_INPUTS", "batch_rows", "forward_logits", "audio_forward", "Batch", "forward_arrays",
            "iter_batches", "greedy_decode", "transcribe_arrays", "Transcripts"]
 
 
@@ -41,15 +41,17 @@ def batch_rows(batch: dict, rows: torch.Tensor) -> dict:
     return {k: batch[k][rows] for k in MODEL_INPUTS if k in batch}
 
 
-def forward_logits(model, batch: dict, pass_mask: bool, precision: str = "fp32",
-                   fast: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def forward_logits(model, batch: dict, pass_mask: bool, precision: str = "fp32", fast: bool = False,
+                   forward: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the encoder + CTC head. Returns logits (B, T, V) in fp32 and valid frame counts (B,).
 
     A batch of cached feature-encoder outputs (``extract_features``, ``feature_lengths``:
     :class:`speechtl.data.feature_cache.FeatureCollator`) runs the rest of the model from there
     (:func:`speechtl.models.features.ctc_logits_from_features`); a batch of audio runs all of it.
     ``fast``: in bf16, with the model in eval mode, its feature encoder runs as matrix products on (B, T, C) activations
-    (:mod:`speechtl.models.fast_encoder`; equal up to rounding, ~2x faster on CPU) where the model allows."""
+    (:mod:`speechtl.models.fast_encoder`; equal up to rounding, ~2x faster on CPU) where the model allows.
+    ``forward``: what runs a batch of audio instead of :func:`audio_forward` (a compiled one, built for the same
+    model and settings)."""
     device = next(model.parameters()).device
     if "extract_features" in batch:
         lengths = batch["feature_lengths"].to(device)
@@ -60,14 +62,30 @@ def forward_logits(model, batch: dict, pass_mask: bool, precision: str = "fp32",
     mask = batch["attention_mask"].to(device)
     base = extract_model_from_parallel(model)  # DDP/compiled wrappers hide the helper below
     lengths = base._get_feat_extract_output_lengths(mask.sum(-1)).to(torch.long)
+    run = forward if forward is not None else audio_forward(model, pass_mask, precision, fast)
+    return run(inputs, mask, lengths), lengths
+
+
+def audio_forward(model, pass_mask: bool, precision: str = "fp32",
+                  fast: bool = False) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The forward of :func:`forward_logits` on a batch of audio as a plain function of tensors,
+    ``(input_values (B, S), attention_mask (B, S), frame lengths (B,)) -> logits (B, T, V) fp32``, with every
+    choice (fast feature encoder, mask or not, precision) made once here: what
+    :class:`speechtl.decode.compiled.CompiledForward` compiles."""
+    device = next(model.parameters()).device
+    gives_mask = _gives_mask(model, pass_mask)
     if fast and precision == "bf16" and not model.training and fast_features_supported(model):
+        def run_fast(inputs: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+            with autocast(device, precision):
+                features = fast_encode_features(model, inputs, torch.bfloat16)
+                logits = ctc_logits_from_features(model, features, lengths if gives_mask else None)
+            return logits.float()
+        return run_fast
+
+    def run(inputs: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         with autocast(device, precision):
-            features = fast_encode_features(model, inputs, torch.bfloat16)
-            logits = ctc_logits_from_features(model, features, lengths if _gives_mask(model, pass_mask) else None)
-        return logits.float(), lengths
-    with autocast(device, precision):
-        out = model(inputs, attention_mask=mask if _gives_mask(model, pass_mask) else None)
-    return out.logits.float(), lengths
+            return model(inputs, attention_mask=mask if gives_mask else None).logits.float()
+    return run
 
 
 @dataclass
@@ -82,16 +100,18 @@ class Batch:
 
 
 def forward_arrays(model, processor, arrays: Sequence[np.ndarray], precision: str = "fp32",
-                   hidden_states: bool = False, indices: Sequence[int] | None = None, fast: bool = False) -> Batch:
+                   hidden_states: bool = False, indices: Sequence[int] | None = None, fast: bool = False,
+                   forward: Callable | None = None) -> Batch:
     """16 kHz arrays padded into one batch by the model's feature extractor, through the model (no gradients,
     in the mode the model is in). ``hidden_states`` needs a plain ``*ForCTC`` model in eval mode; ``fast``: see
-    :func:`forward_logits` (transcription uses it; evaluation and training do not, so their figures stay put)."""
+    :func:`forward_logits` (transcription uses it; evaluation and training do not, so their figures stay put);
+    ``forward``: see :func:`forward_logits`."""
     indices = list(range(len(arrays))) if indices is None else list(indices)
     batch = CtcCollator(processor.feature_extractor)([{"id": str(i), "audio": a} for i, a in zip(indices, arrays)])
     pass_mask = uses_attention_mask(processor)
     with torch.no_grad():
         if not hidden_states:
-            return Batch(indices, *forward_logits(model, batch, pass_mask, precision, fast))
+            return Batch(indices, *forward_logits(model, batch, pass_mask, precision, fast, forward))
         device = next(model.parameters()).device
         mask = batch["attention_mask"].to(device)
         with autocast(device, precision):

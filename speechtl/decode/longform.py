@@ -20,9 +20,10 @@ from tqdm.auto import tqdm
 
 from speechtl.audio import SAMPLE_RATE, AudioError, check_length, known_frames, load_audio, open_audio
 from speechtl.data.dataset import length_grouped_batches
-from speechtl.decode import forward_arrays
+from speechtl.decode import audio_forward, forward_arrays, uses_attention_mask
 from speechtl.decode.chunking import (Chunk, ChunkPlan, frame_hop, iter_chunks, model_receptive_field, plan_chunks,
                                       stream_audio)
+from speechtl.decode.compiled import CompiledForward
 
 __all__ = ["FileLogProbs", "file_log_probs"]
 
@@ -36,13 +37,15 @@ class FileLogProbs:
 
 
 class _Runner:
-    """The model's forward pass on lists of arrays (the fast feature encoder in bf16); log-softmax in fp32 on CPU."""
+    """The model's forward pass on lists of arrays (the fast feature encoder in bf16); log-softmax in fp32 on CPU.
+    ``compiled``: the forward for long files' chunks, compiled for batches of ``rows`` full chunks (None: eager)."""
 
-    def __init__(self, model, processor, precision: str):
-        self.model, self.processor, self.precision = model, processor, precision
+    def __init__(self, model, processor, precision: str, compiled: CompiledForward | None = None):
+        self.model, self.processor, self.precision, self.compiled = model, processor, precision, compiled
 
-    def __call__(self, arrays: Sequence[np.ndarray]) -> list[torch.Tensor]:
-        out = forward_arrays(self.model, self.processor, arrays, self.precision, fast=True)
+    def __call__(self, arrays: Sequence[np.ndarray], chunks: bool = False) -> list[torch.Tensor]:
+        forward = self.compiled if chunks else None
+        out = forward_arrays(self.model, self.processor, arrays, self.precision, fast=True, forward=forward)
         log_probs = torch.log_softmax(out.logits, dim=-1).cpu()
         return [lp[: int(n)] for lp, n in zip(log_probs, out.lengths)]
 
@@ -72,11 +75,12 @@ def _short_files(run: _Runner, files: Sequence[Path], idx: list[int], seconds: l
             yield FileLogProbs(idx[k], lp, len(a) / SAMPLE_RATE)
 
 
-def _chunk_batches(chunks: Iterator[Chunk], size: int) -> Iterator[list[Chunk]]:
-    """Groups of up to ``size`` chunks of equal length (the shorter last chunk goes alone)."""
+def _chunk_batches(chunks: Iterator[Chunk], size: int, mixed: bool = False) -> Iterator[list[Chunk]]:
+    """Groups of up to ``size`` chunks of equal length (the shorter last chunk goes alone, unless ``mixed``: a
+    compiled forward pads it to the others' length)."""
     group: list[Chunk] = []
     for c in chunks:
-        if group and (len(group) == size or len(c.audio) != len(group[0].audio)):
+        if group and (len(group) == size or not mixed and len(c.audio) != len(group[0].audio)):
             yield group
             group = []
         group.append(c)
@@ -105,8 +109,9 @@ def _long_file(run: _Runner, path: Path, plan: ChunkPlan, per_batch: int, bar: t
 
     parts: list[torch.Tensor] = []
     chunks = _decodable(iter_chunks(counted(stream_audio(path)), plan), path, min_samples)
-    for group in _chunk_batches(chunks, per_batch):
-        for c, lp in zip(group, run([c.audio for c in group])):
+    mixed = run.compiled is not None and run.compiled.pad
+    for group in _chunk_batches(chunks, per_batch, mixed):
+        for c, lp in zip(group, run([c.audio for c in group], chunks=True)):
             parts.append(lp[c.keep_from : c.keep_to].clone())
     return torch.cat(parts), samples[0] / SAMPLE_RATE
 
@@ -120,12 +125,19 @@ def file_log_probs(
     batch_seconds: float = 60.0,
     precision: str = "fp32",
     progress: bool = False,
+    compile: bool = False,
 ) -> Iterator[FileLogProbs]:
-    """(T, V) log-probabilities of each file: short files batched first (longest first), then long ones streamed."""
+    """(T, V) log-probabilities of each file: short files batched first (longest first), then long ones streamed.
+    ``compile``: long files' chunks through ``torch.compile`` (:mod:`.compiled`; short files stay eager: their
+    batch shapes vary)."""
     model.eval()
-    run = _Runner(model, processor, precision)
     min_samples = model_receptive_field(model)  # shorter audio gives no frame: a skip, not a crash
     plan = plan_chunks(chunk_s, stride_s, frame_hop(model), min_samples)
+    per_batch = max(1, int(batch_seconds * SAMPLE_RATE // plan.chunk))
+    pass_mask = uses_attention_mask(processor)
+    compiled = CompiledForward(audio_forward(model, pass_mask, precision, fast=True), per_batch, plan.chunk,
+                               pad=pass_mask) if compile else None  # padding is masked only where the model reads a mask
+    run = _Runner(model, processor, precision, compiled)
     files = [Path(f) for f in files]
     short, short_s, long, bad = [], [], [], []
     for i, f in enumerate(files):
@@ -144,7 +156,6 @@ def file_log_probs(
     with tqdm(total=round(total, 2), desc="transcribing", disable=not progress, leave=False,
               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} audio-s [{elapsed}<{remaining}]") as bar:
         yield from _short_files(run, files, short, short_s, batch_seconds, bar, min_samples)
-        per_batch = max(1, int(batch_seconds * SAMPLE_RATE // plan.chunk))
         for i, _ in long:
             try:
                 log_probs, seconds = _long_file(run, files[i], plan, per_batch, bar, min_samples)
