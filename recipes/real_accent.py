@@ -251,15 +251,18 @@ def write_csv(rows: list[dict], path: Path) -> None:
     atomic_write_csv(path, rows, COLUMNS)
 
 
+LABELS = {"dev_wer": "dev WER", "dev_cer": "dev CER", "dev_correct": "dev words correct", "source_wer": "source WER"}
+
+
 def plot(rows: list[dict], path: Path, title: str) -> None:
-    """Dev WER, dev CER and source WER (%) against labelled minutes, one line per corpus and recipe; each corpus's
-    starting model dotted."""
+    """Dev WER, dev CER, dev words correct (what still moves where WER saturates) and source WER (%) against labelled
+    minutes, one line per corpus and recipe; each corpus's starting model dotted."""
     plt = pyplot()
     if plt is None:  # the optional plot extra
         print(f"{path.name}: {NO_PLOT}", file=sys.stderr)
         return
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
-    for ax, key in zip(axes, ("dev_wer", "dev_cer", "source_wer")):
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4), constrained_layout=True)
+    for ax, key in zip(axes, LABELS):
         for corpus, recipe in dict.fromkeys((r["corpus"], r["recipe"]) for r in rows):
             line = [r for r in rows if (r["corpus"], r["recipe"]) == (corpus, recipe) and r[f"{key}_after"] is not None]
             if line:
@@ -272,7 +275,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
                 ax.axhline(100 * start, color="gray", linestyle=":", linewidth=1)
         ax.set_xscale("log")
         ax.set_xlabel("labelled minutes (log)")
-        ax.set_ylabel(f"{key.replace('_', ' ').replace('wer', 'WER').replace('cer', 'CER')} % (dotted: start)")
+        ax.set_ylabel(f"{LABELS[key]} % (dotted: start)")
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(title)
