@@ -7,8 +7,11 @@ Run (from the repository root):
 Measures, on this machine and through speechtl's own code path:
 
 - training: audio-seconds per second of ``CtcCollator`` → ``forward_logits`` → ``ctc_loss`` → backward →
-  gradient clipping → AdamW step, feature encoder frozen (the default adaptation); median over the timed steps,
-  warm-up steps excluded;
+  gradient clipping → AdamW step, feature encoder frozen (the default adaptation; ``--train-encoder`` trains it, as
+  the source build and ``adapt --no-freeze-feature-encoder`` do); median over the timed steps, warm-up steps
+  excluded. The ``bf16+fast`` row trains as ``speechtl adapt`` does, ``forward_logits(..., fast=True)``: the feature
+  encoder through :func:`speechtl.models.fast_encoder.fast_encode_features_for_training`; the ``bf16`` row through
+  transformers' own forward under autocast;
 - inference: real-time factor of ``transcribe_arrays`` (median over repetitions, after one warm-up call).
 
 Ratios are against the fp32 row measured in the same run; nothing is compared with stored numbers.
@@ -64,7 +67,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--size", default="base", choices=sorted(MODEL_SIZES), help="random model size (default: base)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op CPU threads (0: torch's default)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=("fp32", "bf16"),
+    p.add_argument("--train-encoder", action="store_true",
+                   help="train the feature encoder too (the source build), not only the layers above it")
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "bf16+fast"],
+                   choices=("fp32", "bf16", "bf16+fast"),
                    help="precisions to measure; ratios need fp32 among them")
     p.add_argument("--train-steps", type=int, default=4, help="timed training steps per precision")
     p.add_argument("--warmup-steps", type=int, default=1, help="untimed training steps before the timed ones")
@@ -134,7 +140,7 @@ def time_training(
         sync(device)
         start = time.perf_counter()
         batch = collate([{"id": str(i), "audio": clips[i], "labels": labels[i]} for i in idx])
-        logits, lengths = forward_logits(model, batch, pass_mask, precision)
+        logits, lengths = forward_logits(model, batch, pass_mask, precision.split("+")[0], precision.endswith("+fast"))
         loss = ctc_loss(logits, lengths, batch["labels"].to(device), batch["label_lengths"].to(device), blank)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -206,7 +212,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     machine = machine_facts(device)
     vocab = build_vocab([TEXT])
     model, processor = random_model(vocab, size=args.size, seed=args.seed)
-    model.freeze_feature_encoder()
+    if not args.train_encoder:
+        model.freeze_feature_encoder()
     model.to(device)
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}  # each precision trains from here
     train_clips = make_clips(TRAIN_CLIPS * sum(CLIP_SECONDS) / 2, args.seed)
@@ -218,7 +225,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     bar = tqdm(total=per_precision * len(args.precisions), desc="benchmark", unit="step", leave=False)
     for precision in args.precisions:
         bar.set_description(f"{precision} train+infer")
-        if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if precision.startswith("bf16") and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             bar.update(per_precision)
             print(f"skipping bf16: {torch.cuda.get_device_name(device)} does not support it", file=sys.stderr)
             continue
@@ -226,7 +233,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         train_rate, steps_s = time_training(model, processor, train_clips, labels, precision, args, device, bar)
-        rtfs = time_inference(model, processor, infer_clips, precision, args, bar)
+        rtfs = time_inference(model, processor, infer_clips, precision.split("+")[0], args, bar)
         rows.append(Row(precision, train_rate, statistics.median(steps_s), statistics.median(rtfs),
                         peak_mem_mb(device), steps_s, rtfs))
     bar.close()
@@ -235,7 +242,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         "size": args.size,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "trainable_params_m": sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6,
-        "settings": {k: getattr(args, k) for k in ("train_steps", "warmup_steps", "batch_seconds",
+        "settings": {k: getattr(args, k) for k in ("train_steps", "warmup_steps", "batch_seconds", "train_encoder",
                                                    "infer_minutes", "infer_repeats", "seed")},
         "machine": machine,
         "rows": [asdict(r) for r in rows],
@@ -261,7 +268,8 @@ def format_table(result: dict) -> str:
         f"torch={m['torch']} python={m['python']}",
         f"cpu={m['cpu']} cores={m['cores']} cpu_bf16={m['cpu_bf16']} load_avg_1min={m['load_avg_1min']}"
         + (f" gpu={m['gpu']}" if "gpu" in m else ""),
-        f"train: {s['warmup_steps']} warm-up + {s['train_steps']} timed steps of <= {s['batch_seconds']:g} padded s; "
+        f"train: {s['warmup_steps']} warm-up + {s['train_steps']} timed steps of <= {s['batch_seconds']:g} padded s, "
+        f"feature encoder {'trained' if s.get('train_encoder') else 'frozen'}; "
         f"infer: {s['infer_minutes']:g} min x {s['infer_repeats']} repeats; medians",
         "",
         f"{'precision':<10} {'train audio-s/s':>15} {'x fp32':>7} {'step s':>7} {'max/min':>7} {'infer RTF':>10} "
@@ -276,7 +284,8 @@ def format_table(result: dict) -> str:
             f"{ratio(1 / r['infer_rtf'], base and 1 / base['infer_rtf']):>7} {r['peak_mem_mb']:>21.0f}"
         )
     lines.append("x fp32: speed relative to the fp32 row above (higher is faster); RTFx = 1 / RTF; "
-                 "max/min: slowest / fastest timed step")
+                 "max/min: slowest / fastest timed step; bf16+fast: training as speechtl adapt runs it (the fast "
+                 "feature encoder), inference as the bf16 row")
     if m["device"] == "cpu" and m["load_avg_1min"] >= (m["cores"] or 1) - m["threads"] + 0.5:
         lines.append(f"note: load average {m['load_avg_1min']} on {m['cores']} cores before the run — other jobs "
                      f"share the CPU, so timings are noisy; compare rows of one run or try --threads 1")

@@ -74,3 +74,54 @@ def test_unsupported_models_take_the_ordinary_path():
                                     output_hidden_size=32)
     assert not fast_features_supported(adapter_model)
     assert not fast_features_supported(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("norm, bias", [("layer", False), ("group", True)])
+def test_training_variant_gives_the_models_own_loss_and_gradients_in_fp32(norm, bias):
+    """Training mode (dropout, SpecAugment, both seeded alike): the differentiable fast encoder followed by
+    ``ctc_logits_from_features`` gives transformers' logits and the same gradient for every weight, encoder included;
+    frozen, it builds no graph through the encoder."""
+    from speechtl.models.fast_encoder import fast_encode_features_for_training
+    from speechtl.models.features import ctc_logits_from_features
+
+    model, processor = random_model(VOCAB, "tiny", seed=6, feat_extract_norm=norm, conv_bias=bias,
+                                    mask_time_prob=0.3, mask_time_length=2, hidden_dropout=0.1)
+    model.train()
+    x = torch.from_numpy(np.stack(_audio([16_000, 16_000], seed=7)))
+
+    def run(fast: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        torch.manual_seed(0), np.random.seed(0)
+        model.zero_grad()
+        logits = ctc_logits_from_features(model, fast_encode_features_for_training(model, x, torch.float32), None) \
+            if fast else model(x).logits
+        logits.pow(2).mean().backward()
+        return logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    (ref, ref_grads), (out, grads) = run(False), run(True)
+    assert _rel(out, ref) < 1e-5 and grads.keys() == ref_grads.keys()
+    assert any(".feature_extractor." in n for n in grads)  # the encoder trains
+    # (attention key biases get a zero gradient in exact arithmetic: only rounding noise, ~1e-14, to compare there)
+    assert all(_rel(grads[n], ref_grads[n]) < 1e-4 for n in grads if ref_grads[n].norm() > 1e-8)
+    model.freeze_feature_encoder()
+    assert not fast_encode_features_for_training(model, x, torch.float32).requires_grad
+
+
+def test_bf16_training_steps_take_the_fast_encoder_and_stay_close():
+    """``forward_logits(..., fast=True)`` in training mode and bf16 runs the differentiable fast encoder: within bf16
+    rounding of fp32, and the encoder's weights get gradients."""
+    from speechtl.decode import CtcCollator, forward_logits
+
+    model, processor = random_model(VOCAB, "tiny", seed=8)
+    model.train()
+    model.config.mask_time_prob = 0.0
+    batch = CtcCollator(processor.feature_extractor)([{"id": str(i), "audio": a}
+                                                      for i, a in enumerate(_audio([20_000, 12_000], seed=9))])
+    torch.manual_seed(0)
+    ref, lengths = forward_logits(model, batch, False, "fp32")
+    torch.manual_seed(0)
+    out, fast_lengths = forward_logits(model, batch, False, "bf16", fast=True)
+    assert torch.equal(lengths, fast_lengths)
+    for row, n in enumerate(lengths.tolist()):
+        assert _rel(out[row, :n].detach(), ref[row, :n].detach()) < 0.05
+    out.sum().backward()
+    assert model.wav2vec2.feature_extractor.conv_layers[0].conv.weight.grad is not None

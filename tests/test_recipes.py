@@ -147,9 +147,10 @@ def test_model_card_says_what_the_dev_curve_did():
 def test_speed_benchmark_smoke(capsys):
     bench = load_script("benchmarks/train_infer_speed.py")
     bench.main(["--size", "tiny", "--train-steps", "1", "--warmup-steps", "0", "--infer-minutes", "0.05",
-                "--infer-repeats", "1", "--output-format", "json"])
+                "--infer-repeats", "1", "--output-format", "json", "--train-encoder"])
     report = json.loads(capsys.readouterr().out)
-    assert [r["precision"] for r in report["rows"]] == ["fp32", "bf16"]
+    assert [r["precision"] for r in report["rows"]] == ["fp32", "bf16", "bf16+fast"]
+    assert report["settings"]["train_encoder"] and report["trainable_params_m"] == report["params_m"]
     assert all(r["train_audio_s_per_s"] > 0 and r["infer_rtf"] > 0 for r in report["rows"])
 
 

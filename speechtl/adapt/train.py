@@ -164,7 +164,7 @@ def _step(s: _Session, batch: dict, max_grad_norm: float) -> tuple[torch.Tensor,
     gradient norm skips the update, the schedule steps either way (:mod:`speechtl.adapt.nonfinite`)."""
     stepped = None
     with s.accelerator.accumulate(s.model):
-        logits, lengths = forward_logits(s.model, batch, s.pass_mask, s.precision)
+        logits, lengths = forward_logits(s.model, batch, s.pass_mask, s.precision, fast=True)  # bf16: fast encoder
         loss = s.objective(batch, logits, lengths)
         s.accelerator.backward(loss)
         s.loss_finite = s.loss_finite and bool(torch.isfinite(loss.detach()))

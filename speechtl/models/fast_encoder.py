@@ -8,8 +8,10 @@ product of its input windows (a strided view: the frames of a window lie next to
 kernel, the layer norm reads that layout as it is, and everything stays in one dtype (bf16 or fp32). Same weights, same arithmetic up to rounding: in fp32 the output equals the
 model's own to ~1e-6 (the test checks it), in bf16 it is as close to the fp32 output as transformers' bf16 path is.
 
-Used by transcription in bf16 (``decode.forward_arrays(..., fast=True)``); evaluation, training and every fp32 path
-keep transformers' own forward, so their figures do not move.
+Used by transcription in bf16 (``decode.forward_arrays(..., fast=True)``) and, in the variant for training
+(:func:`fast_encode_features_for_training`: differentiable, each norm in fp32 as autocast runs it), by training in
+bf16 (``adapt.train``): ~1.3x per step with the encoder trained (the source build), the same arithmetic as autocast
+in another layout. Evaluation and every fp32 path keep transformers' own forward, so their figures do not move.
 
 Shapes: B = batch, S = samples, C = channels, T = frames.
 """
@@ -22,7 +24,7 @@ from transformers import Wav2Vec2ForCTC
 
 from speechtl.models.features import ctc_model
 
-__all__ = ["fast_features_supported", "fast_encode_features"]
+__all__ = ["fast_features_supported", "fast_encode_features", "fast_encode_features_for_training"]
 
 
 def _layers_supported(encoder: torch.nn.Module) -> bool:
@@ -79,3 +81,23 @@ def fast_encode_features(model, input_values: torch.Tensor, dtype: torch.dtype =
             h = F.linear(_windows(h.contiguous(), conv.kernel_size[0], conv.stride[0]), weight, bias)
             h = layer.activation(_norm(getattr(layer, "layer_norm", None), h))
         return h.contiguous()
+
+
+def fast_encode_features_for_training(model, input_values: torch.Tensor,
+                                      dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """The feature encoder's output (B, T, C) as :func:`fast_encode_features` computes it, for training: the windows
+    are ``Tensor.unfold``'s (its backward is a plain sum into the input; ``as_strided``'s is slow for overlapping
+    windows), each norm runs in fp32 and the rest in ``dtype``, as autocast would run transformers' layers, and
+    gradients flow when the encoder's weights require them (a frozen encoder is computed without a graph)."""
+    encoder = ctc_model(model).wav2vec2.feature_extractor
+    trainable = torch.is_grad_enabled() and any(p.requires_grad for p in encoder.parameters())
+    with torch.autocast(input_values.device.type, enabled=False), torch.set_grad_enabled(trainable):
+        h = input_values.to(dtype)[:, :, None]  # (B, S, 1)
+        for layer in encoder.conv_layers:
+            conv = layer.conv
+            windows = h.unfold(1, conv.kernel_size[0], conv.stride[0])  # (B, T', C_in, kernel)
+            weight = conv.weight.to(dtype).reshape(conv.out_channels, -1)  # (C_out, C_in * kernel)
+            h = F.linear(windows.flatten(2), weight, None if conv.bias is None else conv.bias.to(dtype))
+            norm = getattr(layer, "layer_norm", None)
+            h = layer.activation(h if norm is None else _norm(norm, h.float()).to(dtype))
+        return h
