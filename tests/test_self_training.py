@@ -160,3 +160,27 @@ def test_forgetting_limit_is_measured_against_the_original_model():
     assert limit_against_original(base, None, 0.21) is base  # no source dev set: nothing to measure
     off = train_config(max_forgetting=0.05, guard=False)
     assert limit_against_original(off, 0.20, 0.21) is off
+
+
+def test_routed_self_training_labels_with_the_routed_teacher(tiny_model_dir, tmp_path):
+    """With ``--route``, every round is a routed run (the source keeps the start model) and the next round's teacher
+    is that routed folder: pseudo-labels come from it, and the result is routed too."""
+    from conftest import make_tone_set
+
+    target = {name: make_tone_set(tmp_path / name, n, seed=s, name=f"{name}.jsonl", accent="high", pitch=1.6)
+              for name, n, s in (("train", 6, 11), ("unl", 8, 12), ("dev", 4, 13))}
+    source = make_tone_set(tmp_path / "source", 6, seed=14, name="source.jsonl")
+    cfg = AdaptConfig(model=str(tiny_model_dir), train=str(target["train"]), dev=str(target["dev"]),
+                      test=[str(target["dev"])], source_test=str(source), route=str(source), out=str(tmp_path / "st"),
+                      mismatch_utts=0, training=train_config(lr=1e-4, max_steps=2, eval_every=2, batch_seconds=4,
+                                                             guard=False))
+    results = run_self_training(cfg, SelfTrainingConfig(unlabelled=str(target["unl"]), rounds=1), progress=False)
+    r0, r1 = results["rounds"]
+    assert (r0["round"], r1["round"]) == (0, 1) and r1["pseudo_label"]["all"]["num_utts"] == 8
+    assert r1["teacher"].endswith("round-0")
+    for folder in ("round-0", "round-1"):
+        assert json.loads((tmp_path / "st" / folder / "results.json").read_text())["routing"] is not None
+    from speechtl.models import load_model
+    from speechtl.models.router import RoutedCTC
+
+    assert isinstance(load_model(str(tmp_path / "st"))[0], RoutedCTC)  # the result routes like its last round

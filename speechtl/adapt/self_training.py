@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -46,8 +47,9 @@ from speechtl.data.manifest import ManifestError, Utterance, read_manifest, tota
 from speechtl.decode import greedy_decode
 from speechtl.eval import error_rates
 from speechtl.eval.bootstrap import WerDifference, compare_hypothesis_files
-from speechtl.fileio import atomic_write_csv, atomic_write_json, atomic_write_text, refuse_finished_run
+from speechtl.fileio import atomic_dir, atomic_write_csv, atomic_write_json, atomic_write_text, refuse_finished_run
 from speechtl.models import load_model
+from speechtl.models.router import ROUTER_DIR, read_router_meta
 from speechtl.runtime import resolve_precision, set_threads
 from speechtl.text import normalize
 
@@ -267,7 +269,10 @@ def run_self_training(adapt: AdaptConfig, st: SelfTrainingConfig, progress: bool
             else:
                 train, info = _pseudo_round(teacher, unl, labelled, adapt, st, folder, state, decoder)
             training = limit_against_original(adapt.training, original_src, teacher_src)
-            cfg = dataclasses.replace(adapt, model=teacher, train=train, out=str(folder), training=training)
+            # routed (--route): the router serves source-like speech with the unchanged start model, so each round's
+            # student starts again from it (the teacher, a routed folder, labels; it cannot be trained on)
+            student = adapt.model if adapt.route else teacher
+            cfg = dataclasses.replace(adapt, model=student, train=train, out=str(folder), training=training)
             info = {**info, "max_forgetting": training.selection.max_forgetting}
             results = run_adaptation(cfg, progress, extra={"self_training": {**info, "settings": settings}})
         rounds.append(_round_summary(r, results))
@@ -275,6 +280,17 @@ def run_self_training(adapt: AdaptConfig, st: SelfTrainingConfig, progress: bool
         original_src = original_src if original_src is not None else _source_dev(t.history, 0, None)
         teacher_src = _source_dev(t.history, t.best_step, t.best_alpha)
     return _write_summary(adapt, st, unl, labelled, rounds, teacher, state, start, extra)
+
+
+def _save_final(teacher: str, out: Path) -> None:
+    """The last round's model in ``out`` (atomic, like every run folder's); a routed round's router beside it (it
+    names the unchanged start model as its base), so ``out`` is a routed folder too."""
+    routed = read_router_meta(teacher) is not None
+    save_model(*load_model(teacher, **({"route": False} if routed else {})), out)
+    if routed:
+        with atomic_dir(out / ROUTER_DIR) as tmp:
+            for f in (Path(teacher) / ROUTER_DIR).iterdir():
+                shutil.copy2(f, tmp / f.name)
 
 
 def _write_summary(adapt: AdaptConfig, st: SelfTrainingConfig, unl: UnlabelledSet, labelled: list[Utterance],
@@ -296,7 +312,7 @@ def _write_summary(adapt: AdaptConfig, st: SelfTrainingConfig, unl: UnlabelledSe
         **(extra or {}),
     }
     if state.is_main_process:
-        save_model(*load_model(teacher), Path(adapt.out))  # atomic and readable, like every run folder's model
+        _save_final(teacher, Path(adapt.out))
         atomic_write_json(Path(adapt.out) / "results.json", results)
         atomic_write_text(Path(adapt.out) / "report.md", render_rounds(results))
     state.wait_for_everyone()
