@@ -6,7 +6,9 @@ teacher transcribes the unlabelled audio (:mod:`speechtl.adapt.pseudo_label`), t
 transcripts are kept, ``round-r/train.jsonl`` (labelled + kept pseudo-labels) is written, and
 :func:`~speechtl.adapt.run.run_adaptation` fine-tunes the teacher on it — with the run's
 augmentation (speed perturbation, noise, SpecAugment: the *noisy* student), optional source
-replay, and the dev-set guard. The returned model is the next round's teacher.
+replay, and the dev-set guard. The returned model is the next round's teacher. With ``--route`` every round is
+a routed run and its student starts again from the start model (the router serves source-like speech with the
+unchanged start model, and a routed folder cannot be trained on); the teacher is the previous routed folder.
 
 Every round is a run folder ``out/round-r/`` (model, results.json, report.md, hyps/) plus
 ``pseudo_labels.tsv`` (id, confidence, kept, hypothesis). ``out/`` gets the last round's model,
