@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import math
 import shlex
@@ -152,10 +153,18 @@ def _settings(adapt: AdaptConfig) -> dict:
     return json.loads(json.dumps({**dataclasses.asdict(adapt), "training": train_config_dict(adapt.training)}))
 
 
+def _comparable(settings: dict) -> dict:
+    """A cell's settings as runs compare them: where the cell lives does not count (a moved or copied cell folder),
+    what its labelled sample holds does (its digest, while the file is there)."""
+    train = Path(settings["train"])
+    sample = hashlib.sha256(train.read_bytes()).hexdigest() if train.is_file() else settings["train"]
+    return {**{k: v for k, v in settings.items() if k != "out"}, "train": sample}
+
+
 def check_settings(adapt: AdaptConfig) -> None:
     """Write the cell's settings on its first run; other settings later are an error, not a mixed table."""
     path = Path(adapt.out) / "cell_config.json"
-    if path.is_file() and json.loads(path.read_text()) == _settings(adapt):
+    if path.is_file() and _comparable(json.loads(path.read_text())) == _comparable(_settings(adapt)):
         return
     if path.is_file() or (Path(adapt.out) / "results.json").is_file():
         raise ConfigError(f"{adapt.out} was run with other (or unrecorded) settings; remove the folder or use "

@@ -117,3 +117,24 @@ def test_a_cell_run_with_other_settings_is_refused(recipe, tmp_path):
     with pytest.raises(ConfigError, match="other"):
         recipe.check_settings(AdaptConfig(train="t.jsonl", dev="d.jsonl", test=["d.jsonl"], route_minutes=5.0,
                                           out=str(tmp_path / "cell")))
+
+
+def test_a_copied_cell_is_read_back_but_not_with_another_sample(recipe, tmp_path):
+    """Where a cell lives does not count (a cell folder copied into another --out, with its sample), what it trained
+    on does: the same settings with a sample of other content are refused."""
+    import shutil
+
+    from speechtl.adapt.run import AdaptConfig
+
+    def cell(name: str) -> AdaptConfig:
+        return AdaptConfig(train=str(tmp_path / name / "t.jsonl"), dev="d.jsonl", out=str(tmp_path / name / "cell"))
+
+    for name, text in (("a", "one"), ("b", "one"), ("c", "two")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "t.jsonl").write_text(text)
+    recipe.check_settings(cell("a"))
+    shutil.copytree(tmp_path / "a" / "cell", tmp_path / "b" / "cell")
+    recipe.check_settings(cell("b"))  # the same sample elsewhere: read back
+    shutil.copytree(tmp_path / "a" / "cell", tmp_path / "c" / "cell")
+    with pytest.raises(ConfigError, match="other"):
+        recipe.check_settings(cell("c"))
