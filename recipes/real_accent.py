@@ -161,10 +161,25 @@ def _comparable(settings: dict) -> dict:
     return {**{k: v for k, v in settings.items() if k != "out"}, "train": sample}
 
 
+def _as_recorded(current: dict, recorded: dict, defaults: dict) -> dict:
+    """``current`` without the settings ``recorded`` predates that are at their defaults: a setting added to the code
+    later, whose default keeps the old behaviour, does not make an older cell foreign."""
+    out = {}
+    for k, v in current.items():
+        if k not in recorded and v == defaults.get(k):
+            continue
+        both = isinstance(v, dict) and isinstance(recorded.get(k), dict)
+        out[k] = _as_recorded(v, recorded[k], defaults.get(k) or {}) if both else v
+    return out
+
+
 def check_settings(adapt: AdaptConfig) -> None:
     """Write the cell's settings on its first run; other settings later are an error, not a mixed table."""
     path = Path(adapt.out) / "cell_config.json"
-    if path.is_file() and _comparable(json.loads(path.read_text())) == _comparable(_settings(adapt)):
+    recorded = json.loads(path.read_text()) if path.is_file() else None
+    current = _settings(adapt)
+    if recorded is not None and _comparable(recorded) == _comparable(
+            _as_recorded(current, recorded, _settings(AdaptConfig()))):
         return
     if path.is_file() or (Path(adapt.out) / "results.json").is_file():
         raise ConfigError(f"{adapt.out} was run with other (or unrecorded) settings; remove the folder or use "

@@ -138,3 +138,20 @@ def test_a_copied_cell_is_read_back_but_not_with_another_sample(recipe, tmp_path
     shutil.copytree(tmp_path / "a" / "cell", tmp_path / "c" / "cell")
     with pytest.raises(ConfigError, match="other"):
         recipe.check_settings(cell("c"))
+
+
+def test_a_cell_from_before_a_new_setting_with_its_default_is_read_back(recipe, tmp_path):
+    """A cell recorded before a setting existed (here ``select_by``) matches while the setting is at its default."""
+    from speechtl.adapt.run import AdaptConfig
+    from speechtl.adapt.train import train_config
+
+    cell = AdaptConfig(train="t.jsonl", dev="d.jsonl", out=str(tmp_path / "cell"))
+    recipe.check_settings(cell)
+    path = tmp_path / "cell" / "cell_config.json"
+    recorded = json.loads(path.read_text())
+    del recorded["training"]["select_by"]
+    path.write_text(json.dumps(recorded))
+    recipe.check_settings(cell)
+    with pytest.raises(ConfigError, match="other"):
+        recipe.check_settings(AdaptConfig(train="t.jsonl", dev="d.jsonl", out=str(tmp_path / "cell"),
+                                          training=train_config(select_by="wer")))
