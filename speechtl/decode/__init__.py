@@ -108,7 +108,7 @@ def forward_arrays(model, processor, arrays: Sequence[np.ndarray], precision: st
                    forward: Callable | None = None) -> Batch:
     """16 kHz arrays padded into one batch by the model's feature extractor, through the model (no gradients,
     in the mode the model is in). ``hidden_states`` needs a plain ``*ForCTC`` model in eval mode; ``fast``: see
-    :func:`forward_logits` (transcription uses it; evaluation and training do not, so their figures stay put);
+    :func:`forward_logits` (transcription and training use it; evaluation does not, so its figures stay put);
     ``forward``: see :func:`forward_logits`."""
     indices = list(range(len(arrays))) if indices is None else list(indices)
     batch = CtcCollator(processor.feature_extractor)([{"id": str(i), "audio": a} for i, a in zip(indices, arrays)])
