@@ -8,12 +8,13 @@ from speechtl.settings import CHILD_BELOW_YEARS, SPEAKER_FROM
 
 __all__ = ["add_prepare_parser", "run_prepare", "LAYOUTS"]
 
-LAYOUTS = ("commonvoice", "kaldi", "folder", "cmu-arctic", "l2-arctic", "hf-audiofolder", "hf-disk", "lhotse")
+LAYOUTS = ("commonvoice", "kaldi", "folder", "cmu-arctic", "l2-arctic", "hf-audiofolder", "hf-disk", "lhotse",
+           "fsdd")
 
 
 def run_prepare(args) -> int:
     """Call the layout's importer with the parsed flags, print what was written."""
-    from speechtl.data import arctic, hf_datasets, importers, lhotse_manifests
+    from speechtl.data import arctic, fsdd, hf_datasets, importers, lhotse_manifests
     from speechtl.runtime import set_threads
 
     set_threads(getattr(args, "threads", 0))
@@ -43,6 +44,9 @@ def run_prepare(args) -> int:
         utts = hf_datasets.prepare_hf_disk(args.dataset_dir, args.audio_out, split=args.split,
                                            text_column=args.text_column, speaker_column=args.speaker_column,
                                            audio_column=args.audio_column, accent=args.accent, **common)
+    elif layout == "fsdd":  # FSDD is English: "en" unless told otherwise
+        utts = fsdd.prepare_fsdd(args.recordings_dir, speakers=args.speakers, exclude_speakers=args.exclude_speakers,
+                                 out=args.out, language=args.language or "en", on_error=args.on_error)
     else:
         utts = lhotse_manifests.prepare_lhotse(args.recordings, args.supervisions, audio_root=args.audio_root,
                                                accent=args.accent, **common)
@@ -94,7 +98,11 @@ def _layout_parsers(corpora) -> list[argparse.ArgumentParser]:
     lh.add_argument("supervisions", help="SupervisionSet JSONL(.gz)")
     lh.add_argument("--audio-root", default=None, help="relative source paths resolve here (default: the first "
                                                        "of the manifest's folder, its parent, the current folder)")
-    return [cv, kaldi, folder, cmu, l2, hf, disk, lh]
+    fsdd = corpora.add_parser("fsdd", help="the Free Spoken Digit Dataset: recordings/{digit}_{speaker}_{index}.wav")
+    fsdd.add_argument("recordings_dir", help="FSDD's recordings/ folder (accents from speakers.tsv beside it)")
+    fsdd.add_argument("--speakers", nargs="+", default=[], metavar="NAME", help="keep only these speakers")
+    fsdd.add_argument("--exclude-speakers", nargs="+", default=[], metavar="NAME", help="leave these speakers out")
+    return [cv, kaldi, folder, cmu, l2, hf, disk, lh, fsdd]
 
 
 def add_prepare_parser(sub) -> list[argparse.ArgumentParser]:
@@ -111,7 +119,7 @@ def add_prepare_parser(sub) -> list[argparse.ArgumentParser]:
         q.add_argument("--on-error", choices=("fail", "skip"), default="fail",
                        help="an unreadable or cut-short audio file: stop, naming it (fail), or leave it out of the "
                             "manifest with one 'skipped' line per file (skip) (default: fail)")
-        if q.prog.split()[-1] != "commonvoice":  # Common Voice lists an accent per speaker
+        if q.prog.split()[-1] not in ("commonvoice", "fsdd"):  # these list an accent per speaker
             q.add_argument("--accent", default="", help="accent for every utterance (e.g. 'zh-L1 English')")
         q.set_defaults(func=run_prepare)
     return layouts
