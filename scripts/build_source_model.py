@@ -9,6 +9,10 @@
     .venv/bin/python scripts/build_source_model.py --init speechtl/en-us-synth --tts-hours 10 \
         --lr 5e-4 --max-steps 4000 --out runs/en-us-synth-tts --name speechtl/en-us-synth-tts
 
+    # real speech in training too (docs/real_corpora.md): FSDD's training speakers 8× per epoch, two held out
+    .venv/bin/python scripts/build_source_model.py --real-train fsdd_train.jsonl --real-repeat 8 \
+        --real-dev fsdd_heldout.jsonl --real-train-note "FSDD: CC BY-SA 4.0 (Jakobovski et al.)"
+
 It synthesises the training set with speechtl.synth (many en-us voices) — plus, with ``--tts-hours``, a set from
 every installed voice of speechtl.synth_tts.TRAIN_VOICES reading KJV verses and grammar sentences (manifests
 concatenated, and the dev sets likewise) — trains with the same loop as every adaptation (speechtl.adapt.train;
@@ -20,12 +24,17 @@ a model card (README.md) holding those figures. Augmentation is the training con
 (``--speed-perturb``, ``--noise-snr-db`` …, every TrainConfig setting is a flag here); the card lists them when set.
 Without ``--init`` and with ``--tts-hours 0`` (the defaults) the training data and weights are today's.
 ``--real-dev MANIFEST…`` adds card rows for real speech the model never trained on (dev speakers; a ``reserved_*``
-manifest is refused). The model folder is written beside ``--out`` and replaces it whole once scored, so a build
+manifest is refused). ``--real-train MANIFEST…`` mixes real labelled speech into training, each utterance
+``--real-repeat`` times per epoch (copies ``ID#rK`` share the audio); before any synthesis such a set is refused if
+it is a ``reserved_*`` split, shares a speaker, file or a sentence of 4+ words with a ``--real-dev`` set (shorter
+sentences are not compared: FSDD's digit words repeat everywhere) or has a character the model cannot spell
+(speechtl.data.real_train). The card lists each real set (and ``--real-train-note``); dev stays synthetic. The model folder is written beside ``--out`` and replaces it whole once scored, so a build
 that fails or is killed at the end leaves the previous model as it was (``--resume`` retrains from the checkpoint).
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +45,7 @@ from speechtl.adapt.train_config import AugmentConfig, train_config_dict
 from speechtl.config import ConfigError, flat_dict, override, parse_config
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import read_manifest, set_name
+from speechtl.data.real_train import check_alphabet, check_real_sets, repeat_utterances, set_stats
 from speechtl.errors import exit_status
 from speechtl.eval import evaluate_manifests
 from speechtl.fileio import atomic_dir, atomic_write_json, atomic_write_text
@@ -74,6 +84,9 @@ class SourceModelConfig:
     held_out_minutes: float = 4.0  # card rows: per held-out TTS voice, and espeak en-us on KJV verses (0: none)
     arctic: str = ""  # cmuarctic.data: the held-out TTS voices read the ARCTIC prompts (else test-pool sentences)
     real_dev: list[str] = field(default_factory=list)  # card rows: manifests of real speech never trained on (dev)
+    real_train: list[str] = field(default_factory=list)  # manifests of real labelled speech mixed into training
+    real_repeat: int = 1  # each --real-train utterance appears this many times per epoch (copies share the audio)
+    real_train_note: str = ""  # free text for the card's real-training section (e.g. the sets' licences)
     training: TrainConfig = field(default_factory=lambda: train_config(  # the differences from the defaults
         lr=2e-3, max_steps=7000, warmup_ratio=0.05, batch_seconds=60.0, eval_every=500, freeze_feature_encoder=False,
         threads=1,
@@ -156,14 +169,38 @@ def _rows(sets: dict) -> str:
     )
 
 
-def _trained_on(cfg: SourceModelConfig) -> str:
-    """The card's first sentence after the size: from scratch or continued, on which synthetic speech."""
+def _trained_on(cfg: SourceModelConfig, real: list[dict]) -> str:
+    """The card's first sentence after the size: from scratch or continued, on which synthetic (and real) speech."""
     start = "trained **from scratch** on" if not cfg.init else f"**continued** from `{cfg.init}` on"
     tts = (f"\nand {cfg.tts_hours:g} h from other offline TTS engines (`speechtl.synth_tts`: the installed voices of\n"
            f"TRAIN_VOICES × {cfg.tts_speakers_per_voice} rate/pitch speakers, {cfg.tts_text} text)"
            if cfg.tts_hours > 0 else "")
+    if real:
+        tts += (f"\nand {sum(r['minutes'] for r in real):.1f} min of **real** speech by "
+                f"{sum(r['speakers'] for r in real)} speaker(s) (below)")
     return (f"{start}\n{cfg.train_hours:g} h of **synthetic** American-English speech (espeak-ng voices through\n"
             f"`speechtl.synth`, {cfg.num_speakers} voice/pitch/rate combinations){tts}.")
+
+
+def _real_training(cfg: SourceModelConfig, real: list[dict]) -> str:
+    """The card's section on the real sets in training (empty without ``--real-train``)."""
+    if not real:
+        return ""
+    rows = "\n".join(f"| {r['name']} | {r['utts']} | {r['minutes']:.1f} | {r['speakers']} "
+                     f"({', '.join(r['speaker_names'][:8])}{', …' if r['speakers'] > 8 else ''}) | {r['repeat']} |"
+                     for r in real)
+    note = f"\n{cfg.real_train_note}\n" if cfg.real_train_note else ""
+    return f"""
+## Real speech in training
+
+Recordings of people (`--real-train` manifests) mixed into the synthetic training set, each utterance `repeat`
+times per epoch; the dev set that chose the checkpoint is synthetic only. No `--real-dev` set below shares a
+speaker, a file or a sentence of 4+ words with them.
+
+| set | utts | min | speakers | repeat |
+|---|---:|---:|---|---:|
+{rows}
+{note}"""
 
 
 def _augmentation(cfg: SourceModelConfig) -> str:
@@ -215,6 +252,7 @@ def model_card(cfg: SourceModelConfig, scores: dict, train_info: dict, command: 
     accents = {f"test-{a}" for a in cfg.card_accents}
     espeak = {k: r for k, r in scores["sets"].items() if k in accents}
     real = {k: r for k, r in scores["sets"].items() if k.startswith("real-")}
+    real_train = train_info.get("real_train", [])
     other = {k: r for k, r in scores["sets"].items() if k not in accents and k not in real}
     return f"""---
 license: apache-2.0
@@ -224,7 +262,7 @@ tags: [wav2vec2, ctc, synthetic-speech, speechtl]
 ---
 # {cfg.name} — a small offline source model
 
-A {train_info['params'] / 1e6:.1f} M-parameter `Wav2Vec2ForCTC` {_trained_on(cfg)} It exists so that speechtl's
+A {train_info['params'] / 1e6:.1f} M-parameter `Wav2Vec2ForCTC` {_trained_on(cfg, real_train)} It exists so that speechtl's
 demo, tests and benchmarks have a real pretrained source model offline; it is not a useful English
 recogniser for real voices.
 
@@ -239,7 +277,7 @@ recogniser for real voices.
 
 The aim for this model was en-us WER ≤ 15 %; this build reaches {100 * scores['sets']['test-en-us']['wer']:.1f} %
 (CER {100 * scores['sets']['test-en-us']['cer']:.1f} %). {dev_trend(history)}
-
+{_real_training(cfg, real_train)}
 ## WER / CER (%) on held-out synthetic test sentences, by accent
 
 Measured by `speechtl evaluate` (greedy CTC, normalised text); test sentences never occur in training.
@@ -250,21 +288,37 @@ Measured by `speechtl evaluate` (greedy CTC, normalised text); test sentences ne
 {_held_out_table(other, cfg)}{_real_table(real)}"""
 
 
-def _start_model(cfg: SourceModelConfig, train_utts: list):
-    """A random model of ``cfg.size`` for the training text's alphabet, or ``cfg.init`` (which must spell it)."""
+def _start_model(cfg: SourceModelConfig, train_utts: list, real_utts: list = ()):
+    """A random model of ``cfg.size`` for the synthetic text's alphabet, or ``cfg.init`` (which must spell it);
+    the real utterances must fit that vocabulary (they never widen it)."""
     if not cfg.init:
-        vocab = build_vocab([u.text for u in train_utts], ENGLISH_CHARS)
-        return random_model(vocab, size=cfg.size, seed=cfg.training.seed)
-    model, processor = load_model(cfg.init, route=False)
-    oov = find_oov([(u.id, u.text) for u in train_utts], processor.tokenizer.get_vocab())
-    if oov:
-        raise ConfigError(f"--init {cfg.init}: {oov.describe()}")
+        model, processor = random_model(build_vocab([u.text for u in train_utts], ENGLISH_CHARS), size=cfg.size,
+                                        seed=cfg.training.seed)
+    else:
+        model, processor = load_model(cfg.init, route=False)
+        oov = find_oov([(u.id, u.text) for u in train_utts], processor.tokenizer.get_vocab())
+        if oov:
+            raise ConfigError(f"--init {cfg.init}: {oov.describe()}")
+    check_alphabet(real_utts, processor.tokenizer.get_vocab(), "--real-train")
     return model, processor
 
 
 def _read(paths: dict[str, Path], *names: str) -> list:
     """The utterances of the named sets that were made, concatenated."""
     return [u for name in names if name in paths for u in read_manifest(paths[name])]
+
+
+def _real_sets(cfg: SourceModelConfig) -> tuple[list, list, list[dict]]:
+    """The --real-train utterances (checked against --real-dev, decoded once) and each set's card row."""
+    sets = check_real_sets(cfg.real_train, cfg.real_dev, cfg.real_repeat)
+    utts, audio, info = [], [], []
+    for (name, read), path in zip(sets.items(), cfg.real_train):
+        if not cfg.init:  # the synthetic text's alphabet; an --init model's vocabulary is checked once loaded
+            check_alphabet(read, build_vocab([], ENGLISH_CHARS), f"--real-train {path}")
+        kept, arrays, _ = load_utterance_audio(read, progress=True, desc=f"loading {name}")
+        utts, audio = utts + kept, audio + arrays
+        info.append(set_stats(name, path, kept, cfg.real_repeat))
+    return utts, audio, info
 
 
 SMOKE = dict(train_hours=0.01, num_speakers=4, dev_minutes=0.1, test_minutes=0.1, card_accents=["en-us", "en-gb-scotland"],
@@ -277,15 +331,13 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg.smoke:
         cfg = override(cfg, **SMOKE)
     work, out = Path(cfg.work), Path(cfg.out)
-    for path in cfg.real_dev:  # before hours of training: they must read, and must not be a held-out check
-        if set_name(path).startswith("reserved_"):
-            raise ConfigError(f"--real-dev {path}: a reserved split is a held-out check (docs/real_corpora.md); "
-                              "score the model card on dev speakers")
-        read_manifest(path)
+    real_utts, real_audio, real_info = _real_sets(cfg)  # before hours of synthesis and training
     paths = _data(cfg, work)
     train_utts, train_audio, _ = load_utterance_audio(_read(paths, "train", "tts-train"), progress=True)
     dev_utts, dev_audio, _ = load_utterance_audio(_read(paths, "dev", "tts-dev"))
-    model, processor = _start_model(cfg, train_utts)
+    model, processor = _start_model(cfg, train_utts, real_utts)
+    real_utts, real_audio = repeat_utterances(real_utts, real_audio, cfg.real_repeat)
+    train_utts, train_audio = train_utts + real_utts, train_audio + real_audio
     data = TrainData(train_utts, labels_for(train_utts, processor.tokenizer), train_audio)
     result = train(model, processor, data, work / "train", cfg.training, DevSets(dev_utts, dev_audio),
                    resume=cfg.resume)
@@ -304,8 +356,9 @@ def main(argv: list[str] | None = None) -> dict:
                 "best_step": result.best_step, "best_dev_wer": result.best_dev_wer,
                 "precision": resolve_precision(cfg.training.runtime.precision, pick_device("cpu")),
                 "wall_min": result.wall_s / 60, "skipped_steps": result.skipped_steps,
-                "first_skipped": result.first_skipped}
-        command = "python scripts/build_source_model.py " + " ".join(sys.argv[1:] if argv is None else argv)
+                "first_skipped": result.first_skipped, "train_utterances": len(train_utts),
+                "real_train_utterances": len(real_utts), "real_train": real_info}
+        command = "python scripts/build_source_model.py " + shlex.join(sys.argv[1:] if argv is None else argv)
         atomic_write_text(folder / "README.md", model_card(cfg, scores, info, command.strip(), result.history))
         record = {"config": {**asdict(cfg), "training": train_config_dict(cfg.training)}, "info": info,
                   "history": result.history, "scores": scores["sets"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from speechtl.cli import main as cli_main
 from speechtl.config import ConfigError, override
-from speechtl.data.manifest import Utterance
+from speechtl.data.manifest import Utterance, read_manifest, write_manifest
 from speechtl.models import random_model
 from speechtl.text import ENGLISH_CHARS, build_vocab
 from conftest import make_tone_set
@@ -310,6 +311,75 @@ def test_build_source_model_refuses_a_reserved_split_before_any_work(tmp_path, m
     line = _run_as_program("scripts/build_source_model.py",
                            ["--real-dev", str(reserved), "--work", str(tmp_path / "w")], monkeypatch, capsys)
     assert "a reserved split is a held-out check" in line and not (tmp_path / "w").exists()
+
+
+def _people(folder: Path, n: int, name: str, speaker: str, seed: int = 0, text: str = "") -> Path:
+    """A tone set standing in for a real manifest: ``n`` utterances of one speaker (and one text, when given)."""
+    import dataclasses
+
+    path = make_tone_set(folder, n, seed=seed, name=name, accent=speaker)
+    write_manifest([dataclasses.replace(u, speaker=speaker, text=text or u.text) for u in read_manifest(path)], path)
+    return path
+
+
+def test_build_source_model_smoke_with_real_speech(tmp_path, monkeypatch):
+    """--real-train with --real-repeat 2: each real utterance goes to training twice (the copy shares its audio
+    array), the synthetic dev set is unchanged, and the card and training.json list the real set."""
+    script = load_script("scripts/build_source_model.py")
+    real = _people(tmp_path / "real", 3, "people_train.jsonl", "ann")
+    held = _people(tmp_path / "held", 2, "people_dev.jsonl", "bo", seed=7)
+    seen = {}
+
+    def spy(model, processor, data, out, cfg, dev, **kwargs):
+        seen.update(utts=list(data.utts), audio=list(data.audio), dev=list(dev.target))
+        return train(model, processor, data, out, cfg, dev, **kwargs)
+
+    train = script.train
+    monkeypatch.setattr(script, "train", spy)
+    script.main(["--smoke", "--work", str(tmp_path / "work"),
+                 "--out", str(tmp_path / "model"), "--real-train", str(real), "--real-repeat", "2",
+                 "--real-dev", str(held), "--real-train-note", "Tones: made up here."])
+    ids = [u.id for u in read_manifest(real)]
+    by_id = {u.id: k for k, u in enumerate(seen["utts"])}
+    assert all(i in by_id and f"{i}#r2" in by_id for i in ids) and not any("#r3" in i for i in by_id)
+    assert all(seen["audio"][by_id[i]] is seen["audio"][by_id[f"{i}#r2"]] for i in ids)  # shared, not reloaded
+    assert not {u.speaker for u in seen["dev"]} & {"ann", "bo"}  # dev stays synthetic
+    record = json.loads((tmp_path / "model" / "training.json").read_text())
+    assert record["info"]["real_train_utterances"] == 6 and record["info"]["train_utterances"] == len(seen["utts"])
+    assert record["info"]["real_train"][0] | {"minutes": 0} == {
+        "name": "people_train", "path": str(real), "utts": 3, "minutes": 0, "speakers": 1, "speaker_names": ["ann"],
+        "repeat": 2}
+    assert record["config"]["real_train"] == [str(real)] and record["config"]["real_repeat"] == 2
+    card = (tmp_path / "model" / "README.md").read_text()
+    section = card.split("## Real speech in training")[1].split("## WER")[0]
+    minutes = record["info"]["real_train"][0]["minutes"]
+    assert f"| people_train | 3 | {minutes:.1f} | 1 (ann) | 2 |" in section and "Tones: made up here." in section
+    assert f"and {minutes:.1f} min of **real** speech by 1 speaker(s) (below)." in card
+    assert "| people_dev |" in card.split("on real speech")[1]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("reserved", "--real-train .*reserved_fsdd.jsonl: a reserved split is a held-out check"),
+    ("speaker", "--real-train .*people_train.jsonl and --real-dev .*people_dev.jsonl share 1 speaker\\(s\\), e.g. 'ann'"),
+    ("sentence", "share 1 sentence\\(s\\) of 4\\+ words, e.g. 'ab ba cab cc'"),
+    ("alphabet", "--real-train .*people_train.jsonl: 1 character\\(s\\) in 2 utterance\\(s\\) are not in the model's"),
+])
+def test_build_source_model_refuses_real_train_before_any_work(case, message, tmp_path, monkeypatch, capsys):
+    """A reserved split, a speaker or 4+-word sentence shared with --real-dev, or a character the model cannot
+    spell stops the build in one line before anything is synthesised; short sentences (digits) may repeat."""
+    train = _people(tmp_path / "t", 2, "people_train.jsonl", "ann", text="ab ba" if case == "speaker" else "")
+    dev = _people(tmp_path / "d", 2, "people_dev.jsonl", "ann" if case == "speaker" else "bo", seed=3,
+                  text="ab ba")  # the same 2-word sentence as the speaker case's training set: allowed
+    if case == "reserved":
+        train = _people(tmp_path / "r", 1, "reserved_fsdd.jsonl", "cy")
+    elif case == "sentence":
+        train, dev = (_people(tmp_path / k, 2, f"people_{k}.jsonl", k, text="ab ba, cab cc!") for k in ("train", "dev"))
+    elif case == "alphabet":
+        train = _people(tmp_path / "t", 2, "people_train.jsonl", "ann", text="ab 7")
+    argv = ["--real-train", str(train), "--real-dev", str(dev), "--work", str(tmp_path / "w"), "--smoke"]
+    line = _run_as_program("scripts/build_source_model.py", argv, monkeypatch, capsys)
+    assert line.startswith("scripts/build_source_model.py: error: ") and not (tmp_path / "w").exists()
+    assert re.search(message, line), line
 
 
 def test_build_source_model_refuses_an_unknown_preset_in_one_line(tmp_path, monkeypatch, capsys):
