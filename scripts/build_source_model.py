@@ -11,7 +11,7 @@
 
     # real speech in training too (docs/real_corpora.md): FSDD's training speakers 8× per epoch, two held out
     .venv/bin/python scripts/build_source_model.py --real-train fsdd_train.jsonl --real-repeat 8 \
-        --real-dev fsdd_heldout.jsonl --real-train-note "FSDD: CC BY-SA 4.0 (Jakobovski et al.)"
+        --real-dev fsdd_heldout.jsonl --real-train-note "FSDD: CC BY-SA 4.0 (Jakobovski et al.)" --license cc-by-sa-4.0
 
 It synthesises the training set with speechtl.synth (many en-us voices) — plus, with ``--tts-hours``, a set from
 every installed voice of speechtl.synth_tts.TRAIN_VOICES reading KJV verses and grammar sentences (manifests
@@ -87,6 +87,7 @@ class SourceModelConfig:
     real_train: list[str] = field(default_factory=list)  # manifests of real labelled speech mixed into training
     real_repeat: int = 1  # each --real-train utterance appears this many times per epoch (copies share the audio)
     real_train_note: str = ""  # free text for the card's real-training section (e.g. the sets' licences)
+    license: str = "apache-2.0"  # the card's licence tag: a share-alike training set (FSDD: cc-by-sa-4.0) carries over
     training: TrainConfig = field(default_factory=lambda: train_config(  # the differences from the defaults
         lr=2e-3, max_steps=7000, warmup_ratio=0.05, batch_seconds=60.0, eval_every=500, freeze_feature_encoder=False,
         threads=1,
@@ -255,7 +256,7 @@ def model_card(cfg: SourceModelConfig, scores: dict, train_info: dict, command: 
     real_train = train_info.get("real_train", [])
     other = {k: r for k, r in scores["sets"].items() if k not in accents and k not in real}
     return f"""---
-license: apache-2.0
+license: {cfg.license}
 library_name: transformers
 pipeline_tag: automatic-speech-recognition
 tags: [wav2vec2, ctc, synthetic-speech, speechtl]
