@@ -184,8 +184,14 @@ def test_resume_with_a_new_head_gives_the_same_weights(tone_data, tiny_model_dir
         adapt(tmp_path / "interrupted")
     monkeypatch.setattr(run_module, "train", train)
     capsys.readouterr()
+    state_file = tmp_path / "interrupted" / "checkpoint" / "trainer_state.json"
+    saved = json.loads(state_file.read_text())
+    saved["state"]["elapsed_s"] = 1000.0  # as if the interrupted run had trained for 1000 s
+    state_file.write_text(json.dumps(saved))
     resumed = adapt(tmp_path / "interrupted", resume=True)
     assert "resuming from step 2" in capsys.readouterr().out  # the checkpoint fitted the rebuilt head
+    wall = json.loads((tmp_path / "interrupted" / "results.json").read_text())["wall_s"]
+    assert 1000 <= wall < 1000 + 600  # the run's wall time counts the training it resumed
     assert straight.keys() == resumed.keys() and straight["lm_head.weight"].shape[0] > 5 + 3
     for k in straight:
         assert torch.equal(straight[k], resumed[k]), k

@@ -40,7 +40,7 @@ class RunResult:
     device: str
     processes: int
     precision: str
-    wall_s: float
+    wall_s: float  # this invocation, plus the training time of the invocations it resumed
     command: str
     extra: dict = field(default_factory=dict)  # more top-level fields (e.g. how a recipe made its data)
     artifacts: dict | None = None  # sizes of what the run wrote (set by the main process)

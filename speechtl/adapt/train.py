@@ -74,6 +74,7 @@ class TrainResult:
     criterion: str | None = None  # how dev scores ranked checkpoints: "wer" or "cer" (select.selection_criterion)
     skipped_steps: int = 0  # optimizer steps skipped for a non-finite loss or gradients (adapt.nonfinite)
     first_skipped: dict | None = None  # the first of them: {"step", "ids"}
+    earlier_s: float = 0.0  # of wall_s, the training seconds of earlier invocations (a resumed run; 0 otherwise)
 
 
 @dataclass
@@ -242,7 +243,7 @@ def train(model, processor, data: TrainData, out_dir: str | Path, cfg: TrainConf
             features.close()
     bar.close()
     selector.finish(s.raw_model, processor, state, s.start_weights)
-    return _finish(s, state, on_finish, stopped_early, elapsed_before + time.perf_counter() - start)
+    return _finish(s, state, on_finish, stopped_early, elapsed_before + time.perf_counter() - start, elapsed_before)
 
 
 def _loop(s: _Session, cfg: TrainConfig, durations_s: list[float], dataset, collate, selector: CheckpointSelector,
@@ -307,7 +308,8 @@ def _training_data(s: _Session, cfg: TrainConfig, data: TrainData, processor, ou
                            s.precision, s.pass_mask, s.accelerator.num_processes, say)
 
 
-def _finish(s: _Session, state: TrainState, on_finish, stopped_early: bool, wall_s: float) -> TrainResult:
+def _finish(s: _Session, state: TrainState, on_finish, stopped_early: bool, wall_s: float,
+            earlier_s: float) -> TrainResult:
     trainable = trainable_parameters(s.raw_model)
     if on_finish is not None:
         on_finish(s.raw_model)
@@ -316,4 +318,4 @@ def _finish(s: _Session, state: TrainState, on_finish, stopped_early: bool, wall
                        best_dev_wer=state.best_wer, trainable_params=trainable, wall_s=wall_s,
                        history=state.history, stopped_early=stopped_early,
                        criterion=selection_criterion(state.history), skipped_steps=state.skipped_steps,
-                       first_skipped=state.first_skipped)
+                       first_skipped=state.first_skipped, earlier_s=earlier_s)
