@@ -86,6 +86,7 @@ class RealAccentConfig:
     eval_every: int = 0  # steps between dev scorings, the checkpoints the dev set chooses from (0: TRAINING's)
     smoke: bool = False  # seconds: tiny random model, stand-in corpora from synthetic speech (for tests)
     quiet: bool = False  # no progress bars
+    finished_only: bool = False  # the table of the cells already finished in --out; train nothing, list the rest
 
 
 def cells(cfg: RealAccentConfig) -> list[tuple[str, str, float]]:
@@ -344,13 +345,17 @@ def sweep(cfg: RealAccentConfig, argv: list[str]) -> list[dict]:
                        mboshi_minutes=[0.0] if cfg.mboshi_minutes else [])
     todo, out = cells(cfg), Path(cfg.out)
     command = shlex.join(["python", "recipes/real_accent.py", *argv])
-    atomic_write_json(out / "recipe_config.json", {**dataclasses.asdict(cfg), "recipes_changes": RECIPES,
-                                                    "mboshi_changes": MBOSHI, "training_changes": TRAINING,
-                                                    "command": command})
+    if not cfg.finished_only:  # the settings of the run that trains the cells
+        atomic_write_json(out / "recipe_config.json", {**dataclasses.asdict(cfg), "recipes_changes": RECIPES,
+                                                        "mboshi_changes": MBOSHI, "training_changes": TRAINING,
+                                                        "command": command})
     rows = []
     for i, (corpus, recipe, minutes) in enumerate(todo, 1):
         name = f"[{i}/{len(todo)}] {corpus} {recipe} {_label(minutes)}"
         done = (cell_dir(cfg, corpus, recipe, minutes) / "results.json").is_file()
+        if cfg.finished_only and not done:
+            print(f"{name}: not finished, left out (--finished-only)", flush=True)
+            continue
         print(f"{name}: done before, not rerun" if done else f"{name} ...", flush=True)
         r = run_cell(cfg, corpus, recipe, minutes)
         dev_name = next(k for k, v in r.sets.items() if v["role"] == "target")

@@ -53,6 +53,10 @@ def test_real_accent_smoke_runs_every_cell_and_resumes(recipe, tmp_path, capsys)
     assert "| speechocean762 | routed | 0.1min |" in first and "| mboshi | copy | all |" in first
 
     (out / "speechocean762-full-all" / "results.json").unlink()  # as if that cell had been interrupted
+    partial = recipe.main([*args, "--finished-only"])  # the table so far: nothing trained
+    printed = capsys.readouterr().out
+    assert "[4/5] speechocean762 full all: not finished, left out (--finished-only)" in printed
+    assert partial == rows[:3] + rows[4:] and not (out / "speechocean762-full-all" / "results.json").exists()
     again = recipe.main(args)
     printed = capsys.readouterr().out
     assert printed.count("done before, not rerun") == 4 and "[4/5] speechocean762 full all ..." in printed
