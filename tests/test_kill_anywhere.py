@@ -43,7 +43,7 @@ RUN_FLAGS = ["--precision", "fp32", "--threads", "1", "--max-steps", "40", "--ev
 PHASE_LINES = {"adapt: loading": "loading", "adapt: scoring the starting": "score before",
                "adapt: training": "training", "adapt: scoring the adapted": "score after", "adapt: writing": "writing"}
 WRITES = re.compile(r"\.(checkpoint|best|best_target)\..+\.tmp")  # fileio.atomic_dir's temporary folders
-VOLATILE = {"wall_s", "rtf", "command"}  # results.json keys that differ between two identical runs
+VOLATILE = {"wall_s", "earlier_s", "rtf", "command"}  # results.json keys that differ between two identical runs
 
 
 def _speechtl(argv: list[str], log: str) -> None:
