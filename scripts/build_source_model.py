@@ -204,6 +204,16 @@ speaker, a file or a sentence of 4+ words with them.
 {note}"""
 
 
+def _chosen(info: dict, history: list[dict]) -> str:
+    """The card's words on the checkpoint kept: its step, the dev criterion that chose it, its dev WER and CER."""
+    entry = next((h for h in history if h.get("step") == info["best_step"] and h.get("dev_wer") is not None), None)
+    if entry is None:
+        return f"the weights of step {info['best_step']}"
+    cer = f", CER {100 * entry['dev_cer']:.1f} %" if entry.get("dev_cer") is not None else ""
+    return (f"kept: step {info['best_step']}, chosen by dev {(info.get('criterion') or 'wer').upper()} "
+            f"(dev WER {100 * entry['dev_wer']:.1f} %{cer})")
+
+
 def _augmentation(cfg: SourceModelConfig) -> str:
     """A card line naming the augmentation settings that differ from none (empty when there are none)."""
     none = flat_dict(AugmentConfig())
@@ -272,8 +282,8 @@ recogniser for real voices.
 - training: {train_info['steps']} steps{_skipped(train_info)}, AdamW lr {cfg.training.optimiser.lr:g}
   (linear warm-up/decay),
   batches of {cfg.training.optimiser.batch_seconds:g} padded seconds, {train_info['precision']} autocast,
-  {cfg.training.runtime.threads or 'default'} CPU thread(s), {train_info['wall_min']:.0f} min of training; best dev WER
-  {100 * (train_info['best_dev_wer'] or float('nan')):.1f} % at step {train_info['best_step']}{_augmentation(cfg)}
+  {cfg.training.runtime.threads or 'default'} CPU thread(s), {train_info['wall_min']:.0f} min of training;
+  {_chosen(train_info, history)}{_augmentation(cfg)}
 - command: `{command}`
 
 The aim for this model was en-us WER ≤ 15 %; this build reaches {100 * scores['sets']['test-en-us']['wer']:.1f} %
@@ -354,12 +364,13 @@ def main(argv: list[str] | None = None) -> dict:
         by_folder = {set_name(path): name for name, path in tests.items()}
         scores["sets"] = {by_folder[name]: r for name, r in scores["sets"].items()}  # the card names sets by accent
         info = {"params": sum(p.numel() for p in model.parameters()), "steps": result.steps,
-                "best_step": result.best_step, "best_dev_wer": result.best_dev_wer,
+                "best_step": result.best_step, "best_dev_wer": result.best_dev_wer, "criterion": result.criterion,
                 "precision": resolve_precision(cfg.training.runtime.precision, pick_device("cpu")),
                 "wall_min": result.wall_s / 60, "skipped_steps": result.skipped_steps,
                 "first_skipped": result.first_skipped, "train_utterances": len(train_utts),
                 "real_train_utterances": len(real_utts), "real_train": real_info}
-        command = "python scripts/build_source_model.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+        args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]  # how to rebuild it
+        command = "python scripts/build_source_model.py " + shlex.join(args)
         atomic_write_text(folder / "README.md", model_card(cfg, scores, info, command.strip(), result.history))
         record = {"config": {**asdict(cfg), "training": train_config_dict(cfg.training)}, "info": info,
                   "history": result.history, "scores": scores["sets"]}

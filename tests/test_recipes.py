@@ -338,7 +338,7 @@ def test_build_source_model_smoke_with_real_speech(tmp_path, monkeypatch):
     monkeypatch.setattr(script, "train", spy)
     script.main(["--smoke", "--work", str(tmp_path / "work"),
                  "--out", str(tmp_path / "model"), "--real-train", str(real), "--real-repeat", "2",
-                 "--real-dev", str(held), "--real-train-note", "Tones: made up here.", "--license", "cc-by-sa-4.0"])
+                 "--real-dev", str(held), "--real-train-note", "Tones: made up here.", "--license", "cc-by-sa-4.0", "--resume"])
     ids = [u.id for u in read_manifest(real)]
     by_id = {u.id: k for k, u in enumerate(seen["utts"])}
     assert all(i in by_id and f"{i}#r2" in by_id for i in ids) and not any("#r3" in i for i in by_id)
@@ -357,6 +357,10 @@ def test_build_source_model_smoke_with_real_speech(tmp_path, monkeypatch):
     assert f"and {minutes:.1f} min of **real** speech by 1 speaker(s) (below)." in card
     assert "| people_dev |" in card.split("on real speech")[1]
     assert card.split("---")[1].splitlines()[1] == "license: cc-by-sa-4.0"
+    kept = next(h for h in record["history"] if h["step"] == record["info"]["best_step"])
+    assert f"kept: step {kept['step']}, chosen by dev " in card and f"dev WER {100 * kept['dev_wer']:.1f} %" in card
+    command = next(line for line in card.splitlines() if line.startswith("- command:"))
+    assert "--real-repeat 2" in command and "--resume" not in command  # the card's command rebuilds, not resumes
 
 
 @pytest.mark.parametrize("case, message", [
