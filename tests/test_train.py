@@ -155,3 +155,30 @@ def test_resume_refuses_other_settings_or_data_and_names_them(tone_data, tiny_mo
     with pytest.raises(ConfigError, match="train_digest"):
         run(cfg, utts[:-1], resume=True)
     run(override(cfg, threads=1), utts, resume=True)  # placement may change
+
+
+@pytest.mark.parametrize("precision, cached", [("fp32", False), ("bf16", False), ("fp32", True)])
+def test_clips_shorter_than_one_time_mask_train(tiny_model_dir, tmp_path, precision, cached):
+    """A batch of clips shorter than SpecAugment's time mask (10 frames = 0.2 s; spoken digits, grouped by length)
+    trains: transformers refuses to mask it, so the batch is padded outside every row's mask (audio, the fast bf16
+    encoder, cached features); the rows' frame counts, and so the loss, are those of the clips."""
+    import numpy as np
+
+    from speechtl.data.manifest import Utterance
+
+    model, processor = load_model(str(tiny_model_dir))
+    rng = np.random.default_rng(0)
+    audio = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (1600, 2000, 2400, 1800)]  # 0.10-0.15 s
+    utts = [Utterance(f"u{i}", tmp_path / f"u{i}.wav", "ab", duration_s=len(a) / 16000) for i, a in enumerate(audio)]
+    cfg = train_config(lr=1e-3, max_steps=2, eval_every=2, batch_seconds=1, seed=0, precision=precision,
+                       mask_time_prob=0.5, freeze_feature_encoder=cached, feature_cache="auto" if cached else "off")
+    result = train(model, processor, TrainData(utts, labels_for(utts, processor.tokenizer), audio), tmp_path, cfg,
+                   progress=False)
+    assert result.steps == 2
+    from speechtl.adapt.train import padded_for_masking
+
+    batch = {"input_values": torch.ones(2, 1600), "attention_mask": torch.ones(2, 1600, dtype=torch.long)}
+    padded = padded_for_masking(model, batch)
+    frames = model._get_feat_extract_output_lengths(torch.tensor(padded["input_values"].shape[1]))
+    assert int(frames) >= model.config.mask_time_length and padded["attention_mask"].sum() == 2 * 1600
+    assert torch.equal(padded["input_values"][:, :1600], batch["input_values"])

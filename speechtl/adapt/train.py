@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import extract_model_from_parallel, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
@@ -159,11 +159,32 @@ def made_with(cfg: TrainConfig, data: TrainData) -> dict:
     return json.loads(json.dumps(record))  # as trainer_state.json gives it back (tuples become lists)
 
 
+def padded_for_masking(model, batch: dict) -> dict:
+    """The batch padded (zeros, outside every row's mask and frame count) to at least SpecAugment's time-mask length
+    in frames, when the model masks time: transformers refuses to mask a batch shorter than one mask, which a batch of
+    ~0.2-s clips (spoken digits, length-grouped together) is. Rows' valid lengths, and so the loss, are unchanged."""
+    cfg = extract_model_from_parallel(model).config
+    need = getattr(cfg, "mask_time_length", 0) if getattr(cfg, "mask_time_prob", 0.0) > 0 else 0
+    if "extract_features" in batch:  # cached feature-encoder outputs (B, T, C)
+        short = need - batch["extract_features"].shape[1]
+        return batch if short <= 0 else \
+            {**batch, "extract_features": torch.nn.functional.pad(batch["extract_features"], (0, 0, 0, short))}
+    frames = extract_model_from_parallel(model)._get_feat_extract_output_lengths
+    samples = width = batch["input_values"].shape[1]
+    while int(frames(torch.tensor(samples))) < need:
+        samples += math.prod(cfg.conv_stride)  # one more frame
+    if samples == width:
+        return batch
+    return {**batch, **{k: torch.nn.functional.pad(batch[k], (0, samples - width))
+                        for k in ("input_values", "attention_mask")}}
+
+
 def _step(s: _Session, batch: dict, max_grad_norm: float) -> tuple[torch.Tensor, bool | None]:
     """Forward, loss, backward and (at the end of an accumulation) one optimizer step. Returns the loss and, at
     the end of an accumulation, whether the optimizer stepped (None before): a non-finite loss in the window or
     gradient norm skips the update, the schedule steps either way (:mod:`speechtl.adapt.nonfinite`)."""
     stepped = None
+    batch = padded_for_masking(s.model, batch)
     with s.accelerator.accumulate(s.model):
         logits, lengths = forward_logits(s.model, batch, s.pass_mask, s.precision, fast=True)  # bf16: fast encoder
         loss = s.objective(batch, logits, lengths)
