@@ -28,7 +28,8 @@ manifest is refused). ``--real-train MANIFEST…`` mixes real labelled speech in
 ``--real-repeat`` times per epoch (copies ``ID#rK`` share the audio); before any synthesis such a set is refused if
 it is a ``reserved_*`` split, shares a speaker, file or a sentence of 4+ words with a ``--real-dev`` set (shorter
 sentences are not compared: FSDD's digit words repeat everywhere) or has a character the model cannot spell
-(speechtl.data.real_train). The card lists each real set (and ``--real-train-note``); dev stays synthetic. The model folder is written beside ``--out`` and replaces it whole once scored, so a build
+(speechtl.data.real_train). The card lists each real set (and ``--real-train-note``; ``--license`` sets its tag);
+dev stays synthetic. The model folder is written beside ``--out`` and replaces it whole once scored, so a build
 that fails or is killed at the end leaves the previous model as it was (``--resume`` retrains from the checkpoint).
 """
 

@@ -307,7 +307,8 @@ def run_adaptation(cfg: AdaptConfig, progress: bool = True, extra: dict | None =
         router.record(shares)
     result = _result(run, before, after, trained, dict(
         mismatch=mismatch, routing=router.routing if router else None, warnings=warnings,
-        wall_s=round(time.perf_counter() - start + trained.earlier_s, 1), command=" ".join(sys.argv), extra=extra or {}))
+        wall_s=round(time.perf_counter() - start + trained.earlier_s, 1),  # with the training it resumed
+        command=" ".join(sys.argv), extra=extra or {}))
     if state.is_main_process:
         _say(progress, state, f"writing {cfg.out}")
         result = _save(run, result, router, adapters)
