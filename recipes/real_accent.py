@@ -7,7 +7,8 @@
 Cells: labelled speechocean762 training minutes (``--minutes``; 0 = all training speakers), each a seeded,
 speaker-stratified sample (``sample_minutes``: a smaller budget is a prefix of a larger one) × recipe
 (RECIPES: ``routed``, the demo's recipe with accent routing; ``full``, the demo's settings without routing and
-with 8:1 synthetic en-us replay), plus Mboshi cells (``--mboshi-minutes``; ``--vocab copy --language mdw``).
+with 8:1 synthetic en-us replay; ``full-r1``, the same with 1:1 replay, a candidate trained when named), plus
+Mboshi cells (``--mboshi-minutes``; ``--vocab copy --language mdw``).
 Each cell is one :func:`speechtl.adapt.run.run_adaptation` with the demo's training (``DEMO_TRAINING``) and the
 changes in RECIPES / TRAINING (2400 steps for real speech, not the demo's 800: chosen on dev speakers). The
 source-accent sets (test, dev for the forgetting limit, router and replay audio) are the demo's synthetic en-us
@@ -49,7 +50,9 @@ from speechtl.fileio import atomic_write_csv, atomic_write_json, atomic_write_te
 RECIPES: dict[str, dict] = {
     "routed": {},  # the demo: the start model keeps the source accent, the router picks per utterance
     "full": {"route_minutes": 0.0, "replay_ratio": 8.0},  # one model for both accents; 8:1 source replay
+    "full-r1": {"route_minutes": 0.0, "replay_ratio": 1.0},  # the same with 1:1 replay (asked for by name)
 }
+DEFAULT_RECIPES = ["routed", "full"]  # the cells a plain run trains: the routed and the single-model recipe
 MBOSHI = {"route_minutes": 0.0, "replay_ratio": 0.0}  # a new language: no router, no English replay
 # Real-speech changes to the demo's training, chosen on dev speakers (RESULTS.md): the 60-minute routed cell at the
 # demo's 800 steps ended with dev CER still falling (71.5 %); at 2400 steps (40 passes over the hour) it reached
@@ -75,7 +78,7 @@ class RealAccentConfig:
     model: str = "speechtl/en-us-synth"  # the source model
     corpora: str = "../corpora/manifests"  # the prepared manifests (scripts/prepare_real.sh)
     minutes: list[float] = field(default_factory=lambda: [10.0, 30.0, 60.0, 0.0])  # speechocean762 budgets (0: all)
-    recipes: list[str] = field(default_factory=lambda: list(RECIPES))  # routed | full
+    recipes: list[str] = field(default_factory=lambda: list(DEFAULT_RECIPES))  # RECIPES' names
     mboshi_minutes: list[float] = field(default_factory=lambda: [30.0, 60.0])  # Mboshi budgets (none: no Mboshi cell)
     source_accent: str = "en-us"  # the synthetic accent of the source sets
     data: str = "runs/data"  # synthetic data cache (shared with the demo)

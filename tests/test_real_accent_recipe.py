@@ -104,6 +104,9 @@ def test_cells_keep_the_demo_defaults_but_the_recipe_changes(recipe, tmp_path):
     mboshi = recipe.demo_config(cfg, "mboshi", "copy")
     assert routed.route_minutes > 0 and routed.replay_ratio == 0
     assert (full.route_minutes, full.replay_ratio) == (0, 8)
+    r1 = recipe.demo_config(cfg, "speechocean762", "full-r1")
+    assert (r1.route_minutes, r1.replay_ratio, r1.training) == (0, 1, full.training)
+    assert "full-r1" not in cfg.recipes  # a candidate: trained only when named
     assert (mboshi.route_minutes, mboshi.replay_ratio) == (0, 0)
     assert routed.training == full.training == mboshi.training
     assert routed.training.optimiser.lr == 1e-3 and routed.training.runtime.threads == 1
