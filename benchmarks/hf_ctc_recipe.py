@@ -2,8 +2,10 @@
 
 Used by ``train_vs_hf.py`` as its baseline arms. What the example does, and what this does the same way:
 
-- the model from ``AutoModelForCTC.from_pretrained`` with ``ctc_loss_reduction="mean"``, ``layerdrop`` 0 and the
-  feature encoder frozen (``model.freeze_feature_encoder()``);
+- the model from ``AutoModelForCTC.from_pretrained`` with the example's config changes at its defaults
+  (:data:`EXAMPLE_CONFIG`: every dropout 0, SpecAugment time masks at 0.05 × 10 frames, ``layerdrop`` 0,
+  ``ctc_loss_reduction="mean"``) and the feature encoder frozen (``model.freeze_feature_encoder()``); ``load(...,
+  example_config=False)`` keeps the model's own dropouts and masking instead (``train_vs_hf.py --dropout model``);
 - every utterance run through the feature extractor once, up front (``dataset.map(prepare_dataset)``), its
   ``input_values`` kept with its label ids and its length;
 - ``DataCollatorCTCWithPadding``: ``processor.pad`` on the inputs, labels padded and masked with -100;
@@ -56,10 +58,17 @@ class StepTimes(TrainerCallback):
         self.ends.append(time.time())
 
 
-def load(folder: str):
+# The example's ``config.update`` with its ``ModelArguments`` defaults (what a user gets without those flags).
+EXAMPLE_CONFIG = {"attention_dropout": 0.0, "activation_dropout": 0.0, "feat_proj_dropout": 0.0, "hidden_dropout": 0.0,
+                  "final_dropout": 0.0, "mask_time_prob": 0.05, "mask_time_length": 10, "mask_feature_prob": 0.0,
+                  "mask_feature_length": 10, "layerdrop": 0.0, "ctc_loss_reduction": "mean"}
+
+
+def load(folder: str, example_config: bool = True):
     """Model and processor as the example loads them, feature encoder frozen."""
     processor = AutoProcessor.from_pretrained(folder)
-    model = AutoModelForCTC.from_pretrained(folder, ctc_loss_reduction="mean", layerdrop=0.0, ctc_zero_infinity=True,
+    changes = EXAMPLE_CONFIG if example_config else {"layerdrop": 0.0, "ctc_loss_reduction": "mean"}
+    model = AutoModelForCTC.from_pretrained(folder, **changes, ctc_zero_infinity=True,
                                             pad_token_id=processor.tokenizer.pad_token_id)
     model.freeze_feature_encoder()
     return model, processor

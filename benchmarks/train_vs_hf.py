@@ -6,7 +6,9 @@ Run (from the repository root):
 
 The same model, the same synthetic manifests (the demo's: 10 min of en-gb-scotland to train, 4 min to score), the
 same padded seconds per batch, the same number of optimizer steps, learning rate and warm-up, the feature encoder
-frozen in all, through three arms, each in its own process (so peak RSS is its own):
+frozen in all, the same dropouts and SpecAugment in all (``--dropout example``, the default: the example's defaults,
+every dropout 0 and time masks at 0.05; ``--dropout model``: the model's own config), through three arms, each in its
+own process (so peak RSS is its own):
 
 - ``hf_fp32``: ``Trainer`` set up as transformers' ``run_speech_recognition_ctc.py`` sets it up
   (:mod:`hf_ctc_recipe`), fp32 as a CPU user gets by default;
@@ -52,6 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio seconds per batch")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup-ratio", type=float, default=0.1)
+    p.add_argument("--dropout", default="example", choices=("example", "model"),
+                   help="every arm's dropouts and SpecAugment: the HF CTC example's defaults (dropouts 0, time masks "
+                        "0.05) or the model's own config")
     p.add_argument("--precision", default="auto", help="speechtl's --precision (auto: bf16 where supported)")
     p.add_argument("--scaling", type=float, nargs="*", default=[60.0, 120.0, 240.0],
                    help="speechtl at these batch seconds too (none: skip)")
@@ -179,12 +184,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         for name in args.models:
             rows += model_rows(args, name, model_folder(name, work, args.seed), train, dev, durs, work)
     return {"command": command_line(argv, __file__), "machine": facts, "load_avg_end": os.getloadavg()[0],
-            "rows": rows, "train_audio_s": sum(durs), "train_utts": len(durs)}
+            "rows": rows, "train_audio_s": sum(durs), "train_utts": len(durs), "dropout": args.dropout}
 
 
 def model_rows(args, name: str, folder: str, train: str, dev: str, durs: list[float], work: Path) -> list[dict]:
     base = {"model_dir": folder, "train": train, "dev": dev, "lr": args.lr, "warmup_ratio": args.warmup_ratio,
-            "threads": args.threads, "seed": args.seed, "precision": args.precision, "work": str(work)}
+            "threads": args.threads, "seed": args.seed, "precision": args.precision, "work": str(work),
+            "dropout": args.dropout}
     label = Path(name).name if "/" in name else name
     rows = []
 

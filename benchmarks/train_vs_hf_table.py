@@ -4,6 +4,7 @@ from __future__ import annotations
 
 GOALS = {"hf_fp32": 3.0, "hf_bf16": 1.3}  # speechtl's throughput over each baseline, at dev WER within 1 point
 WER_POINTS = 1.0
+DROPOUT = {"example": "the HF CTC example's defaults (dropouts 0, time masks 0.05)", "model": "the model's own config"}
 
 
 def _row(r: dict, ratios: str) -> str:
@@ -44,7 +45,8 @@ def format_table(result: dict) -> str:
              f"device={m['device']} threads={m['threads']} torch={m['torch']} cpu={m['cpu']} "
              f"cpu_bf16={m['cpu_bf16']} cores={m['cores']} load_avg_1min={m['load_avg_1min']} "
              f"(at the end: {result['load_avg_end']:.2f})",
-             f"training set: {result['train_utts']} utterances, {result['train_audio_s'] / 60:.1f} min", "", head]
+             f"training set: {result['train_utts']} utterances, {result['train_audio_s'] / 60:.1f} min; "
+             f"dropouts and SpecAugment in every arm: {DROPOUT[result.get('dropout', 'model')]}", "", head]
     rows = result["rows"]
     for r in rows:
         if r["part"] != "arms":

@@ -31,6 +31,17 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
+def _same_config(spec: dict) -> dict:
+    """speechtl's flags for the model config the ``Trainer`` arms train (``--dropout example``: the example's)."""
+    if spec.get("dropout", "example") == "model":
+        return {}
+    from hf_ctc_recipe import EXAMPLE_CONFIG
+
+    assert {EXAMPLE_CONFIG[k] for k in EXAMPLE_CONFIG if k.endswith("dropout")} == {0.0}
+    return {"dropout": 0.0, "mask_time_prob": EXAMPLE_CONFIG["mask_time_prob"],
+            "mask_feature_prob": EXAMPLE_CONFIG["mask_feature_prob"]}
+
+
 def run_speechtl(spec: dict, folder: str, utts, audio, out_dir: str):
     """The library's loop (:func:`speechtl.adapt.train.train`), no dev sets: it returns the last weights."""
     from speechtl.adapt.train import TrainData, train, train_config
@@ -41,7 +52,7 @@ def run_speechtl(spec: dict, folder: str, utts, audio, out_dir: str):
     labels = labels_for(utts, processor.tokenizer, "en")
     cfg = train_config(lr=spec["lr"], max_steps=spec["steps"], warmup_ratio=spec["warmup_ratio"],
                        batch_seconds=spec["batch_seconds"], eval_every=spec["steps"], guard=False,
-                       threads=spec["threads"], seed=spec["seed"], precision=spec["precision"])
+                       threads=spec["threads"], seed=spec["seed"], precision=spec["precision"], **_same_config(spec))
     durs = [u.duration_s for u in utts]
     world = int(os.environ.get("WORLD_SIZE", "1"))
     ends, steps = [], []
@@ -64,7 +75,7 @@ def run_hf(spec: dict, folder: str, utts, audio, out_dir: str):
     """The ``Trainer`` recipe (:mod:`hf_ctc_recipe`)."""
     import hf_ctc_recipe
 
-    model, processor = hf_ctc_recipe.load(folder)
+    model, processor = hf_ctc_recipe.load(folder, example_config=spec.get("dropout", "example") == "example")
     rows = hf_ctc_recipe.prepare(processor, audio, labels_for(utts, processor.tokenizer, "en"))
     bf16 = spec["arm"] == "hf_bf16"
     ends, seen = hf_ctc_recipe.train(model, processor, rows, out_dir, batch_size=spec["hf_batch_size"],

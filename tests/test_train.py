@@ -182,3 +182,42 @@ def test_clips_shorter_than_one_time_mask_train(tiny_model_dir, tmp_path, precis
     frames = model._get_feat_extract_output_lengths(torch.tensor(padded["input_values"].shape[1]))
     assert int(frames) >= model.config.mask_time_length and padded["attention_mask"].sum() == 2 * 1600
     assert torch.equal(padded["input_values"][:, :1600], batch["input_values"])
+
+
+@pytest.mark.parametrize("strategy", ["full", "lora"])
+def test_dropout_sets_every_dropout_of_the_model_and_keeps_loras(tone_data, tiny_model_dir, tmp_path, strategy):
+    utts, audio = _train_set(tone_data)
+    model, processor = load_model(str(tiny_model_dir))
+    before = {n: m.p for n, m in model.named_modules() if isinstance(m, torch.nn.Dropout)}
+    assert any(p > 0 for p in before.values()) and model.config.attention_dropout > 0  # the fixture has dropout on
+    cfg = train_config(lr=1e-3, max_steps=1, eval_every=1, batch_seconds=3, precision="fp32", seed=0,
+                       mask_time_prob=0.0, dropout=0.0, strategy=strategy)
+    train(model, processor, TrainData(utts, labels_for(utts, processor.tokenizer), audio), tmp_path, cfg,
+          progress=False)
+    assert model.config.attention_dropout == model.config.hidden_dropout == model.config.final_dropout == 0.0
+    assert all(m.p == 0 for n, m in model.named_modules() if isinstance(m, torch.nn.Dropout))
+    x = torch.tensor(audio[0][:8000]).unsqueeze(0)
+    model.train()
+    with torch.no_grad():  # train mode, no masking: with every dropout off two passes agree exactly
+        assert torch.equal(model(x).logits, model(x).logits)
+    if strategy == "lora":
+        from speechtl.adapt.strategies import apply_strategy
+
+        again, _ = load_model(str(tiny_model_dir))
+        wrapped = apply_strategy(again, "lora", 2, 8, 16, 32, True)
+        lora = [m.p for n, m in wrapped.named_modules() if "lora_dropout" in n and isinstance(m, torch.nn.Dropout)]
+        assert lora and all(p == 0.05 for p in lora)  # LoRA's own dropout is not the model's
+
+
+def test_dropout_below_zero_keeps_the_models_and_one_is_refused(tone_data, tiny_model_dir, tmp_path):
+    from speechtl.config import ConfigError
+
+    utts, audio = _train_set(tone_data)
+    model, processor = load_model(str(tiny_model_dir))
+    before = {n: m.p for n, m in model.named_modules() if isinstance(m, torch.nn.Dropout)}
+    cfg = train_config(lr=1e-3, max_steps=1, eval_every=1, batch_seconds=3, precision="fp32", seed=0)
+    train(model, processor, TrainData(utts, labels_for(utts, processor.tokenizer), audio), tmp_path, cfg,
+          progress=False)
+    assert {n: m.p for n, m in model.named_modules() if isinstance(m, torch.nn.Dropout)} == before
+    with pytest.raises(ConfigError, match="--dropout 1"):
+        train_config(dropout=1.0)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -71,3 +72,23 @@ def test_gpu_check_refuses_without_cuda_and_dry_runs_on_cpu(tmp_path):
     assert dry.returncode == 0, dry.stderr[-2000:]
     for part in ("1/3 device tests", "2/3 adaptation", "3/3 transcription", "gpu_check.sh: done"):
         assert part in dry.stdout
+
+
+@pytest.mark.parametrize("dropout", ["example", "model"])
+def test_every_arm_trains_the_same_model_config(tiny_model_dir, dropout):
+    """The Trainer arms as the example loads them and speechtl's arm with its flags: the same dropouts and masking."""
+    import hf_ctc_recipe
+    from train_vs_hf_worker import _same_config
+
+    from speechtl.adapt.train import _set_dropout, _set_spec_augment, train_config
+    from speechtl.models import load_model
+
+    hf, _ = hf_ctc_recipe.load(str(tiny_model_dir), example_config=dropout == "example")
+    ours, _ = load_model(str(tiny_model_dir))
+    cfg = train_config(**_same_config({"dropout": dropout}))
+    _set_spec_augment(ours, cfg.augment.mask_time_prob, cfg.augment.mask_feature_prob)
+    _set_dropout(ours, cfg.regularise.dropout)
+    for key in hf_ctc_recipe.EXAMPLE_CONFIG:
+        assert getattr(hf.config, key) == getattr(ours.config, key), key
+    probs = [{n: m.p for n, m in model.named_modules() if isinstance(m, torch.nn.Dropout)} for model in (hf, ours)]
+    assert probs[0] == probs[1] and (set(probs[0].values()) == {0.0}) == (dropout == "example")

@@ -111,6 +111,21 @@ def _set_spec_augment(model, mask_time_prob: float, mask_feature_prob: float) ->
         encoder.masked_spec_embed = torch.nn.Parameter(torch.empty(model.config.hidden_size).uniform_())
 
 
+def _set_dropout(model, p: float) -> None:
+    """Every dropout of the model to ``p`` (<0 keeps the model's): its ``nn.Dropout`` modules, the attention modules'
+    probability (a float they pass to the attention function) and the config's ``*dropout`` fields, so a saved
+    checkpoint says what it trained with. Called before the strategy wraps the model: LoRA's own dropout stays."""
+    if p < 0:
+        return
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+        elif isinstance(getattr(module, "dropout", None), float):
+            module.dropout = p
+    for name in [k for k in model.config.to_dict() if k.endswith("dropout")]:
+        setattr(model.config, name, p)
+
+
 def _teacher(model, device):
     """A frozen copy of the starting model, in eval mode (no dropout, no SpecAugment), for ``distill``."""
     teacher = copy.deepcopy(model).to(device).eval()
@@ -126,6 +141,7 @@ def _prepare(base, processor, cfg: TrainConfig, data: TrainData) -> _Session:
     accelerator = Accelerator(cpu=use_device(rt), gradient_accumulation_steps=opt.grad_accum)
     precision = resolve_precision(rt.precision, accelerator.device)
     _set_spec_augment(base, cfg.augment.mask_time_prob, cfg.augment.mask_feature_prob)
+    _set_dropout(base, reg.dropout)
     distills = bool(reg.distill and data.distill is not None and any(data.distill))
     teacher = _teacher(base, accelerator.device) if distills else None
     m = cfg.method

@@ -80,6 +80,11 @@ class AugmentConfig:
 class RegularisationConfig:
     l2sp: float = 0.0  # L2-SP: penalty l2sp·Σ(θ−θ₀)² pulling weights toward the starting model (fights forgetting)
     distill: float = 0.0  # weight of a KL term keeping outputs on source replay audio at the starting model's (0: off)
+    dropout: float = -1.0  # all of the model's dropouts: attention, hidden, activation, projection, final (<0: kept)
+
+    def __post_init__(self):
+        if self.dropout >= 1:
+            raise ConfigError(f"--dropout {self.dropout:g}: give a probability below 1 (or <0 to keep the model's)")
 
 
 @dataclass(frozen=True)
