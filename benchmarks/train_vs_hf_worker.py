@@ -37,8 +37,8 @@ def _same_config(spec: dict) -> dict:
         return {}
     from hf_ctc_recipe import EXAMPLE_CONFIG
 
-    assert {EXAMPLE_CONFIG[k] for k in EXAMPLE_CONFIG if k.endswith("dropout")} == {0.0}
-    return {"dropout": 0.0, "mask_time_prob": EXAMPLE_CONFIG["mask_time_prob"],
+    (dropout,) = {v for k, v in EXAMPLE_CONFIG.items() if k.endswith("dropout")}  # one value for every dropout
+    return {"dropout": dropout, "mask_time_prob": EXAMPLE_CONFIG["mask_time_prob"],
             "mask_feature_prob": EXAMPLE_CONFIG["mask_feature_prob"]}
 
 
