@@ -52,8 +52,9 @@ RECIPES: dict[str, dict] = {
     "full": {"route_minutes": 0.0, "replay_ratio": 8.0},  # one model for both accents; 8:1 source replay
     "full-r1": {"route_minutes": 0.0, "replay_ratio": 1.0},  # the same with 1:1 replay (asked for by name)
 }
-# The cells a plain run trains: the routed and the single-model recipe. Replay chosen on dev at 60 minutes: 1:1 ended
-# 1.4 CER points from 8:1 with the source 7 % worse, so 8:1 stays (RESULTS.md, "The single-model recipe's replay ratio").
+# The cells a plain run trains: the routed and the single-model recipe. Replay chosen on dev at 60 minutes: 1:1
+# ended 1.4 CER points from 8:1 with the source 7 % worse, so 8:1 stays (RESULTS.md, "The single-model recipe's
+# replay ratio").
 DEFAULT_RECIPES = ["routed", "full"]
 MBOSHI = {"route_minutes": 0.0, "replay_ratio": 0.0}  # a new language: no router, no English replay
 # Real-speech changes to the demo's training, chosen on dev speakers (RESULTS.md): the 60-minute routed cell at the
