@@ -129,7 +129,9 @@ KILLS = ["loading", "score before", "training 1", "training 2", "training 3", "d
          "final save: cleanup"]
 FINAL_SAVE = {"final save: marker": INCOMPLETE, "final save: model": "model save",
               "final save: results": "results.json", "final save: cleanup": "complete"}
-LANDED: dict[str, str] = {}  # kill point -> the last event the killed run showed, or "finished"
+# kill point -> the last event the killed run showed, or "finished"; read by the last test, so pytest-xdist must run
+# this file in one worker (scripts/test.sh: --dist loadfile)
+LANDED: dict[str, str] = {}
 
 
 def kill_point(name: str, timeline: list[tuple[float, str]]) -> tuple[str, float]:
