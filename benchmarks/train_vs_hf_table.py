@@ -36,6 +36,13 @@ def verdict(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _reference(rows: list[dict], model: str) -> dict:
+    """What a scaling row is compared with: the model's speechtl arm (one process, the arms' batch), else the first
+    of its scaling rows (rows come arms first)."""
+    mine = [x for x in rows if x["model"] == model and x["arm"] == "speechtl"]
+    return next((x for x in mine if x["part"] == "arms"), mine[0])
+
+
 def format_table(result: dict) -> str:
     m = result["machine"]
     head = (f"{'model':<8} {'arm':<9} {'prec':<5} {'procs':>5} {'batch s':>12} {'padded s':>8} {'steps':>5} "
@@ -58,11 +65,12 @@ def format_table(result: dict) -> str:
     lines += ["", *verdict(rows)]
     scaling = [r for r in rows if r["part"] == "scaling"]
     if scaling:
-        lines += ["", "speechtl alone: batch size and processes (x 1st row: throughput over the model's first "
-                  "scaling row)", head.replace("x hf_fp32", "x 1st row").replace("x hf_bf16", "RSS/1st")]
+        lines += ["", "speechtl alone: batch size and processes (x ref, RSS/ref: throughput and memory over the "
+                  "model's speechtl arm above, else its first row here)",
+                  head.replace("x hf_fp32", "    x ref").replace("x hf_bf16", "  RSS/ref")]
         for r in scaling:
-            first = next(x for x in scaling if x["model"] == r["model"])
-            ratios = f"{r['audio_s_per_s'] / first['audio_s_per_s']:>9.2f} {r['rss_mb'] / first['rss_mb']:>9.2f}"
+            ref = _reference(rows, r["model"])
+            ratios = f"{r['audio_s_per_s'] / ref['audio_s_per_s']:>9.2f} {r['rss_mb'] / ref['rss_mb']:>9.2f}"
             lines.append(_row(r, ratios))
     lines.append("audio-s/s: real audio seconds of steps 2..N per wall second; padded s: mean padded seconds per "
                  "batch; 1st step s: launch to the end of step 1; total s: launch to the end of step N; RSS MB: peak "

@@ -50,6 +50,14 @@ def test_verdict_says_met_only_when_speed_and_wer_both_hold():
     assert worse[0].endswith("NOT met") and "2.0 points apart" in worse[0]
 
 
+def test_scaling_rows_compare_with_the_speechtl_arm_else_their_first_row():
+    """A lone torchrun row is compared with the one-process arm above it, not with itself."""
+    arm, two = _row("speechtl", 50.0, 0.3), _row("speechtl", 90.0, 0.3, "scaling")
+    assert train_vs_hf_table._reference([_row("hf_fp32", 25.0, 0.3), arm, two], "m") is arm
+    first, bigger = _row("speechtl", 40.0, 0.3, "scaling"), _row("speechtl", 30.0, 0.3, "scaling")
+    assert train_vs_hf_table._reference([_row("hf_fp32", 25.0, 0.3), first, bigger], "m") is first
+
+
 def test_hf_batch_size_matches_the_mean_padded_seconds():
     """The Trainer's batch size is the one whose length-grouped batches pad closest to speechtl's."""
     durs = [2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5] * 5
