@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from conftest import Interrupt, interrupt_at
 from speechtl.adapt.run import labels_for
+from speechtl.adapt.select import DevSets
 from speechtl.adapt.train import CHECKPOINT, TrainData, train, train_config
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import read_manifest
@@ -135,6 +138,31 @@ def test_distill_keeps_the_flagged_utterances_near_the_starting_model(tone_data,
 
     free, anchored = drift(0.0), drift(10.0)
     assert anchored < 0.5 * free, (anchored, free)
+
+
+def test_a_run_resumed_from_its_step_0_checkpoint_scores_the_start_once(tone_data, tiny_model_dir, tmp_path):
+    """Killed after the start's scores were checkpointed and before the first step's: the resumed run's history
+    and weights are the uninterrupted run's (it once scored the start a second time)."""
+    utts, audio = _train_set(tone_data)
+    cfg = train_config(lr=1e-3, max_steps=8, eval_every=4, batch_seconds=3, precision="fp32", seed=3, guard=True)
+
+    def run(out, on_step=None, resume=False):
+        model, processor = load_model(str(tiny_model_dir))
+        result = train(model, processor, TrainData(utts, labels_for(utts, processor.tokenizer), audio), out, cfg,
+                       DevSets(utts[:2], audio[:2], utts[2:4], audio[2:4]), resume=resume, on_step=on_step,
+                       progress=False)
+        return model, result
+
+    reference, ref_result = run(tmp_path / "straight")
+    with pytest.raises(Interrupt):
+        run(tmp_path / "interrupted", on_step=interrupt_at(1))
+    saved = json.loads((tmp_path / "interrupted" / CHECKPOINT / "trainer_state.json").read_text())["state"]
+    assert saved["step"] == 0 and [h["step"] for h in saved["history"]] == [0]  # the case: the step-0 checkpoint
+    resumed, result = run(tmp_path / "interrupted", resume=True)
+    assert [h["step"] for h in result.history if "alpha" not in h] == [0, 4, 8]  # WiSE-FT's entries follow
+    assert result.history == ref_result.history
+    for k, v in reference.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
 
 
 def test_resume_refuses_other_settings_or_data_and_names_them(tone_data, tiny_model_dir, tmp_path):

@@ -129,8 +129,10 @@ class CheckpointSelector:
         self.out_dir, self.is_main = Path(out_dir), is_main_process
 
     def scores_start(self, state: TrainState) -> bool:
-        """Whether step 0 is scored: a target dev set and either the guard or a forgetting limit to measure."""
-        return state.step == 0 and bool(self.dev.target) and (self.cfg.guard or bool(self.dev.source))
+        """Whether step 0 is scored: a target dev set and either the guard or a forgetting limit to measure, and
+        not scored yet (a run resumed from its step-0 checkpoint has the start's scores in its history)."""
+        return state.step == 0 and not state.history and bool(self.dev.target) and \
+            (self.cfg.guard or bool(self.dev.source))
 
     def score(self, raw_model, processor, state: TrainState) -> dict:
         """Target dev WER/CER, source dev WER, and whether the weights stay within the forgetting limit."""
