@@ -75,29 +75,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 # --- audio and models (parent) ------------------------------------------------------------------
 
-def make_speech(work: Path, minutes: float) -> np.ndarray:
-    """``minutes`` of synthetic en-us sentences joined with short pauses (16 kHz float32)."""
+def make_speech(work: Path, minutes: float) -> tuple[np.ndarray, str]:
+    """``minutes`` of synthetic en-us sentences joined with short pauses (16 kHz float32): the whole sentences that
+    fit, then silence; and their text (normalised), the reference of the WER column."""
     from speechtl.audio import load_audio
     from speechtl.data.manifest import read_manifest
     from speechtl.synth import prepare_synthetic
+    from speechtl.text import normalize
 
     manifest = prepare_synthetic(work, "en-us", "train", minutes * 1.02, seed=11, progress=False)
     gap = np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)
-    audio = np.concatenate([np.concatenate([load_audio(u.audio_path), gap]) for u in read_manifest(manifest)])
-    return audio[: int(minutes * 60 * SAMPLE_RATE)]
+    total = int(minutes * 60 * SAMPLE_RATE)
+    pieces, texts, length = [], [], 0
+    for u in read_manifest(manifest):
+        piece = np.concatenate([load_audio(u.audio_path), gap])
+        if length + len(piece) > total:
+            break
+        pieces.append(piece)
+        texts.append(normalize(u.text))
+        length += len(piece)
+    return np.concatenate(pieces + [np.zeros(total - length, np.float32)]), " ".join(texts)
 
 
 def write_repeated(path: Path, speech: np.ndarray, minutes: float) -> Path:
-    """A WAV of ``minutes`` made of ``speech`` repeated, written block by block."""
-    if not path.is_file():
-        total = int(minutes * 60 * SAMPLE_RATE)
-        with sf.SoundFile(path.with_suffix(".tmp.wav"), "w", SAMPLE_RATE, 1, "PCM_16") as f:
-            done = 0
-            while done < total:
-                block = speech[: total - done]
-                f.write(block)
-                done += len(block)
-        path.with_suffix(".tmp.wav").rename(path)
+    """A WAV of ``minutes`` made of ``speech`` repeated, written block by block (every run: a file left by an older
+    version of this script may hold other speech than the reference)."""
+    total = int(minutes * 60 * SAMPLE_RATE)
+    with sf.SoundFile(path.with_suffix(".tmp.wav"), "w", SAMPLE_RATE, 1, "PCM_16") as f:
+        done = 0
+        while done < total:
+            block = speech[: total - done]
+            f.write(block)
+            done += len(block)
+    path.with_suffix(".tmp.wav").rename(path)
     return path
 
 
@@ -165,7 +175,7 @@ def worker(spec: dict) -> dict:
         compiled = CompileTime()
         start = time.perf_counter()
         options = TranscribeOptions(spec["chunk_s"], spec["stride_s"], spec["batch_seconds"],
-                                    compile=spec.get("compile", False))
+                                    compile=spec.get("compile", False), int8=spec.get("int8", False))
         t = transcribe_files(spec["model"], [spec["audio"]], precision=spec["precision"], progress=False,
                              options=options)[0][0]
         text, starts = t.text, [w.start_s for w in t.words]
@@ -234,20 +244,21 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     peaks = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
-    speech = make_speech(work, min(args.minutes, 10.0))
+    speech, reference = make_speech(work, min(args.minutes, 10.0))
     models = {"base": base_model_dir(work), "shipped": SHIPPED_DIR / "en-us-synth"}
     flops = {name: flops_per_chunk(folder, args.chunk_s) for name, folder in models.items()}
 
     def row(kind: str, name: str, system: str, precision: str, minutes: float, stride_s: float,
-            compile: bool = False) -> dict:
+            compile: bool = False, int8: bool = False) -> dict:
         audio = write_repeated(work / f"audio-{minutes:g}min.wav", speech, minutes)
         r = measure({"threads": args.threads, "chunk_s": args.chunk_s, "stride_s": stride_s,
                      "batch_seconds": args.batch_seconds, "system": system, "model": str(models[name]),
-                     "audio": str(audio), "precision": precision, "compile": compile})
+                     "audio": str(audio), "precision": precision, "compile": compile, "int8": int8})
         seconds = minutes * 60
         gflops = flops[name] * num_chunks(seconds, args.chunk_s, stride_s) / r["wall_s"] / 1e9
         return {"kind": kind, "model": name, "system": system, "precision": precision, "compile": compile,
-                "compile_s": r["compile_s"], "label": precision + ("+compile" if compile else ""), "minutes": minutes,
+                "int8": int8, "compile_s": r["compile_s"],
+                "label": precision + ("+compile" if compile else "") + ("+int8" if int8 else ""), "minutes": minutes,
                 "stride_s": stride_s, "wall_s": r["wall_s"], "rtfx": seconds / r["wall_s"],
                 "peak_rss_mb": r["peak_rss_mb"], "gflops": gflops, "peak_share": gflops / peaks[precision],
                 "text": r["text"], "word_starts": r["word_starts"]}
@@ -255,11 +266,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     rows = []
     for name in ("base", "shipped"):
         ref = row("compare", name, "pipeline", "fp32", args.minutes, args.pipeline_stride_s)
+        ref["wer"] = jiwer.wer(reference, ref["text"])
         rows.append(ref)
         near = seams(args.minutes * 60, args.chunk_s, args.pipeline_stride_s)
-        for precision, stride, compile in (("fp32", args.pipeline_stride_s, False), ("fp32", args.pipeline_stride_s, True),
-                                           ("bf16", args.stride_s, False), ("bf16", args.stride_s, True)):
-            r = row("compare", name, "speechtl", precision, args.minutes, stride, compile)
+        for precision, stride, compile, int8 in (
+                ("fp32", args.pipeline_stride_s, False, False), ("fp32", args.pipeline_stride_s, True, False),
+                ("bf16", args.stride_s, False, False), ("bf16", args.stride_s, True, False),
+                ("bf16", args.stride_s, False, True)):
+            r = row("compare", name, "speechtl", precision, args.minutes, stride, compile, int8)
+            r["wer"] = jiwer.wer(reference, r["text"])
             r["x_pipeline"] = r["rtfx"] / ref["rtfx"]
             r["char_agreement"] = 1 - jiwer.cer(ref["text"], r["text"]) if ref["text"] else float(not r["text"])
             r["identical"] = r["text"] == ref["text"]
@@ -293,7 +308,7 @@ def format_table(result: dict) -> str:
         f"speechtl bf16 {s['stride_s']:g} s (its default)",
         "",
         f"{'model':8} {'system':9} {'prec':12} {'min':>4} {'wall s':>7} {'RTFx':>6} {'x pipe':>6} {'RSS MB':>7} "
-        f"{'GFLOP/s':>7} {'% peak':>6} {'char agree %':>12} {'same text':>9} {'diffs (away)':>12}",
+        f"{'GFLOP/s':>7} {'% peak':>6} {'char agree %':>12} {'same text':>9} {'diffs (away)':>12} {'WER %':>6}",
     ]
     for r in result["rows"]:
         if r["kind"] != "compare":
@@ -303,7 +318,7 @@ def format_table(result: dict) -> str:
             f"{r['model']:8} {r['system']:9} {r.get('label', r['precision']):12} {r['minutes']:>4g} {r['wall_s']:>7.1f} "
             f"{r['rtfx']:>6.1f} {r.get('x_pipeline', 1.0):>6.2f} {r['peak_rss_mb']:>7.0f} {r['gflops']:>7.1f} "
             f"{100 * r['peak_share']:>6.1f} {100 * r.get('char_agreement', 1.0):>12.2f} "
-            f"{str(r.get('identical', '-')):>9} {diffs:>12}")
+            f"{str(r.get('identical', '-')):>9} {diffs:>12} {100 * r['wer']:>6.1f}")
     scaling = [r for r in result["rows"] if r["kind"] == "scaling"]
     if scaling:
         first = scaling[0]
@@ -323,7 +338,9 @@ def format_table(result: dict) -> str:
     lines.append(f"x pipe: throughput relative to the pipeline row of the same model (higher is faster); char "
                  f"agree %: 1 - CER against the pipeline's transcript; diffs (away): places where the words differ "
                  f"(of them, more than {s['boundary_s']:g} s from every chunk seam); % peak: achieved GFLOP/s over the "
-                 f"matmul peak of the row's precision")
+                 f"matmul peak of the row's precision (+int8 rows: bf16's); +int8: transcribe --int8 (linear layers "
+                 f"int8, the rest bf16); WER %: against the sentences the audio was made of (the base-sized model is "
+                 f"random: ~100 % on every path)")
     return "\n".join(lines)
 
 
@@ -350,14 +367,22 @@ PEAK_GOAL = 0.5  # and the base-sized model's achieved GFLOP/s over the bf16 mat
 
 
 def goal_lines(rows: list[dict]) -> list[str]:
-    """One line per goal of issue 20 that this run measured: the figure, the goal and whether it is met."""
+    """One line per goal of issue 20 that this run measured: the figure, the goal and whether it is met; for the
+    int8 rows also their WER against the bf16 row's (what int8 costs)."""
     lines = []
     for r in rows:
         if r["kind"] == "compare" and r["system"] == "speechtl" and r["precision"] == "bf16" and not r.get("compile"):
             goal = GOALS[r["model"]]
-            lines.append(f"goal: {r['model']} speechtl bf16 {r['x_pipeline']:.2f}x the pipeline (goal >= {goal:g}x): "
-                         f"{'met' if r['x_pipeline'] >= goal else 'NOT met'}")
-            if r["model"] == "base":
+            cost = ""
+            if r.get("int8"):
+                bf16 = next((b for b in rows if b["kind"] == "compare" and b["system"] == "speechtl"
+                             and b["model"] == r["model"] and b["precision"] == "bf16" and not b.get("compile")
+                             and not b.get("int8")), None)
+                if bf16 is not None and "wer" in r and "wer" in bf16:
+                    cost = f" (WER {100 * r['wer']:.1f} % vs bf16's {100 * bf16['wer']:.1f} %)"
+            lines.append(f"goal: {r['model']} speechtl {r['label']} {r['x_pipeline']:.2f}x the pipeline "
+                         f"(goal >= {goal:g}x): {'met' if r['x_pipeline'] >= goal else 'NOT met'}{cost}")
+            if r["model"] == "base" and not r.get("int8"):
                 lines.append(f"goal: base encoder at {100 * r['peak_share']:.1f} % of the bf16 matmul peak "
                              f"(goal >= {100 * PEAK_GOAL:g} %): {'met' if r['peak_share'] >= PEAK_GOAL else 'NOT met'}")
     return lines

@@ -67,7 +67,7 @@ def _evaluate(args) -> int:
     set_threads(args.threads)
     results = evaluate_manifests(args.model, args.manifests, args.out, args.on_error, args.batch_seconds,
                                  args.precision, args.device, progress=not args.quiet, language=args.language,
-                                 adapter=args.adapter, route=args.route,
+                                 adapter=args.adapter, route=args.route, int8=args.int8,
                                  **({"lm": args.lm, "lm_settings": _lm_settings(args)} if args.lm else {}))
     if args.output_format == "json":
         print(json.dumps(results, indent=2))
@@ -94,7 +94,7 @@ def _transcribe(args) -> int:
 
     set_threads(args.threads)
     options = TranscribeOptions(args.chunk_s, args.stride_s, args.batch_seconds, args.lm, _lm_settings(args),
-                                args.output_format, args.output_dir, args.adapter, args.route, args.compile)
+                                args.output_format, args.output_dir, args.adapter, args.route, args.compile, args.int8)
     transcripts, skipped = transcribe_files(args.model, args.paths, args.on_error, args.precision, args.device,
                                             progress=not args.quiet, options=options)
     if args.output_dir:
@@ -227,6 +227,12 @@ def add_runtime_arguments(p, *, batch_seconds: float | None = None, on_error: st
                        help=f"unreadable audio: fail naming the file, or skip it and list it (default: {on_error})")
 
 
+def _add_int8_flag(p) -> None:
+    p.add_argument("--int8", action="store_true",
+                   help="linear layers as dynamic int8 (CPU only; the rest as --precision): faster on CPUs without "
+                        "bf16 matrix units, at a small WER cost; measure it with evaluate --int8 (README)")
+
+
 def add_model_arguments(p, adapter: bool = True) -> None:
     """--adapter (a lora/adapter run's adapter on its base) and --route/--no-route (a routed run folder)."""
     if adapter:
@@ -251,6 +257,7 @@ def _add_scoring_parsers(sub) -> None:
     p.add_argument("--output-format", choices=("table", "json"), default="table")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_runtime_arguments(p, batch_seconds=120.0, on_error="fail", device=None)
+    _add_int8_flag(p)
     add_model_arguments(p)
     _add_lm_flags(p)
     p.set_defaults(func=_evaluate)
@@ -305,6 +312,7 @@ def _add_transcribe_parser(sub) -> None:
     p.add_argument("--compile", action="store_true", help="long files' chunks through torch.compile (~1 min once): "
                    "pays on long --precision fp32 jobs; on CPU not in bf16 (README)")
     add_runtime_arguments(p, batch_seconds=60.0, on_error="skip", device=None)
+    _add_int8_flag(p)
     add_model_arguments(p)
     _add_lm_flags(p)
     p.set_defaults(func=_transcribe)

@@ -62,6 +62,7 @@ class TranscribeOptions:
     adapter: str | None = None  # adapter to load onto the model
     route: bool = True  # False: a routed run folder's adapted model alone
     compile: bool = False  # long files' chunks through torch.compile (~1 min once): pays on long fp32 jobs, not bf16
+    int8: bool = False  # linear layers as dynamic int8 (CPU; speechtl.models.quantize): faster where bf16 is slow
 
 
 def _load(model: str, adapter: str | None, route: bool = True):
@@ -84,6 +85,9 @@ def _check(opts: TranscribeOptions, on_error: str, num_files: int) -> None:
         raise ConfigError(f"output format must be one of {', '.join(OUTPUT_FORMATS)}, got {opts.output_format!r}")
     if on_error not in ON_ERROR:
         raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    if opts.int8 and opts.compile:
+        raise ConfigError("--int8 and --compile do not go together (torch.compile does not take the int8 layers); "
+                          "choose one")
     if opts.output_format in ("srt", "vtt", "tsv") and not opts.output_dir and num_files > 1:
         raise ConfigError(f"{num_files} files as {opts.output_format}: give --output-dir for one file each")
 
@@ -111,6 +115,10 @@ def transcribe_files(
     net, processor = _load(model, options.adapter, options.route)
     dev = pick_device(device)
     net.to(dev)
+    if options.int8:
+        from speechtl.models.quantize import quantize_int8
+
+        quantize_int8(net)
     decode = _decoder(net, processor, options)
     done: dict[int, FileTranscript] = {}
     skipped: list[dict] = []

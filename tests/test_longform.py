@@ -264,13 +264,17 @@ def test_benchmark_helpers_literal():
     assert bench.seams(70, 30, 5) == [25, 45, 65]
     assert bench.differing_times("a b c d", "a x c d", [0.0, 1.0, 2.0, 3.0]) == [1.0]
     assert bench.differing_times("a b", "a b", [0.0, 1.0]) == []
-    rows = [{"kind": "compare", "system": "speechtl", "precision": "bf16", "model": "base", "x_pipeline": 3.1,
-             "peak_share": 0.2},
-            {"kind": "compare", "system": "speechtl", "precision": "bf16", "model": "shipped", "x_pipeline": 2.0,
-             "peak_share": 0.1},
+    rows = [{"kind": "compare", "system": "speechtl", "precision": "bf16", "label": "bf16", "model": "base",
+             "x_pipeline": 3.1, "peak_share": 0.2},
+            {"kind": "compare", "system": "speechtl", "precision": "bf16", "label": "bf16", "model": "shipped",
+             "x_pipeline": 2.0, "peak_share": 0.1, "wer": 0.1},
+            {"kind": "compare", "system": "speechtl", "precision": "bf16", "label": "bf16+int8", "int8": True,
+             "model": "shipped", "x_pipeline": 2.6, "peak_share": 0.1, "wer": 0.125},
             {"kind": "compare", "system": "pipeline", "precision": "fp32", "model": "base", "peak_share": 0.9}]
     lines = bench.goal_lines(rows)
-    assert len(lines) == 3 and lines[0].endswith(": met") and all(line.endswith("NOT met") for line in lines[1:])
+    assert len(lines) == 4 and lines[0].endswith(": met") and all(line.endswith("NOT met") for line in lines[1:3])
+    assert lines[3] == "goal: shipped speechtl bf16+int8 2.60x the pipeline (goal >= 2.5x): met (WER 12.5 % vs bf16's " \
+                       "10.0 %)"
     eager = {"kind": "compare", "system": "speechtl", "precision": "bf16", "model": "base", "minutes": 2, "wall_s": 20.0}
     fast = {**eager, "compile": True, "compile_s": 30.0, "wall_s": 46.0}  # 16 s after compiling: 2 s per audio-min saved
     slow = {**fast, "model": "shipped", "wall_s": 55.0}

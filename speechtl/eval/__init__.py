@@ -141,13 +141,15 @@ def evaluate_manifests(
     lm_settings=None,
     adapter: str | None = None,
     route: bool = True,
+    int8: bool = False,
 ) -> dict:
     """Score a model on manifests; with ``out``, write ``results.json`` and per-utterance hypotheses there.
 
     ``language`` picks the normaliser (default: the model's own, else English); results.json names it.
     With ``lm`` (an ARPA file) decoding is a beam search with that LM (``lm_settings``: an ``LmSettings``).
     ``adapter``: an adapter folder applied to ``model`` (see :func:`speechtl.models.load_model`); ``route=False``
-    scores a routed run folder's adapted model alone."""
+    scores a routed run folder's adapted model alone; ``int8``: its linear layers as dynamic int8 on CPU
+    (:mod:`speechtl.models.quantize`), to measure what ``transcribe --int8`` costs."""
     sets = {name: (str(path), read_manifest(path)) for name, path in zip(unique_names(manifests), manifests)}
     hyps = {name: output_path(out, f"hyps/{name}.tsv") for name in sets} if out else {}  # no link out of ``out``
     net, processor = load_model(model, adapter=adapter, **({} if route else {"route": False}))
@@ -158,9 +160,14 @@ def evaluate_manifests(
         decode = load_lm_decoder(lm, processor.tokenizer, lm_settings or LmSettings()).batch_decoder()
     dev = pick_device(device)
     net.to(dev)
+    if int8:
+        from speechtl.models.quantize import quantize_int8
+
+        quantize_int8(net)
     precision = resolve_precision(precision, dev)
     language = language or model_text_language(net)
     results: dict = {"model": model, "adapter": adapter, "sets": {}, "skipped": [], "precision": precision, "device": str(dev),
+                     "int8": int8,
                      "normalizer": asdict(text_rules(language))}
     if lm:
         results["lm"] = {"path": str(lm), **asdict(lm_settings or LmSettings())}

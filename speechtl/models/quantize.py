@@ -1,0 +1,79 @@
+"""int8 inference on CPU: a CTC model's linear layers as dynamically quantised int8 matrix products.
+
+``transcribe --int8`` and ``evaluate --int8`` (the second measures what it costs on your labelled data). Every
+``nn.Linear`` of the encoder and the CTC head (attention projections, feed-forward, feature projection, head) is
+replaced by torch's dynamic int8 linear (``torch.ao.quantization.quantize_dynamic``: weights int8 per tensor,
+activations quantised per call; fbgemm's VNNI kernels on x86). The rest (the feature encoder's convolutions,
+attention itself, norms) runs as before, in bf16 autocast or fp32 (``--precision``); each int8 layer reads its input
+as fp32 and hands its output back in the input's dtype, so under bf16 the layers after it stay in bf16.
+
+Measured on an AMD EPYC with avx512_bf16 and VNNI but no AMX (one thread): a linear layer's int8 product runs
+1.6-1.8x its bf16 one at wav2vec2's shapes, which buys ~10 % of a bf16 forward (attention, whose CPU kernel is no
+faster in bf16 than in fp32, and the convolutions are the rest). On CPUs with AMX, bf16 is faster than int8 (measured
+on an Intel Xeon): try both (``benchmarks/transcribe_rtf.py`` prints both, with their WER on its speech).
+
+torch marks ``torch.ao.quantization`` as deprecated in favour of torchao; it is still part of the pinned torch, and
+its warnings are silenced here. CPU only (fbgemm), and not for models holding unmerged LoRA layers (a folder written
+by ``speechtl combine``): both are refused with the reason.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from speechtl.config import ConfigError
+
+__all__ = ["Int8Linear", "quantize_int8", "is_int8"]
+
+
+def _dynamic_linear() -> type:
+    try:
+        from torch.ao.nn.quantized.dynamic import Linear
+    except ImportError as e:  # a torch without the eager quantisation API
+        raise ConfigError(f"--int8 needs torch's dynamic quantisation (torch.ao.nn.quantized.dynamic), which this "
+                          f"torch {torch.__version__} lacks; run without --int8") from e
+    return Linear
+
+
+class Int8Linear(_dynamic_linear()):
+    """torch's dynamic int8 linear, fed fp32 and answering in its input's dtype (bf16 under autocast)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float()).to(x.dtype)
+
+    def _get_name(self) -> str:
+        return "Int8Linear"
+
+
+def _ctc_models(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The CTC models inside ``model`` (itself, or the members of a routed system): modules with a ``lm_head``."""
+    return [m for m in model.modules() if isinstance(getattr(m, "lm_head", None), torch.nn.Linear)]
+
+
+def is_int8(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, Int8Linear) for m in model.modules())
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` (on CPU, in eval mode) with the linear layers of each CTC model inside it int8, in place.
+
+    A routed system's router keeps its own layers (its gate was fitted on fp32 scores)."""
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        raise ConfigError("--int8 runs on CPU only (torch's dynamic int8 kernels are CPU kernels); use --device cpu "
+                          "or leave --int8 out (on a GPU, bf16 is the fast path)")
+    if any(type(m).__module__.startswith("peft.") for m in model.modules()):
+        raise ConfigError("--int8 needs plain linear layers; this model holds unmerged LoRA layers (a folder written "
+                          "by `speechtl combine`): transcribe a member's run folder with --int8 instead")
+    ctcs = _ctc_models(model)
+    if not ctcs:
+        raise ConfigError(f"--int8: no CTC model (a module with an lm_head) inside {type(model).__name__}")
+    model.eval()
+    with warnings.catch_warnings():  # torch.ao.quantization's deprecation notices, printed on every call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        for ctc in ctcs:
+            torch.ao.quantization.quantize_dynamic(ctc, {torch.nn.Linear}, dtype=torch.qint8,
+                                                   mapping={torch.nn.Linear: Int8Linear}, inplace=True)
+    return model
