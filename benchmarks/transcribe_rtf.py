@@ -13,7 +13,9 @@ files of ``--scaling-minutes`` (the same speech repeated). Models: a wav2vec2-ba
 - ``speechtl``: ``transcribe_files`` (streamed chunks, batched, fp32 and bf16 autocast; in bf16 the feature encoder
   runs through ``speechtl.models.fast_encoder``), and both again with ``TranscribeOptions(compile=True)``
   (``--compile``) in a process with an empty inductor cache: its first call's seconds (compiling, from the library's log line) are
-  printed apart, with the audio length at which compiling pays;
+  printed apart, with the audio length at which compiling pays; and both again with ``TranscribeOptions(int8=True)``
+  (``--int8``: linear layers as dynamic int8, ``speechtl.models.quantize``), whose WER beside the bf16 row's is
+  what int8 costs;
 - ``pipeline``: ``transformers.pipeline("automatic-speech-recognition", model=folder)`` called with
   ``chunk_length_s``/``stride_length_s`` equal to speechtl's chunk and stride, on the whole array
   (the pipeline needs the file in memory; reading it is timed too).
@@ -21,8 +23,8 @@ files of ``--scaling-minutes`` (the same speech repeated). Models: a wav2vec2-ba
 Printed per row: wall seconds (model loading, reading and transcribing), RTFx = audio seconds / wall seconds,
 throughput relative to the pipeline row of the same model, peak RSS of the process, achieved GFLOP/s
 (the model's FLOPs per chunk, counted by ``torch.utils.flop_counter``, times the chunks, over wall time)
-and that as a share of this machine's matmul peak measured at the start of the same run, and the word
-agreement of the transcript with the pipeline's. Nothing is compared with stored numbers.
+and that as a share of this machine's matmul peak measured at the start of the same run, the word
+agreement of the transcript with the pipeline's, and its WER against the sentences the audio was made of. Nothing is compared with stored numbers.
 """
 
 from __future__ import annotations
@@ -271,8 +273,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         near = seams(args.minutes * 60, args.chunk_s, args.pipeline_stride_s)
         for precision, stride, compile, int8 in (
                 ("fp32", args.pipeline_stride_s, False, False), ("fp32", args.pipeline_stride_s, True, False),
-                ("bf16", args.stride_s, False, False), ("bf16", args.stride_s, True, False),
-                ("bf16", args.stride_s, False, True)):
+                ("fp32", args.pipeline_stride_s, False, True), ("bf16", args.stride_s, False, False),
+                ("bf16", args.stride_s, True, False), ("bf16", args.stride_s, False, True)):
             r = row("compare", name, "speechtl", precision, args.minutes, stride, compile, int8)
             r["wer"] = jiwer.wer(reference, r["text"])
             r["x_pipeline"] = r["rtfx"] / ref["rtfx"]
@@ -339,7 +341,7 @@ def format_table(result: dict) -> str:
                  f"agree %: 1 - CER against the pipeline's transcript; diffs (away): places where the words differ "
                  f"(of them, more than {s['boundary_s']:g} s from every chunk seam); % peak: achieved GFLOP/s over the "
                  f"matmul peak of the row's precision (+int8 rows: bf16's); +int8: transcribe --int8 (linear layers "
-                 f"int8, the rest bf16); WER %: against the sentences the audio was made of (the base-sized model is "
+                 f"int8, the rest in the row's precision); WER %: against the sentences the audio was made of (the base-sized model is "
                  f"random: ~100 % on every path)")
     return "\n".join(lines)
 

@@ -47,7 +47,7 @@ def test_every_linear_layer_becomes_int8_and_the_logits_stay_within_int8_roundin
             assert 0 < _rel(out.logits[row, :n], ref.logits[row, :n]) < 0.1  # int8 rounding: ~0.01; a wrong kernel: ~1
 
 
-def test_int8_layers_hand_back_their_inputs_dtype():
+def test_int8_layers_answer_in_the_dtype_autocasts_linear_would():
     layer = torch.nn.Linear(16, 8)
     q = torch.nn.Sequential(layer)
     q.lm_head = torch.nn.Linear(8, 4)  # a module with a head counts as a CTC model
@@ -55,6 +55,8 @@ def test_int8_layers_hand_back_their_inputs_dtype():
     x = torch.randn(3, 16)
     with torch.no_grad():
         assert q[0](x).dtype == torch.float32 and q[0](x.bfloat16()).dtype == torch.bfloat16
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # a layer norm's fp32 output in, bf16 out (GELU in bf16)
+            assert q[0](x).dtype == torch.bfloat16 == layer(x).dtype
         assert 0 < _rel(q[0](x), layer(x)) < 0.05
 
 

@@ -5,7 +5,8 @@
 replaced by torch's dynamic int8 linear (``torch.ao.quantization.quantize_dynamic``: weights int8 per tensor,
 activations quantised per call; fbgemm's VNNI kernels on x86). The rest (the feature encoder's convolutions,
 attention itself, norms) runs as before, in bf16 autocast or fp32 (``--precision``); each int8 layer reads its input
-as fp32 and hands its output back in the input's dtype, so under bf16 the layers after it stay in bf16.
+as fp32 and answers in the dtype autocast's linear would (bf16 under bf16 autocast), so the layers after it run as
+they did.
 
 Measured on an AMD EPYC with avx512_bf16 and VNNI but no AMX (one thread): a linear layer's int8 product runs
 1.6-1.8x its bf16 one at wav2vec2's shapes, which buys ~10 % of a bf16 forward (attention, whose CPU kernel is no
@@ -38,10 +39,13 @@ def _dynamic_linear() -> type:
 
 
 class Int8Linear(_dynamic_linear()):
-    """torch's dynamic int8 linear, fed fp32 and answering in its input's dtype (bf16 under autocast)."""
+    """torch's dynamic int8 linear, fed fp32; it answers as autocast's linear would: in autocast's dtype when
+    autocast is on (bf16: the GELU after it runs in bf16), else in its input's dtype."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.float()).to(x.dtype)
+        y = super().forward(x.float())
+        device = x.device.type
+        return y.to(torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype)
 
     def _get_name(self) -> str:
         return "Int8Linear"
