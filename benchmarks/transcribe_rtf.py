@@ -137,6 +137,19 @@ def matmul_peak_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> f
     return 2 * n**3 / best / 1e9
 
 
+def attention_gflops(dtype: torch.dtype, heads: int, frames: int, head_dim: int = 64, repeats: int = 3) -> float:
+    """Best GFLOP/s of torch's fused attention (``scaled_dot_product_attention``) on two chunks' worth of
+    (heads, frames, head_dim) queries, keys and values: what attention gets from ``dtype`` on this machine."""
+    q, k, v = (torch.randn(2, heads, frames, head_dim, dtype=dtype) for _ in range(3))
+    torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        best = min(best, time.perf_counter() - start)
+    return 4 * 2 * heads * frames**2 * head_dim / best / 1e9
+
+
 def flops_per_chunk(model_dir: Path, chunk_s: float) -> float:
     """Forward-pass FLOPs of the model on one chunk (batch of one), counted by torch's FlopCounterMode."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -246,6 +259,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     peaks = {"fp32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)}
+    frames = int(args.chunk_s * 50) - 1  # wav2vec2's 20-ms frames in a chunk
+    attention = {p: attention_gflops(dtype, 12, frames) for p, dtype in (("fp32", torch.float32),
+                                                                          ("bf16", torch.bfloat16))}
     speech, reference = make_speech(work, min(args.minutes, 10.0))
     models = {"base": base_model_dir(work), "shipped": SHIPPED_DIR / "en-us-synth"}
     flops = {name: flops_per_chunk(folder, args.chunk_s) for name, folder in models.items()}
@@ -292,6 +308,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         r["text_words"] = len(r.pop("text").split())
         r.pop("word_starts")
     return {"command": command_line(argv, __file__), "machine": machine, "matmul_peak_gflops": peaks,
+            "attention_gflops": attention,
             "flops_per_chunk": flops, "settings": {k: getattr(args, k) for k in
                                                    ("minutes", "scaling_minutes", "chunk_s", "stride_s",
                                                     "pipeline_stride_s", "boundary_s", "batch_seconds",
@@ -301,6 +318,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
 
 def format_table(result: dict) -> str:
     m, s, pk = result["machine"], result["settings"], result["matmul_peak_gflops"]
+    at = result.get("attention_gflops")  # absent in results from before it was measured
     lines = [
         f"$ {result['command']}",
         f"cpu={m['cpu']} cores={m['cores']} threads={m['threads']} cpu_bf16={m['cpu_bf16']} torch={m['torch']} "
@@ -308,6 +326,9 @@ def format_table(result: dict) -> str:
         f"matmul peak (2048^2, this run): fp32 {pk['fp32']:.1f} GFLOP/s, bf16 {pk['bf16']:.1f} GFLOP/s; "
         f"chunks {s['chunk_s']:g} s; strides: pipeline {s['pipeline_stride_s']:g} s, speechtl fp32 the same, "
         f"speechtl bf16 {s['stride_s']:g} s (its default)",
+        *([f"attention (torch's fused SDPA, 2 chunks x 12 heads x 64, this run): fp32 {at['fp32']:.1f} GFLOP/s, "
+           f"bf16 {at['bf16']:.1f} GFLOP/s (bf16/fp32 {at['bf16'] / at['fp32']:.2f}; matmuls: "
+           f"{pk['bf16'] / pk['fp32']:.2f})"] if at else []),
         "",
         f"{'model':8} {'system':9} {'prec':12} {'min':>4} {'wall s':>7} {'RTFx':>6} {'x pipe':>6} {'RSS MB':>7} "
         f"{'GFLOP/s':>7} {'% peak':>6} {'char agree %':>12} {'same text':>9} {'diffs (away)':>12} {'WER %':>6}",

@@ -15,6 +15,7 @@ from speechtl.decode import forward_arrays
 from speechtl.eval import evaluate_manifests
 from speechtl.models import random_model
 from speechtl.models.quantize import Int8Linear, is_int8, quantize_int8
+from speechtl.models.router import RoutedCTC, Router
 from speechtl.text import ENGLISH_CHARS, build_vocab
 from speechtl.transcribe import TranscribeOptions, transcribe_files
 
@@ -58,6 +59,20 @@ def test_int8_layers_answer_in_the_dtype_autocasts_linear_would():
         with torch.autocast("cpu", dtype=torch.bfloat16):  # a layer norm's fp32 output in, bf16 out (GELU in bf16)
             assert q[0](x).dtype == torch.bfloat16 == layer(x).dtype
         assert 0 < _rel(q[0](x), layer(x)) < 0.05
+
+
+@torch.no_grad()
+def test_a_routed_system_gets_both_its_models_int8_and_still_serves_rows_from_the_one_the_router_picks():
+    base, _ = random_model(VOCAB, "tiny", seed=0)
+    adapted, _ = random_model(VOCAB, "tiny", seed=1)
+    router = Router(base.config.hidden_size)
+    router.std.fill_(1.0)
+    router.bias.fill_(-1.0)  # every row to the start model
+    routed = quantize_int8(RoutedCTC(base.eval(), adapted.eval(), router))
+    assert is_int8(routed.base) and is_int8(routed.adapted)
+    x, mask = torch.randn(2, 8000, generator=torch.Generator().manual_seed(0)), torch.ones(2, 8000, dtype=torch.long)
+    assert torch.equal(routed(x, mask).logits, routed.base(x, attention_mask=mask).logits)
+    assert routed.counts == [0, 2]
 
 
 def test_what_int8_cannot_run_is_refused_with_the_reason():

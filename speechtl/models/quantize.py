@@ -61,9 +61,8 @@ def is_int8(model: torch.nn.Module) -> bool:
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` (on CPU, in eval mode) with the linear layers of each CTC model inside it int8, in place.
-
-    A routed system's router keeps its own layers (its gate was fitted on fp32 scores)."""
+    """``model`` (on CPU, in eval mode) with the linear layers of each CTC model inside it int8, in place: a
+    routed system's start and adapted models both (its router has no layers: it reads the start model's states)."""
     if any(p.device.type != "cpu" for p in model.parameters()):
         raise ConfigError("--int8 runs on CPU only (torch's dynamic int8 kernels are CPU kernels); use --device cpu "
                           "or leave --int8 out (on a GPU, bf16 is the fast path)")
