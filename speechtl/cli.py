@@ -18,6 +18,7 @@ from speechtl.compare.config import CompareConfig
 from speechtl.config import ConfigError, add_dataclass_arguments, add_debug_flag, dataclass_from_args
 from speechtl.demo_config import AccentDemoConfig
 from speechtl.errors import exit_status
+from speechtl.lm import add_lm_parser
 from speechtl.pretrain import add_pretrain_parser
 from speechtl.settings import PRECISIONS, LmSettings
 
@@ -114,25 +115,6 @@ def _transcribe(args) -> int:
 
 def _lm_settings(args) -> LmSettings:
     return LmSettings(args.beam_size, args.lm_weight, args.word_score)
-
-
-def _lm_build(args) -> int:
-    from speechtl.decode.ngram import build_arpa, read_text_files
-
-    info = build_arpa(read_text_files(args.text), args.order, args.out)
-    print(f"wrote {args.out}: order {info['order']}, {info['sentences']} sentences, vocabulary "
-          f"{info['vocabulary']}, n-grams {info['ngrams']}")
-    return 0
-
-
-def _lm_order(value: str) -> int:
-    """--order at parse time: an integer the LM decoder reads (``ngram.check_order``)."""
-    from speechtl.decode.ngram import check_order
-
-    try:
-        return check_order(int(value))
-    except ValueError as e:  # int() or ConfigError
-        raise argparse.ArgumentTypeError(str(e) if isinstance(e, ConfigError) else f"{value!r} is not an integer")
 
 
 def _add_lm_flags(p: argparse.ArgumentParser) -> None:
@@ -318,19 +300,6 @@ def _add_transcribe_parser(sub) -> None:
     p.set_defaults(func=_transcribe)
 
 
-def _add_lm_parser(sub) -> None:
-    p = sub.add_parser("lm", help="n-gram language models for beam-search decoding")
-    lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
-    p = lm_sub.add_parser("build", help="build a word n-gram LM (ARPA, modified Kneser-Ney) from text files",
-                          description="Count word n-grams of plain-text files (one sentence a line, normalised like "
-                                      "the transcripts) and write an ARPA model smoothed with interpolated modified "
-                                      "Kneser-Ney, for --lm at transcribe and evaluate.")
-    p.add_argument("text", nargs="+", help="plain-text files, one sentence per line")
-    p.add_argument("--order", type=_lm_order, default=3, help="n-gram order, 2-6 (default: 3)")
-    p.add_argument("--out", required=True, help="the ARPA file to write")
-    p.set_defaults(func=_lm_build)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speechtl", description=DESCRIPTION, epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -359,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transcribe_parser(sub)
     add_combine_parser(sub)
     _add_prepare_parser(sub)
-    _add_lm_parser(sub)
+    add_lm_parser(sub)
     add_pretrain_parser(sub)
     add_debug_flag(parser)
     return parser

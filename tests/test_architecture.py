@@ -21,7 +21,7 @@ Layers, bottom up (a module may import its own layer and any layer below; never 
 |      |            | scripts use them)                                                        |
 | 6    | demo       | demo, demo_config (its torch-free config)                                |
 | 7    | cli        | cli (the entry point: everything), __main__ (python -m speechtl),        |
-|      |            | prepare, pretrain, combine (those verbs' parsers and runs)               |
+|      |            | prepare, pretrain, combine, lm (those verbs' parsers and runs)           |
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ LAYERS = {  # module name (or package prefix) -> layer; the longest matching pre
     "speechtl.check": "check", "speechtl.synth": "synth", "speechtl.synth_tts": "synth",
     "speechtl.demo": "demo", "speechtl.demo_config": "demo",
     "speechtl.cli": "cli", "speechtl.__main__": "cli", "speechtl.prepare": "cli", "speechtl.pretrain": "cli",
-    "speechtl.combine": "cli",
+    "speechtl.combine": "cli", "speechtl.lm": "cli",
 }
 RANK = {"base": 0, "data": 1, "models": 2, "decode": 3, "eval": 4, "transcribe": 4, "adapt": 5, "compare": 5,
         "check": 5, "synth": 5, "demo": 6, "cli": 7}
