@@ -211,8 +211,8 @@ def add_runtime_arguments(p, *, batch_seconds: float | None = None, on_error: st
 
 def _add_int8_flag(p) -> None:
     p.add_argument("--int8", action="store_true",
-                   help="linear layers as dynamic int8 (CPU only; the rest as --precision): faster on CPUs without "
-                        "bf16 matrix units, at a small WER cost; measure it with evaluate --int8 (README)")
+                   help="linear layers as dynamic int8 (CPU only; the rest as --precision): faster for large models "
+                        "on CPUs without bf16 matrix units, slower for small ones; WER cost: evaluate --int8 (README)")
 
 
 def add_model_arguments(p, adapter: bool = True) -> None:

@@ -275,6 +275,8 @@ def test_benchmark_helpers_literal():
     assert len(lines) == 4 and lines[0].endswith(": met") and all(line.endswith("NOT met") for line in lines[1:3])
     assert lines[3] == "goal: shipped speechtl bf16+int8 2.60x the pipeline (goal >= 2.5x): met (WER 12.5 % vs bf16's " \
                        "10.0 %)"
+    rows[1]["wer"] = None  # a comparison longer than the reference speech: no WER, no cost printed
+    assert bench.goal_lines(rows)[3].endswith("(goal >= 2.5x): met")
     eager = {"kind": "compare", "system": "speechtl", "precision": "bf16", "model": "base", "minutes": 2, "wall_s": 20.0}
     fast = {**eager, "compile": True, "compile_s": 30.0, "wall_s": 46.0}  # 16 s after compiling: 2 s per audio-min saved
     slow = {**fast, "model": "shipped", "wall_s": 55.0}

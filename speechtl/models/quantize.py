@@ -8,10 +8,11 @@ attention itself, norms) runs as before, in bf16 autocast or fp32 (``--precision
 as fp32 and answers in the dtype autocast's linear would (bf16 under bf16 autocast), so the layers after it run as
 they did.
 
-Measured on an AMD EPYC with avx512_bf16 and VNNI but no AMX (one thread): a linear layer's int8 product runs
-1.6-1.8x its bf16 one at wav2vec2's shapes, which buys ~10 % of a bf16 forward (attention, whose CPU kernel is no
-faster in bf16 than in fp32, and the convolutions are the rest). On CPUs with AMX, bf16 is faster than int8 (measured
-on an Intel Xeon): try both (``benchmarks/transcribe_rtf.py`` prints both, with their WER on its speech).
+Measured on an AMD EPYC with avx512_bf16 and VNNI but no AMX (``benchmarks/transcribe_rtf.py``, one thread, RESULTS.md):
+a base-sized model transcribed 1.11x faster than in bf16 and 1.38x faster than in fp32 (the option for CPUs without
+bf16 kernels); the small shipped model (256-wide layers, most of its time in attention) ran slower than in bf16. On
+CPUs with AMX, bf16 was faster than int8 (an Intel Xeon). So: measure both on yours; the benchmark prints both, with
+their WER on its speech, and ``evaluate --int8`` gives the WER on your own dev set.
 
 torch marks ``torch.ao.quantization`` as deprecated in favour of torchao; it is still part of the pinned torch, and
 its warnings are silenced here. CPU only (fbgemm), and not for models holding unmerged LoRA layers (a folder written
