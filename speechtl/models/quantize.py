@@ -33,6 +33,7 @@ __all__ = ["Int8Linear", "quantize_int8", "is_int8"]
 def _dynamic_linear() -> type:
     try:
         from torch.ao.nn.quantized.dynamic import Linear
+        from torch.ao.quantization import quantize_dynamic  # noqa: F401  (used below; checked here, at import)
     except ImportError as e:  # a torch without the eager quantisation API
         raise ConfigError(f"--int8 needs torch's dynamic quantisation (torch.ao.nn.quantized.dynamic), which this "
                           f"torch {torch.__version__} lacks; run without --int8") from e
