@@ -101,8 +101,7 @@ def make_speech(work: Path, minutes: float) -> tuple[np.ndarray, str]:
 
 
 def write_repeated(path: Path, speech: np.ndarray, minutes: float) -> Path:
-    """A WAV of ``minutes`` made of ``speech`` repeated, written block by block (every run: a file left by an older
-    version of this script may hold other speech than the reference)."""
+    """A WAV of ``minutes`` made of ``speech`` repeated, written block by block."""
     total = int(minutes * 60 * SAMPLE_RATE)
     with sf.SoundFile(path.with_suffix(".tmp.wav"), "w", SAMPLE_RATE, 1, "PCM_16") as f:
         done = 0
@@ -268,9 +267,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     models = {"base": base_model_dir(work), "shipped": SHIPPED_DIR / "en-us-synth"}
     flops = {name: flops_per_chunk(folder, args.chunk_s) for name, folder in models.items()}
 
+    files: dict[float, Path] = {}
+
     def row(kind: str, name: str, system: str, precision: str, minutes: float, stride_s: float,
             compile: bool = False, int8: bool = False) -> dict:
-        audio = write_repeated(work / f"audio-{minutes:g}min.wav", speech, minutes)
+        if minutes not in files:  # written once per run (every run: an older file may hold other speech)
+            files[minutes] = write_repeated(work / f"audio-{minutes:g}min.wav", speech, minutes)
+        audio = files[minutes]
         r = measure({"threads": args.threads, "chunk_s": args.chunk_s, "stride_s": stride_s,
                      "batch_seconds": args.batch_seconds, "system": system, "model": str(models[name]),
                      "audio": str(audio), "precision": precision, "compile": compile, "int8": int8})

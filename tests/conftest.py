@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from speechtl.data.manifest import Utterance, write_manifest
 from speechtl.models import random_model
@@ -20,6 +21,17 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TONES_HZ = {"a": 300.0, "b": 700.0, "c": 1300.0}
 TONE_S = 0.1
 WORDS = ["ab", "ba", "abc", "cab", "bca", "cc", "aab"]
+
+
+def noise_audio(lengths: list[int], seed: int = 0) -> list[np.ndarray]:
+    """Quiet white noise (16 kHz float32) of the given sample counts: inputs for numeric comparisons of forwards."""
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(n).astype(np.float32) * 0.1 for n in lengths]
+
+
+def rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """‖a − b‖ / ‖b‖ in fp32."""
+    return float((a.float() - b.float()).norm() / b.float().norm())
 
 
 def tone_audio(text: str, seed: int = 0, sr: int = 16_000, pitch: float = 1.0) -> np.ndarray:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,23 +18,16 @@ from speechtl.models.router import RoutedCTC, Router
 from speechtl.text import ENGLISH_CHARS, build_vocab
 from speechtl.transcribe import TranscribeOptions, transcribe_files
 
+from conftest import noise_audio, rel_error
+
 VOCAB = build_vocab([], ENGLISH_CHARS)
-
-
-def _audio(lengths: list[int], seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal(n).astype(np.float32) * 0.1 for n in lengths]
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.float() - b.float()).norm() / b.float().norm())
 
 
 def test_every_linear_layer_becomes_int8_and_the_logits_stay_within_int8_rounding():
     model, processor = random_model(VOCAB, "tiny", seed=3)
     model.eval()
     linears = sum(type(m) is torch.nn.Linear for m in model.modules())
-    arrays = _audio([20_000, 9_001], seed=4)
+    arrays = noise_audio([20_000, 9_001], seed=4)
     ref = forward_arrays(model, processor, arrays, "fp32")
     assert not is_int8(model)
     assert quantize_int8(model) is model and is_int8(model)
@@ -45,7 +37,7 @@ def test_every_linear_layer_becomes_int8_and_the_logits_stay_within_int8_roundin
         out = forward_arrays(model, processor, arrays, precision, fast=fast)
         assert out.logits.dtype == torch.float32 and torch.equal(out.lengths, ref.lengths)
         for row, n in enumerate(ref.lengths.tolist()):
-            assert 0 < _rel(out.logits[row, :n], ref.logits[row, :n]) < 0.1  # int8 rounding: ~0.01; a wrong kernel: ~1
+            assert 0 < rel_error(out.logits[row, :n], ref.logits[row, :n]) < 0.1  # int8 rounding: ~0.01; a wrong kernel: ~1
 
 
 def test_int8_layers_answer_in_the_dtype_autocasts_linear_would():
@@ -58,7 +50,7 @@ def test_int8_layers_answer_in_the_dtype_autocasts_linear_would():
         assert q[0](x).dtype == torch.float32 and q[0](x.bfloat16()).dtype == torch.bfloat16
         with torch.autocast("cpu", dtype=torch.bfloat16):  # a layer norm's fp32 output in, bf16 out (GELU in bf16)
             assert q[0](x).dtype == torch.bfloat16 == layer(x).dtype
-        assert 0 < _rel(q[0](x), layer(x)) < 0.05
+        assert 0 < rel_error(q[0](x), layer(x)) < 0.05
 
 
 @torch.no_grad()
