@@ -41,6 +41,7 @@ from speechtl.data.augment import make_augment
 from speechtl.data.dataset import AudioDataset, length_grouped_batches
 from speechtl.data.manifest import Utterance
 from speechtl.decode import forward_logits, uses_attention_mask
+from speechtl.models.dropout import use_fast_dropout
 from speechtl.runtime import resolve_precision, set_threads
 
 __all__ = ["TrainConfig", "train_config", "TrainData", "DevSets", "TrainResult", "BlankCollapseError",
@@ -142,6 +143,7 @@ def _prepare(base, processor, cfg: TrainConfig, data: TrainData) -> _Session:
     precision = resolve_precision(rt.precision, accelerator.device)
     _set_spec_augment(base, cfg.augment.mask_time_prob, cfg.augment.mask_feature_prob)
     _set_dropout(base, reg.dropout)
+    use_fast_dropout(base)  # torch's CPU masks are drawn one element at a time off Intel: models/dropout.py
     distills = bool(reg.distill and data.distill is not None and any(data.distill))
     teacher = _teacher(base, accelerator.device) if distills else None
     m = cfg.method
