@@ -1,5 +1,6 @@
 """FastDropout: torch's dropout semantics with masks drawn by numpy where torch draws them serially."""
 
+import json
 import math
 
 import pytest
@@ -109,3 +110,18 @@ def test_a_model_s_dropouts_are_swapped_and_its_weights_unchanged(tiny_model_dir
     assert [m.p for m in model.modules() if isinstance(m, FastDropout)] == plain
     after = model.state_dict()
     assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_dropout_benchmark_smoke(capsys):
+    """Both columns time the library's FastDropout and step; the forced numpy path is undone afterwards."""
+    from test_recipes import load_script
+    draws_serially = fast.torch_draws_serially
+    bench = load_script("benchmarks/dropout.py")
+    bench.main(["--models", "tiny", "--calls", "1", "--steps", "1", "--warmup-steps", "0", "--batch-seconds", "8",
+                "--clips", "2", "--output-format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert fast.torch_draws_serially is draws_serially
+    assert len(report["calls"]) == 8 and all(r["torch_ms"] > 0 and r["numpy_ms"] > 0 for r in report["calls"])
+    (row,) = report["steps"]
+    assert row["dropouts"] and row["torch_step_s"] > 0 and row["numpy_step_s"] > 0
+    assert report["training_uses"] in ("numpy", "torch")
