@@ -72,7 +72,8 @@ class FastDropout(torch.nn.Dropout):
 
 def use_fast_dropout(model: torch.nn.Module) -> int:
     """Replace every plain ``nn.Dropout`` inside ``model`` by a :class:`FastDropout` of the same p; returns how
-    many. Other dropout classes (peft's, subclasses) are left alone."""
+    many. Subclasses are left alone. Training calls it before the strategy wraps the model, so peft's LoRA
+    dropout, added later, stays torch's."""
     swapped = 0
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
