@@ -76,22 +76,22 @@ def per_call(calls: int) -> list[dict]:
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
     set_threads(args.threads)
+    device = pick_device("cpu")
+    precision = resolve_precision("auto", device)
     serial, draws_serially = fast.torch_draws_serially(), fast.torch_draws_serially
     fast.torch_draws_serially = lambda: True  # the numpy columns take the numpy path on any CPU
     try:
-        calls, steps = per_call(args.calls), time_steps(args)
+        calls, steps = per_call(args.calls), time_steps(args, device, precision)
     finally:
         fast.torch_draws_serially = draws_serially
-    return {"command": command_line(argv, __file__), "machine": machine_facts(pick_device("cpu")),
-            "precision": resolve_precision("auto", pick_device("cpu")), "training_uses": "numpy" if serial else "torch",
+    return {"command": command_line(argv, __file__), "machine": machine_facts(device),
+            "precision": precision, "training_uses": "numpy" if serial else "torch",
             "calls": calls, "steps": steps,
             "settings": {k: getattr(args, k) for k in ("calls", "steps", "warmup_steps", "batch_seconds", "clips")}}
 
 
-def time_steps(args: argparse.Namespace) -> list[dict]:
+def time_steps(args: argparse.Namespace, device: torch.device, precision: str) -> list[dict]:
     """Median training-step seconds per model with torch's masks, then numpy's."""
-    device = pick_device("cpu")
-    precision = resolve_precision("auto", device)
     clips = make_clips(args.clips * sum(CLIP_SECONDS) / 2, args.seed)
     steps = []
     for name in args.models:
