@@ -11,11 +11,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from speechtl.adapt.routing import RunRouter, pooled_states
 from speechtl.adapt.run import AdaptConfig, run_adaptation
 from speechtl.adapt.train import train_config
 from speechtl.cli import main
 from speechtl.config import ConfigError
-from speechtl.decode import forward_logits
+from speechtl.decode import forward_logits, transcribe_arrays, uses_attention_mask
 from speechtl.models import ModelLoadError, load_model, random_model
 from speechtl.models.router import ROUTER_DIR, RoutedCTC, Router, fit_gate, fit_router, masked_mean, weights_digest
 from speechtl.text import build_vocab
@@ -294,3 +295,32 @@ def test_a_gate_that_could_not_be_calibrated_is_a_warning():
     (msg,) = router_warning(routing)
     assert "too few to calibrate" in msg and "may be routed to the adapted model" in msg
     assert router_warning({**routing, "gate": {"keep": 1.0, "threshold": None}}) == []  # no gate, as asked
+
+
+@torch.no_grad()
+def test_dev_scoring_computes_the_frozen_half_once_and_writes_what_the_routed_system_writes():
+    base, adapted, processor = _models()
+    rng = np.random.default_rng(0)
+    audio = [rng.standard_normal(int(rng.integers(4000, 16000))).astype(np.float32) for _ in range(10)]
+    w = torch.randn(32, generator=torch.Generator().manual_seed(1))
+    pooled = torch.from_numpy(pooled_states(base, processor, audio, 1.0, "fp32"))
+    middle = (pooled @ w).sort().values[4:6].mean()  # half the rows on each side, none near the boundary
+    router = RunRouter(base, _router(32, -float(middle), w), {}, uses_attention_mask(processor))
+    routed = router.router(pooled).tolist()
+    assert sum(routed) == 5  # both models serve some rows
+
+    base_calls = []
+    base.base_model.register_forward_hook(lambda *_: base_calls.append(1))
+    for seed in (1, 2):  # the weights in training change between evaluations; the frozen half is computed once
+        if seed == 2:
+            for p in adapted.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(seed)))
+        expected = transcribe_arrays(router.around(adapted), processor, audio, 1.0, "fp32").texts
+        calls = len(base_calls)
+        got = router.dev_transcripts("dev", adapted, processor, audio, 1.0, "fp32")
+        assert got.texts == expected and got.audio_s == pytest.approx(sum(map(len, audio)) / 16000)
+        assert (len(base_calls) > calls) == (seed == 1)
+    own = transcribe_arrays(adapted, processor, audio, 1.0, "fp32").texts
+    kept = transcribe_arrays(base, processor, audio, 1.0, "fp32").texts
+    assert [o if r else k for o, k, r in zip(own, kept, routed)] == got.texts
+    assert any(o != k for o, k in zip(own, kept))  # the two models write different transcripts: the test can fail

@@ -4,22 +4,26 @@
 copy of the start model, the classifier (:func:`speechtl.models.router.fit_router`: target = the labelled training
 audio, source = the ``--route`` audio), its out-of-distribution gate calibrated on held-out target speakers
 (:func:`speechtl.models.router.fit_gate`), and the ``routing`` figures of results.json. :class:`RunRouter` wraps
-a model in training into the routed system and records, per evaluation set, what the router did with it.
+a model in training into the routed system and records, per evaluation set, what the router did with it; its
+:meth:`RunRouter.dev_transcripts` scores the routed system on the dev sets with the frozen half (the base's
+transcripts, the router's decisions) computed once per run, not at every evaluation.
 """
 
 from __future__ import annotations
 
 import copy
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from speechtl.decode import uses_attention_mask
+from speechtl.audio import SAMPLE_RATE
+from speechtl.decode import Transcripts, greedy_decode, iter_batches, transcribe_arrays, uses_attention_mask
 from speechtl.eval.mismatch import sample_stats
-from speechtl.models.router import GATE_KEEP, RoutedCTC, Router, fit_gate, fit_router
+from speechtl.models.router import GATE_KEEP, RoutedCTC, Router, fit_gate, fit_router, masked_mean
 
 __all__ = ["RunRouter", "fit_run_router", "pooled_states", "router_warning", "ROUTER_MIN_ACCURACY"]
 
@@ -34,8 +38,44 @@ class RunRouter:
     routing: dict  # results.json's routing figures (the per-set figures filled by the after-scoring)
     pass_mask: bool
 
+    frozen: dict[str, tuple[list[int], list[str]]] = field(default_factory=dict, repr=False)  # dev_transcripts' cache
+
     def around(self, adapted: torch.nn.Module) -> RoutedCTC:
         return RoutedCTC(self.base, adapted, self.router, self.pass_mask)
+
+    def dev_transcripts(self, name: str, adapted, processor, audio: Sequence[np.ndarray], batch_seconds: float,
+                        precision: str) -> Transcripts:
+        """The routed system's transcripts of the dev set ``name`` (the same audio at every call of a run).
+
+        The base and the router never change in a run, so the rows the router sends to the adapted model and the
+        base's transcripts of the others are computed at the first call per ``name`` and kept; every call runs
+        only the adapted model, on its rows (batched among themselves: its transcripts may differ from
+        ``around(adapted)``'s by the rounding that other batch shapes bring, as they would in another batching)."""
+        start = time.perf_counter()
+        if name not in self.frozen:
+            self.frozen[name] = self._frozen_half(processor, audio, batch_seconds, precision)
+        routed, texts = self.frozen[name]
+        texts = list(texts)
+        if routed:
+            out = transcribe_arrays(adapted, processor, [audio[i] for i in routed], batch_seconds, precision)
+            for i, text in zip(routed, out.texts):
+                texts[i] = text
+        return Transcripts(texts, time.perf_counter() - start, sum(len(a) for a in audio) / SAMPLE_RATE)
+
+    @torch.no_grad()
+    def _frozen_half(self, processor, audio: Sequence[np.ndarray], batch_seconds: float,
+                     precision: str) -> tuple[list[int], list[str]]:
+        """The rows of ``audio`` the router sends to the adapted model, and the base's transcripts of the others
+        ("" for routed rows): what :class:`RoutedCTC` computes from the base, batch by batch."""
+        routed, texts = [], [""] * len(audio)
+        for b in iter_batches(self.base, processor, audio, batch_seconds, precision, hidden_states=True):
+            picks = self.router(masked_mean(b.last_hidden_state, b.lengths)).tolist()
+            for i, text, pick in zip(b.indices, greedy_decode(b.logits, b.lengths, processor.tokenizer), picks):
+                if pick:
+                    routed.append(i)
+                else:
+                    texts[i] = text
+        return sorted(routed), texts
 
     def record(self, stats: dict[str, dict[str, float]]) -> None:
         """Per evaluation set, the :meth:`RoutedCTC.pop_stats` figures into ``routing``."""

@@ -188,7 +188,7 @@ def _train(run: _Run, router: RunRouter | None) -> tuple[TrainResult, list, list
     data = TrainData(train_utts, labels, train_audio,
                      distill=[False] * len(utts["train"]) + [True] * len(utts.get("replay", [])))
     dev = DevSets(utts.get("dev", ()), audio.get("dev"), utts.get("source_dev", ()), audio.get("source_dev"),
-                  score_with=router.around if router is not None else None)
+                  router=router)
     result = train(run.model, run.processor, data, run.out, cfg.training, dev, resume=cfg.resume,
                    progress=run.progress,
                    on_finish=(lambda m: adapters.append(capture_adapter(m, cfg.training.method.strategy)))

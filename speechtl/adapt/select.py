@@ -14,18 +14,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from speechtl.adapt.checkpoint import state_dict_cpu
+from speechtl.adapt.routing import RunRouter
 from speechtl.adapt.train_config import GuardConfig
 from speechtl.audio import load_audio
 from speechtl.data.manifest import Utterance
 from speechtl.errors import SpeechtlError
-from speechtl.eval import evaluate
+from speechtl.eval import EvalResult, evaluate, model_text_language, score_transcripts
 from speechtl.eval.caveats import SATURATED_WER
 from speechtl.fileio import atomic_dir
 
@@ -68,22 +69,29 @@ class BlankCollapseError(SpeechtlError, RuntimeError):
 class DevSets:
     """The target dev set (checkpoint choice) and the optional source dev set (forgetting limit), loaded once.
 
-    ``score_with``: what the dev sets score, given the weights in training (default: those weights; a routed
-    run scores the routed system, :class:`speechtl.models.router.RoutedCTC`)."""
+    ``router``: a routed run's; the dev sets then score the routed system (the start model for the utterances
+    the router keeps, :meth:`speechtl.adapt.routing.RunRouter.dev_transcripts`), not the weights in training alone."""
 
     target: Sequence[Utterance] = ()
     target_audio: Sequence[np.ndarray] | None = None
     source: Sequence[Utterance] = ()
     source_audio: Sequence[np.ndarray] | None = None
-    score_with: Callable[[torch.nn.Module], torch.nn.Module] | None = None
+    router: RunRouter | None = None
 
     def __post_init__(self):
         self.target, self.source = list(self.target), list(self.source)
-        self.score_with = self.score_with or (lambda m: m)
         if self.target_audio is None:
             self.target_audio = [load_audio(u.audio_path) for u in self.target]
         if self.source_audio is None:
             self.source_audio = [load_audio(u.audio_path) for u in self.source]
+
+    def evaluate(self, which: str, model, processor, batch_seconds: float, precision: str) -> EvalResult:
+        """The ``which`` ("target" or "source") dev set scored with the weights in ``model``."""
+        utts, audio = (self.target, self.target_audio) if which == "target" else (self.source, self.source_audio)
+        if self.router is None:
+            return evaluate(model, processor, utts, batch_seconds, precision, audio=audio)
+        out = self.router.dev_transcripts(which, model, processor, audio, batch_seconds, precision)
+        return score_transcripts(utts, out, model_text_language(model))
 
 
 def blank_collapse(history: list[dict], lr: float) -> str:
@@ -137,15 +145,13 @@ class CheckpointSelector:
     def score(self, raw_model, processor, state: TrainState) -> dict:
         """Target dev WER/CER, source dev WER, and whether the weights stay within the forgetting limit."""
         dev = self.dev
-        net = dev.score_with(raw_model)
-        result = evaluate(net, processor, dev.target, self.batch_seconds, self.precision, audio=dev.target_audio)
+        result = dev.evaluate("target", raw_model, processor, self.batch_seconds, self.precision)
         empty = sum(not r["hypothesis"] for r in result.rows) / max(len(result.rows), 1)
         entry = {"dev_wer": result.wer, "dev_cer": result.cer, "empty_share": round(empty, 4), "qualifies": True}
         if self.cfg.select_by != "auto":
             entry["select_by"] = self.cfg.select_by  # the history says how it was ranked (selection_criterion)
         if dev.source:
-            source_wer = evaluate(net, processor, dev.source, self.batch_seconds, self.precision,
-                                  audio=dev.source_audio).wer
+            source_wer = dev.evaluate("source", raw_model, processor, self.batch_seconds, self.precision).wer
             entry["source_dev_wer"] = source_wer
             if state.source_start_wer is None and state.step == 0:
                 state.source_start_wer = source_wer

@@ -14,7 +14,7 @@ from typing import Sequence
 from speechtl.audio import load_audio
 from speechtl.data.dataset import load_utterance_audio
 from speechtl.data.manifest import ManifestError, Utterance, read_manifest, unique_names
-from speechtl.decode import transcribe_arrays
+from speechtl.decode import Transcripts, transcribe_arrays
 from speechtl.decode.chunking import model_receptive_field
 from speechtl.eval.scoring import ErrorRates, error_rates, utterance_edits, utterance_hits, word_figures
 from speechtl.fileio import atomic_write_csv, atomic_write_json, output_path
@@ -24,7 +24,8 @@ from speechtl.models.router import RoutedCTC
 from speechtl.runtime import pick_device, resolve_precision
 from speechtl.text import normalize, text_rules
 
-__all__ = ["ErrorRates", "error_rates", "utterance_edits", "utterance_hits", "word_figures", "EvalResult", "evaluate", "write_hypotheses",
+__all__ = ["ErrorRates", "error_rates", "utterance_edits", "utterance_hits", "word_figures", "EvalResult", "evaluate",
+           "score_transcripts", "write_hypotheses",
            "evaluate_manifests", "empty_references", "scorable", "TEXT_LANGUAGE_KEY", "model_text_language", "set_text_language"]
 
 
@@ -75,12 +76,15 @@ def evaluate(
 
     ``language`` picks the normaliser; by default the model's own (:func:`model_text_language`)."""
     language = language or model_text_language(model)
-    unscorable = empty_references(utts, language)
-    if unscorable:
-        raise ManifestError(f"utterance {unscorable[0].id!r}: reference {unscorable[0].text!r} is empty after "
-                            f"normalisation; WER needs words to count")
+    _check_scorable(utts, language)  # before the transcription, not after it
     arrays = list(audio) if audio is not None else [load_audio(u.audio_path) for u in utts]
     out = transcribe_arrays(model, processor, arrays, batch_seconds, precision, progress, desc, decode)
+    return score_transcripts(utts, out, language)
+
+
+def score_transcripts(utts: Sequence[Utterance], out: Transcripts, language: str | None = None) -> EvalResult:
+    """Score ``out`` (one transcript per utterance, in order) against the references of ``utts``."""
+    _check_scorable(utts, language)
     refs = [u.text for u in utts]
     rates = error_rates(refs, out.texts, language)
     rows = [{"id": u.id, "reference": normalize(u.text, language), "hypothesis": normalize(h, language)}
@@ -96,6 +100,13 @@ def evaluate(
         **word_figures(hits, hyp_words, rates.num_words),
         rows=rows,
     )
+
+
+def _check_scorable(utts: Sequence[Utterance], language: str | None) -> None:
+    unscorable = empty_references(utts, language)
+    if unscorable:
+        raise ManifestError(f"utterance {unscorable[0].id!r}: reference {unscorable[0].text!r} is empty after "
+                            f"normalisation; WER needs words to count")
 
 
 def empty_references(utts: Sequence[Utterance], language: str | None = None) -> list[Utterance]:
