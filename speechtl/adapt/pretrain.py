@@ -49,6 +49,7 @@ from speechtl.data.manifest import Utterance, read_manifest
 from speechtl.fileio import INCOMPLETE, atomic_write_json, atomic_write_text, remove_folders, remove_temporaries
 from speechtl.models import load_model, uses_attention_mask
 from speechtl.models.dropout import use_fast_dropout
+from speechtl.models.pos_conv import use_fft_pos_conv
 from speechtl.runtime import PRECISIONS, autocast, resolve_precision, set_threads
 
 __all__ = ["PretrainConfig", "PretrainResult", "run_pretraining", "read_audio_inputs", "CHECKPOINT", "LOG_FILE",
@@ -170,6 +171,7 @@ def _session(cfg: PretrainConfig, ctc, processor, source: str) -> _Session:
     if freeze:
         raw.freeze_feature_encoder()
     use_fast_dropout(raw)  # torch's CPU masks are drawn one element at a time off Intel: models/dropout.py
+    use_fft_pos_conv(raw)  # the positional convolution by FFT while training on CPU: models/pos_conv.py
     optimizer = torch.optim.AdamW([p for p in raw.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.98),
                                   eps=1e-6, weight_decay=cfg.weight_decay)
     n = accelerator.num_processes  # accelerate steps a prepared scheduler once per process

@@ -42,6 +42,7 @@ from speechtl.data.dataset import AudioDataset, length_grouped_batches
 from speechtl.data.manifest import Utterance
 from speechtl.decode import forward_logits, uses_attention_mask
 from speechtl.models.dropout import use_fast_dropout
+from speechtl.models.pos_conv import use_fft_pos_conv
 from speechtl.runtime import resolve_precision, set_threads
 
 __all__ = ["TrainConfig", "train_config", "TrainData", "DevSets", "TrainResult", "BlankCollapseError",
@@ -144,6 +145,7 @@ def _prepare(base, processor, cfg: TrainConfig, data: TrainData) -> _Session:
     _set_spec_augment(base, cfg.augment.mask_time_prob, cfg.augment.mask_feature_prob)
     _set_dropout(base, reg.dropout)
     use_fast_dropout(base)  # torch's CPU masks are drawn one element at a time off Intel: models/dropout.py
+    use_fft_pos_conv(base)  # the positional convolution by FFT while training on CPU: models/pos_conv.py
     distills = bool(reg.distill and data.distill is not None and any(data.distill))
     teacher = _teacher(base, accelerator.device) if distills else None
     m = cfg.method
