@@ -37,11 +37,13 @@ MODELS = ("shipped", "base")
 SHAPES = ((20, 150, 256), (20, 150, 1024), (20, 150, 768), (20, 150, 3072))
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None, doc: str = __doc__, calls: int = 20) -> argparse.Namespace:
+    """The flags of this benchmark and of those built like it (per call, then per training step): ``doc`` gives
+    the description, ``calls`` the default of ``--calls``."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--models", nargs="*", default=list(MODELS), choices=MODELS + ("tiny",))
     p.add_argument("--threads", type=int, default=0, help="torch intra-op CPU threads (0: torch's default)")
-    p.add_argument("--calls", type=int, default=20, help="timed dropout calls per shape")
+    p.add_argument("--calls", type=int, default=calls, help="timed calls per shape")
     p.add_argument("--steps", type=int, default=6, help="timed training steps per row")
     p.add_argument("--warmup-steps", type=int, default=1)
     p.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio seconds per batch (the demo's)")
@@ -63,15 +65,20 @@ def per_call(calls: int) -> list[dict]:
             ours = FastDropout(0.1).train()
             row = {"shape": list(shape), "dtype": str(dtype).removeprefix("torch.")}
             for name, f in (("torch", lambda: torch.nn.functional.dropout(x, 0.1, True)), ("numpy", lambda: ours(x))):
-                f()
-                times = []
-                for _ in range(calls):
-                    start = time.perf_counter()
-                    f()
-                    times.append(time.perf_counter() - start)
-                row[f"{name}_ms"] = statistics.median(times) * 1000
+                row[f"{name}_ms"] = median_ms(f, calls)
             rows.append(row)
     return rows
+
+
+def median_ms(f, calls: int) -> float:
+    """Median milliseconds of ``calls`` calls of ``f``, after one untimed call."""
+    f()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict:

@@ -17,9 +17,7 @@ runs), the layer as it was, then with the FFT path — the step of ``benchmarks/
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -29,38 +27,16 @@ from speechtl.models.pos_conv import use_fft_pos_conv
 from speechtl.runtime import autocast, pick_device, resolve_precision, set_threads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dropout import median_ms  # noqa: E402
+from dropout import parse_args as dropout_args  # noqa: E402
 from feature_cache import build, time_row  # noqa: E402
 from train_infer_speed import CLIP_SECONDS, command_line, emit, machine_facts, make_clips, make_labels  # noqa: E402
 
-MODELS = ("shipped", "base")
 FRAMES = (100, 300, 1000)  # utterance lengths in frames; each batch is 3,000 frames (60 s)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="*", default=list(MODELS), choices=MODELS + ("tiny",))
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op CPU threads (0: torch's default)")
-    p.add_argument("--calls", type=int, default=10, help="timed calls per shape")
-    p.add_argument("--steps", type=int, default=6, help="timed training steps per row")
-    p.add_argument("--warmup-steps", type=int, default=1)
-    p.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio seconds per batch (the demo's)")
-    p.add_argument("--clips", type=int, default=24, help="training clips (4-8 s each)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output-format", default="table", choices=("table", "json"))
-    args = p.parse_args(argv)
-    if min(args.calls, args.steps, args.clips) < 1 or args.warmup_steps < 0 or args.batch_seconds <= 0:
-        p.error("--calls, --steps and --clips must be at least 1, --warmup-steps >= 0, --batch-seconds > 0")
-    return args
-
-
-def _median_ms(f, calls: int) -> float:
-    f()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    return dropout_args(argv, __doc__, calls=10)
 
 
 def per_call(args: argparse.Namespace, device: torch.device, precision: str) -> list[dict]:
@@ -79,7 +55,7 @@ def per_call(args: argparse.Namespace, device: torch.device, precision: str) -> 
                     with autocast(device, precision):
                         y = forward(x)
                     y.float().square().mean().backward()
-                row[f"{column}_ms"] = _median_ms(step, args.calls)
+                row[f"{column}_ms"] = median_ms(step, args.calls)
             rows.append(row)
     return rows
 

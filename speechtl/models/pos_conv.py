@@ -22,6 +22,7 @@ import types
 
 import torch
 import torch.nn.functional as F
+from scipy.fft import next_fast_len
 
 __all__ = ["FFT_POINTS", "fft_size", "grouped_conv1d_fft", "use_fft_pos_conv"]
 
@@ -29,19 +30,8 @@ FFT_POINTS = 256  # the longest transform for kernels up to 64 frames (see _poin
 
 
 def fft_size(n: int) -> int:
-    """The smallest 2^a·3^b·5^c ≥ ``n`` (sizes pocketfft transforms fast)."""
-    best = 1 << max(n - 1, 0).bit_length()
-    p5 = 1
-    while p5 < best:
-        p3 = p5
-        while p3 < best:
-            p2 = p3
-            while p2 < n:
-                p2 *= 2
-            best = min(best, p2)
-            p3 *= 3
-        p5 *= 5
-    return best
+    """The smallest 2^a·3^b·5^c ≥ ``n`` (sizes pocketfft, torch's CPU FFT, transforms fast)."""
+    return next_fast_len(n, real=True)
 
 
 def _points(kernel: int, needed: int) -> int:
